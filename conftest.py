@@ -1,0 +1,1 @@
+pytest_plugins = ["fleet_shared.testing.fixtures"]

@@ -1,0 +1,32 @@
+"""Versioned contracts of every command, query and event; see docs/contracts.md."""
+
+from .base import Contract, Envelope, ErrorBody, Reply, deterministic_id, envelope, new_id, utcnow
+from .commands import COMMAND_TYPES, QUERY_TYPES
+from .events import EVENT_TYPES
+
+ALL_TYPES = {**COMMAND_TYPES, **QUERY_TYPES, **EVENT_TYPES}
+
+
+def parse_envelope(raw: dict) -> Envelope:
+    """Validate an envelope and its `data` against the model its `type` names."""
+    env = Envelope[dict].model_validate(raw)
+    model = ALL_TYPES.get(env.type)
+    if model is None:
+        raise ValueError(f"unknown message type {env.type!r}")
+    if env.version != model.VERSION:
+        raise ValueError(f"unsupported version {env.version} of {env.type}")
+    return Envelope[model].model_validate(raw)
+
+
+__all__ = [
+    "ALL_TYPES",
+    "Contract",
+    "Envelope",
+    "ErrorBody",
+    "Reply",
+    "deterministic_id",
+    "envelope",
+    "new_id",
+    "parse_envelope",
+    "utcnow",
+]

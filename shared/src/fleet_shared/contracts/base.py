@@ -1,0 +1,101 @@
+"""The envelope every message on the broker travels in, and the rules for its ids."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ..ids import UserId
+
+_ID_NAMESPACE = uuid.UUID("6f1b0a52-5d8e-4f3c-9a57-0c1f4b2d7e11")
+
+
+def deterministic_id(*parts: str) -> str:
+    """The same fact always gets the same id, so redeliveries and retries are recognisable."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every payload: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    TYPE: ClassVar[str]  # `<aggregate>.<action>`; also the routing key's last two parts
+    VERSION: ClassVar[int] = 1
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+DataT = TypeVar("DataT")
+
+
+class Envelope(BaseModel, Generic[DataT]):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    user_id: UserId
+    session: str | None = None
+    correlation_id: str | None = None
+    data: DataT
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def envelope(
+    payload: Contract,
+    user_id: str,
+    *,
+    id: str | None = None,
+    session: str | None = None,
+    correlation_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    return Envelope(
+        id=id or new_id(),
+        type=payload.TYPE,
+        version=payload.VERSION,
+        occurred_at=occurred_at or utcnow(),
+        user_id=user_id,
+        session=session,
+        correlation_id=correlation_id,
+        data=payload,
+    )
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    status: int = Field(description="the HTTP status the gateway answers with")
+
+
+class Reply(BaseModel):
+    """What a command or query handler answers through RabbitMQ's direct reply-to."""
+
+    ok: bool
+    data: Any = None
+    error: ErrorBody | None = None
+
+    @classmethod
+    def success(cls, data: Any = None) -> "Reply":
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", by_alias=True)
+        return cls(ok=True, data=data)
+
+    @classmethod
+    def failure(cls, code: str, message: str, status: int) -> "Reply":
+        return cls(ok=False, error=ErrorBody(code=code, message=message, status=status))

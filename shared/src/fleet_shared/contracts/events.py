@@ -1,0 +1,76 @@
+"""Facts published on `<prefix>.events` as `user.<id>.<type>`."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Contract
+
+SessionStatus = Literal["STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"]
+
+
+class Message(Contract):
+    """A WhatsApp message as waha-fleet stores and serves it."""
+
+    id: str = Field(max_length=512)
+    chat_id: str = Field(max_length=256)
+    from_me: bool
+    from_: str | None = Field(default=None, alias="from", max_length=256)
+    to: str | None = Field(default=None, max_length=256)
+    participant: str | None = Field(default=None, max_length=256)
+    body: str | None = None
+    type: str = "chat"
+    has_media: bool = False
+    timestamp: int  # unix seconds, as WhatsApp gives them
+    ack: int | None = None
+    chat_name: str | None = None
+
+
+class MessageReceived(Message):
+    TYPE = "message.received"
+
+
+class MessageSent(Message):
+    TYPE = "message.sent"
+
+
+class MessageAck(Contract):
+    TYPE = "message.ack"
+
+    id: str = Field(max_length=512)
+    chat_id: str = Field(max_length=256)
+    from_me: bool = True
+    ack: int
+    ack_name: str | None = None
+
+
+class SessionStatusReported(Contract):
+    """WAHA said (through its webhook) that a session is now in `status`; the orchestrator decides."""
+
+    TYPE = "session.status_reported"
+
+    status: str
+    phone_number: str | None = None
+    push_name: str | None = None
+    reported_at_ms: int
+    waha_event_id: str
+
+
+class SessionStatusChanged(Contract):
+    TYPE = "session.status_changed"
+
+    status: SessionStatus
+    previous_status: SessionStatus | None = None
+    phone_number: str | None = None
+    last_error: str | None = None
+
+
+class SessionQrUpdated(Contract):
+    TYPE = "session.qr_updated"
+
+    value: str
+
+
+EVENT_TYPES: dict[str, type[Contract]] = {
+    c.TYPE: c for c in (MessageReceived, MessageSent, MessageAck, SessionStatusReported, SessionStatusChanged, SessionQrUpdated)
+}

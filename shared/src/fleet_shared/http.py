@@ -1,0 +1,89 @@
+"""What every service's HTTP side shares: JSON errors, /healthz, /readyz, /metrics, serving."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+READY_CHECK_TIMEOUT = 2.0
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+_STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, _STATUS_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logging.getLogger("fleet").exception("unhandled error")
+        return error_response(500, "internal_error", "internal error")
+
+
+def ops_router(checks: dict[str, ReadyCheck]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        failing = []
+        for name, check in checks.items():
+            try:
+                ok = await asyncio.wait_for(check(), READY_CHECK_TIMEOUT)
+            except Exception:  # a failing probe is exactly what readyz reports
+                ok = False
+            if not ok:
+                failing.append(name)
+        if failing:
+            return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("aio_pika", "aiormq", "pymongo", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(app: FastAPI, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    configure_logging(log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=20)

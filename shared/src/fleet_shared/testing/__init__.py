@@ -1,0 +1,1 @@
+"""Pytest fixtures shared by every package's tests (registered by the root conftest.py)."""

@@ -1,0 +1,158 @@
+"""Every exchange, queue and binding of waha-fleet, declared once, here.
+
+Each service calls `declare_topology` at start-up (it is idempotent), so a message published
+before its consumer ever ran still finds its queue.
+
+    gateway ──► <p>.commands ─┐ user.*.session.* / user.*.message.send
+    ingest ──► <p>.events ────┤ user.*.session.status_reported
+                              ▼
+                <p>.orchestrator.partition (x-consistent-hash on header x-user-id)
+                              ▼
+            <p>.orchestrator.commands.<k>  (quorum, single active consumer)
+
+    gateway ──► <p>.queries ── user.*.session.get ──► <p>.orchestrator.queries
+                           └── user.*.{chat,message,group,contact}.list ──► <p>.persister.queries
+    <p>.events ── user.*.message.* ──► <p>.persister.events (quorum)
+    ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
+    dead letters ──► <p>.dlx (direct, key = source queue) ──► <queue>.dlq
+"""
+
+from dataclasses import dataclass, field
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, ExchangeType
+
+USER_ID_HEADER = "x-user-id"
+QUERY_TTL_MS = 60_000
+DELIVERY_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: ExchangeType
+    arguments: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    arguments: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Binding:
+    source: str  # exchange
+    destination: str  # queue or exchange
+    routing_key: str
+    to_exchange: bool = False
+
+
+class Topology:
+    """Names and declarations for one `BROKER_PREFIX`."""
+
+    def __init__(self, prefix: str, partitions: int = 16) -> None:
+        self.prefix = prefix
+        self.partitions = partitions
+        p = prefix
+        self.commands = f"{p}.commands"
+        self.queries = f"{p}.queries"
+        self.events = f"{p}.events"
+        self.dlx = f"{p}.dlx"
+        self.parked = f"{p}.parked"
+        self.orchestrator_partition = f"{p}.orchestrator.partition"
+        self.orchestrator_queries = f"{p}.orchestrator.queries"
+        self.persister_events = f"{p}.persister.events"
+        self.persister_queries = f"{p}.persister.queries"
+        self.ingest_parked = f"{p}.ingest.parked"
+
+    def orchestrator_commands(self, k: int) -> str:
+        return f"{self.prefix}.orchestrator.commands.{k}"
+
+    @property
+    def orchestrator_command_queues(self) -> list[str]:
+        return [self.orchestrator_commands(k) for k in range(self.partitions)]
+
+    def dead_letter_queue(self, queue: str) -> str:
+        return f"{queue}.dlq"
+
+    def _work_queue(self, name: str, *, single_active: bool = False) -> Queue:
+        args = {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": self.dlx,
+            "x-dead-letter-routing-key": name,
+        }
+        if single_active:
+            args["x-single-active-consumer"] = True
+        return Queue(name, args)
+
+    def _query_queue(self, name: str) -> Queue:
+        # Queries are answered now or never: a stale one expires instead of piling up.
+        return Queue(name, {"x-message-ttl": QUERY_TTL_MS})
+
+    def exchanges(self) -> list[Exchange]:
+        return [
+            Exchange(self.commands, ExchangeType.TOPIC),
+            Exchange(self.queries, ExchangeType.TOPIC),
+            Exchange(self.events, ExchangeType.TOPIC),
+            Exchange(self.dlx, ExchangeType.DIRECT),
+            Exchange(self.parked, ExchangeType.FANOUT),
+            Exchange(self.orchestrator_partition, ExchangeType.X_CONSISTENT_HASH, {"hash-header": USER_ID_HEADER}),
+        ]
+
+    def work_queues(self) -> list[Queue]:
+        return [
+            *(self._work_queue(q, single_active=True) for q in self.orchestrator_command_queues),
+            self._work_queue(self.persister_events),
+        ]
+
+    def queues(self) -> list[Queue]:
+        work = self.work_queues()
+        return [
+            *work,
+            *(Queue(self.dead_letter_queue(q.name), {"x-queue-type": "quorum"}) for q in work),
+            self._query_queue(self.orchestrator_queries),
+            self._query_queue(self.persister_queries),
+            Queue(self.ingest_parked, {"x-queue-type": "quorum"}),
+        ]
+
+    def bindings(self) -> list[Binding]:
+        b = [
+            Binding(self.commands, self.orchestrator_partition, "user.*.session.*", to_exchange=True),
+            Binding(self.commands, self.orchestrator_partition, "user.*.message.send", to_exchange=True),
+            Binding(self.events, self.orchestrator_partition, "user.*.session.status_reported", to_exchange=True),
+            # Consistent-hash bindings carry a weight, not a pattern.
+            *(Binding(self.orchestrator_partition, q, "1") for q in self.orchestrator_command_queues),
+            Binding(self.queries, self.orchestrator_queries, "user.*.session.get"),
+            *(
+                Binding(self.queries, self.persister_queries, f"user.*.{aggregate}.list")
+                for aggregate in ("chat", "message", "group", "contact")
+            ),
+            Binding(self.events, self.persister_events, "user.*.message.*"),
+            Binding(self.parked, self.ingest_parked, ""),
+        ]
+        b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]
+        return b
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
+    exchanges = {}
+    for ex in topology.exchanges():
+        exchanges[ex.name] = await channel.declare_exchange(ex.name, ex.type, durable=True, arguments=ex.arguments)
+    for q in topology.queues():
+        await channel.declare_queue(q.name, durable=True, arguments=q.arguments)
+    for b in topology.bindings():
+        if b.to_exchange:
+            dest = await channel.get_exchange(b.destination, ensure=False)
+            await dest.bind(exchanges[b.source], routing_key=b.routing_key)
+        else:
+            queue = await channel.get_queue(b.destination, ensure=False)
+            await queue.bind(exchanges[b.source], routing_key=b.routing_key)
+
+
+async def declare_topology_at(url: str, topology: Topology) -> None:
+    """Declare on a short-lived connection of its own (start-up, tests, the launcher)."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        await declare_topology(await connection.channel(), topology)
