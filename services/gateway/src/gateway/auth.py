@@ -1,0 +1,88 @@
+"""Client identity: verify the bearer JWT and turn it into a `Principal`.
+
+The user id comes from the token's `sub` and nowhere else (contract section 2).
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from fleet_shared.http import ApiError
+from fleet_shared.ids import USER_ID_RE
+
+ALGORITHM = "HS256"
+ADMIN_ROLE = "admin"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    role: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN_ROLE
+
+
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(401, code, message, headers=_CHALLENGE)
+
+
+class TokenVerifier:
+    def __init__(self, secret: str, leeway: timedelta = timedelta(0)) -> None:
+        if not secret:
+            raise ValueError("a JWT secret is required")
+        self._secret = secret
+        self._leeway = leeway
+
+    def verify(self, token: str) -> Principal:
+        """The token's principal, or `ApiError` 401 (`token_expired` / `invalid_token`)."""
+        try:
+            # Only HS256 is accepted: `alg: none` and every other algorithm fail here.
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                leeway=self._leeway,
+                options={"require": ["exp", "sub"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthorized("token_expired", "the token has expired") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise _unauthorized("invalid_token", f"the token has no '{exc.claim}' claim") from exc
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized("invalid_token", "the token is not valid") from exc
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not USER_ID_RE.fullmatch(sub):
+            raise _unauthorized("invalid_token", "the token's 'sub' must match ^[A-Za-z0-9_-]{1,64}$")
+        role = claims.get("role")
+        return Principal(user_id=sub, role=role if isinstance(role, str) else None)
+
+
+_bearer = HTTPBearer(auto_error=False, description="HS256 JWT; `sub` is the user id")
+
+
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise _unauthorized("unauthorized", "use 'Authorization: Bearer <token>'")
+        raise _unauthorized("unauthorized", "missing bearer token")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return verifier.verify(credentials.credentials)
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "an admin token is required")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+AdminUser = Annotated[Principal, Depends(admin_principal)]

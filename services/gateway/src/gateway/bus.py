@@ -1,0 +1,76 @@
+"""API calls -> RabbitMQ request/reply: one envelope per call, scoped to the caller's user id."""
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from fleet_shared.broker import BrokerTimeout, BrokerUnavailable, RpcClient
+from fleet_shared.contracts import Contract, envelope, new_id
+from fleet_shared.contracts.commands import COMMAND_TYPES, QUERY_TYPES
+from fleet_shared.http import ApiError
+from fleet_shared.ids import session_name_for
+from fleet_shared.topology import Topology
+
+from .metrics import RPC_DURATION, RPC_REQUESTS
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class Bus:
+    def __init__(self, rpc: RpcClient, topology: Topology, timeout: timedelta) -> None:
+        self._rpc = rpc
+        self._topology = topology
+        self._timeout = timeout
+
+    def exchange_for(self, payload: Contract) -> str:
+        if payload.TYPE in COMMAND_TYPES:
+            return self._topology.commands
+        if payload.TYPE in QUERY_TYPES:
+            return self._topology.queries
+        raise ValueError(f"{payload.TYPE} is neither a command nor a query")
+
+    async def ask(self, user_id: str, payload: Contract, *, envelope_id: str | None = None) -> Any:
+        """Send `payload` for `user_id` and return the reply's `data`, or raise `ApiError`."""
+        env = envelope(
+            payload,
+            user_id,
+            id=envelope_id,
+            session=session_name_for(user_id),
+            correlation_id=new_id(),
+        )
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            reply = await self._rpc.request(self.exchange_for(payload), env, self._timeout)
+        except BrokerUnavailable as exc:
+            outcome = "unavailable"
+            log.warning("%s for %s: %s", payload.TYPE, user_id, exc)
+            raise ApiError(503, "broker_unavailable", "the message broker is unavailable, retry later", {"Retry-After": "1"}) from exc
+        except BrokerTimeout as exc:
+            outcome = "timeout"
+            log.warning("%s for %s: %s", payload.TYPE, user_id, exc)
+            raise ApiError(504, "timeout", f"no answer to {payload.TYPE} in time") from exc
+        finally:
+            RPC_REQUESTS.labels(payload.TYPE, outcome).inc()
+            RPC_DURATION.labels(payload.TYPE).observe(time.perf_counter() - started)
+        if reply.ok:
+            return reply.data
+        error = reply.error
+        if error is None or not 400 <= error.status <= 599:
+            log.error("%s for %s: malformed failure reply %r", payload.TYPE, user_id, reply)
+            raise ApiError(502, "bad_reply", f"malformed answer to {payload.TYPE}")
+        raise ApiError(error.status, error.code, error.message)
+
+    async def ask_for(self, model: type[ModelT], user_id: str, payload: Contract, **kwargs: Any) -> ModelT:
+        """`ask`, with the reply's data validated as `model`."""
+        data = await self.ask(user_id, payload, **kwargs)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            log.error("%s for %s: reply does not fit %s: %s", payload.TYPE, user_id, model.__name__, exc)
+            raise ApiError(502, "bad_reply", f"malformed answer to {payload.TYPE}") from exc

@@ -1,0 +1,20 @@
+"""Settings of webhook-ingest (environment variables, optionally a .env file)."""
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from fleet_shared.settings import FleetSettings
+
+DEFAULT_PORT = 8081
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
+class Settings(FleetSettings):
+    port: int = DEFAULT_PORT
+    # Shared with the orchestrator, which configures it as each session's webhook `hmac.key`.
+    webhook_hmac_key: str = Field(min_length=1)
+    # Larger bodies are refused with 413 before they are read in full.
+    webhook_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("webhook_hmac_key",)

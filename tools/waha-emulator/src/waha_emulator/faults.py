@@ -1,0 +1,74 @@
+"""Injected faults: failing API answers, added latency, duplicated webhook deliveries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ValidationFailed, text_body, unhandled_body
+
+
+@dataclass
+class Faults:
+    status: int | None = None
+    rate: float = 0.0
+    latency_ms: int = 0
+    duplicate_webhooks: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rate": self.rate if self.status is not None else None,
+            "latencyMs": self.latency_ms,
+            "duplicateWebhooks": self.duplicate_webhooks,
+        }
+
+    def should_fail(self) -> bool:
+        return self.status is not None and self.rate > 0 and random.random() < self.rate
+
+    def failure(self, path: str, method: str, version: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        status = self.status or 500
+        headers: dict[str, str] = {}
+        if status == 500:
+            body = unhandled_body(path, method, "Injected fault (waha-emulator)", version=version)
+        elif status == 429:
+            body = {"message": "ThrottlerException: Too Many Requests", "statusCode": 429}
+            headers["Retry-After"] = "1"
+        else:
+            body = text_body(status, "Injected fault (waha-emulator)")
+            if status == 503:
+                headers["Retry-After"] = "1"
+        return status, body, headers
+
+
+def parse_faults(body: Any) -> Faults:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise ValidationFailed(["body must be an object"])
+    errors: list[str] = []
+    status = body.get("status")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599):
+        errors.append("status must be an integer HTTP error status (400-599)")
+    rate = body.get("rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1):
+        errors.append("rate must be a number between 0 and 1")
+    latency = body.get("latencyMs", 0)
+    if latency is None:
+        latency = 0
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+        errors.append("latencyMs must be a non-negative number")
+    dup = body.get("duplicateWebhooks", 0)
+    if dup is None:
+        dup = 0
+    if isinstance(dup, bool) or not isinstance(dup, int) or dup < 0:
+        errors.append("duplicateWebhooks must be a non-negative integer")
+    if errors:
+        raise ValidationFailed(errors)
+    return Faults(
+        status=status,
+        rate=(1.0 if rate is None else float(rate)) if status is not None else 0.0,
+        latency_ms=int(latency),
+        duplicate_webhooks=dup,
+    )
