@@ -27,8 +27,8 @@ def _body_object(body: Any) -> dict[str, Any]:
 
 @router.get("")
 @router.get("/")
-async def list_sessions(request: Request, all: str | None = None) -> JSONResponse:
-    sessions = emulator(request).sessions.list(include_stopped=query_bool(all))
+async def list_sessions(request: Request) -> JSONResponse:
+    sessions = emulator(request).sessions.list(include_stopped=query_bool(request.query_params.get("all")))
     return ok([_info(request, s) for s in sessions])
 
 

@@ -1,0 +1,111 @@
+"""WAHA's webhook shapes, as WAHA sends them (reference section 6.3, 6.7 and WAMessage in 5).
+
+Only the fields waha-fleet reads; the rest is ignored. These are WAHA's models, not ours:
+`mapping.py` turns them into fleet contracts.
+"""
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_SECONDS = MAX_MS // 1000
+_SHORT = 256
+
+
+class InvalidJson(ValueError):
+    pass
+
+
+class InvalidWebhook(ValueError):
+    pass
+
+
+class _Waha(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class Me(_Waha):
+    id: str | None = Field(default=None, max_length=_SHORT)
+    push_name: str | None = Field(default=None, alias="pushName", max_length=1024)
+
+
+class WahaWebhook(_Waha):
+    """The envelope of every webhook POST."""
+
+    id: str = Field(min_length=1, max_length=_SHORT)  # evt_<ulid>; the same on every retry
+    timestamp: int = Field(ge=0, le=MAX_MS)  # ms
+    event: str = Field(min_length=1, max_length=64)
+    session: str = Field(min_length=1, max_length=_SHORT)
+    metadata: dict[str, Any] | None = None
+    me: Me | None = None
+    payload: Any = None
+    engine: str | None = Field(default=None, max_length=64)
+
+
+class WaMessage(_Waha):
+    """Payload of `message` and `message.any`."""
+
+    id: str = Field(min_length=1)
+    timestamp: int = Field(ge=0, le=MAX_SECONDS)  # seconds
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    from_me: StrictBool = Field(alias="fromMe")
+    participant: str | None = None
+    body: str | None = None
+    has_media: bool | None = Field(default=False, alias="hasMedia")
+    ack: int | None = None
+    type: str | None = Field(default=None, max_length=64)
+
+
+class WaAck(_Waha):
+    """Payload of `message.ack`."""
+
+    id: str = Field(min_length=1)
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    participant: str | None = None
+    from_me: StrictBool | None = Field(default=None, alias="fromMe")
+    ack: int
+    ack_name: str | None = Field(default=None, alias="ackName", max_length=64)
+
+
+class WaSessionStatus(_Waha):
+    """Payload of `session.status`."""
+
+    name: str | None = None
+    status: str = Field(min_length=1, max_length=64)
+
+
+M = TypeVar("M", bound=_Waha)
+
+
+def describe(exc: ValidationError, prefix: str = "") -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+    return f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
+
+
+def parse_webhook(raw: bytes) -> WahaWebhook:
+    """The envelope of a raw body; `InvalidJson` or `InvalidWebhook` when it is not one."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidWebhook("body must be a JSON object")
+    try:
+        return WahaWebhook.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidWebhook(describe(exc)) from exc
+
+
+def parse_payload(model: type[M], hook: WahaWebhook) -> M:
+    if not isinstance(hook.payload, dict):
+        raise InvalidWebhook(f"payload of {hook.event} must be an object")
+    try:
+        return model.model_validate(hook.payload)
+    except ValidationError as exc:
+        raise InvalidWebhook(describe(exc, "payload")) from exc
