@@ -71,7 +71,8 @@ async def publish_envelope(
             timeout=CONFIRM_TIMEOUT,
             **amqp_properties(env),
         )
-    except (AMQPError, DeliveryError, ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
+    # aiormq raises ChannelInvalidStateError (a RuntimeError) while the connection is down.
+    except (AMQPError, DeliveryError, ConnectionError, asyncio.TimeoutError, TimeoutError, RuntimeError) as exc:
         raise BrokerUnavailable(f"broker did not confirm {env.type}: {exc!r}") from exc
 
 
@@ -91,12 +92,19 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(
+        connection = await aio_pika.connect_robust(
             self._url, client_properties={"connection_name": f"{self._name}-rpc"}, reconnect_interval=1.0
         )
-        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        reply_queue = await self._channel.get_queue(REPLY_TO, ensure=False)
-        await reply_queue.consume(self._on_reply, no_ack=True)
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            # Declared (passively) rather than merely named, so the robust channel re-consumes it after a reconnect.
+            reply_queue = await channel.declare_queue(REPLY_TO, passive=True)
+            await reply_queue.consume(self._on_reply, no_ack=True)
+        except BaseException:
+            await connection.close()
+            raise
+        # Only now `connected`: until the reply consumer exists, a request could not be answered.
+        self._connection, self._channel = connection, channel
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -1,6 +1,6 @@
 """Reading a request body whole, but never more than a cap."""
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 class BodyTooLarge(Exception):
@@ -8,6 +8,10 @@ class BodyTooLarge(Exception):
 
 
 class BadContentLength(Exception):
+    pass
+
+
+class IncompleteBody(Exception):
     pass
 
 
@@ -25,9 +29,12 @@ async def read_capped_body(request: Request, max_bytes: int) -> bytes:
             raise BodyTooLarge(f"body of {size} bytes is over the {max_bytes}-byte limit")
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise BodyTooLarge(f"body is over the {max_bytes}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise BodyTooLarge(f"body is over the {max_bytes}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise IncompleteBody(f"the client went away after {received} bytes") from exc
     return b"".join(chunks)

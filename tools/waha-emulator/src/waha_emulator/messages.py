@@ -109,6 +109,8 @@ def sort_page(items: list[dict[str, Any]], sort_by: str | None, sort_order: str 
               limit: int | None, offset: int) -> list[dict[str, Any]]:
     if sort_by:
         reverse = (sort_order or "desc").lower() == "desc"
-        items = sorted(items, key=lambda x: (x.get(sort_by) is not None, x.get(sort_by)), reverse=reverse)
+        # Reversing first keeps ties (same second) newest first in a descending sort.
+        items = sorted(reversed(items) if reverse else items,
+                       key=lambda x: (x.get(sort_by) is not None, x.get(sort_by)), reverse=reverse)
     items = items[offset:]
     return items[:limit] if limit is not None else items

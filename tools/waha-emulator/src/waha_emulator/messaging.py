@@ -17,7 +17,7 @@ from .messages import (
     to_jid,
     wa_message,
 )
-from .state import Session, SessionManager, StateConflict, Status
+from .state import Session, SessionManager, StateConflict, Status, now_ms
 
 LOG_KEEP = 10_000
 
@@ -28,6 +28,7 @@ class Messaging:
         self.config = config
 
     def _log(self, s: Session, message: dict[str, Any]) -> None:
+        s.activity = now_ms()
         s.messages.append(message)
         del s.messages[:-LOG_KEEP]
 

@@ -96,9 +96,11 @@ class ApiMiddleware:
         body, receive = await _buffer_body(receive)
         query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
         state = scope.setdefault("state", {})
-        entry: dict[str, Any] = {"method": scope["method"], "path": path, "query": scope.get("query_string", b"").decode(),
-                                 "session": _session_from(path, query, body), "status": None, "fault": False,
-                                 "timestamp": int(time.time() * 1000)}
+        entry: dict[str, Any] = {
+            "method": scope["method"], "path": path, "query": scope.get("query_string", b"").decode(),
+            "session": _session_from(path, query, body), "status": None, "fault": False,
+            "timestamp": int(time.time() * 1000),
+        }
         try:
             if not self._authorized(scope, path, query):
                 entry["status"] = 401

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from .deps import emulator, note_session, ok
 from .errors import NotFound, ValidationFailed

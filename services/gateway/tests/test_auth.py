@@ -1,0 +1,124 @@
+"""JWT verification (contract section 2), at the verifier and through the HTTP API."""
+
+import time
+
+import jwt
+import pytest
+
+from fleet_shared.http import ApiError
+from gateway.auth import TokenVerifier
+
+
+@pytest.fixture
+def verifier(tokens) -> TokenVerifier:
+    return TokenVerifier(tokens.secret)
+
+
+def rejected(verifier: TokenVerifier, token: str) -> ApiError:
+    with pytest.raises(ApiError) as info:
+        verifier.verify(token)
+    assert info.value.status == 401
+    return info.value
+
+
+def test_valid_token_gives_the_sub_as_user_id(verifier, tokens):
+    principal = verifier.verify(tokens.make("alice_01-X"))
+    assert principal.user_id == "alice_01-X"
+    assert not principal.is_admin
+
+
+def test_admin_role(verifier, tokens):
+    assert verifier.verify(tokens.make("ops", role="admin")).is_admin
+    assert not verifier.verify(tokens.make("ops", role="user")).is_admin
+    assert not verifier.verify(tokens.make("ops", role=["admin"])).is_admin
+
+
+def test_expired_token(verifier, tokens):
+    assert rejected(verifier, tokens.make(expires_in=-5)).code == "token_expired"
+
+
+def test_token_signed_with_another_key(verifier, tokens):
+    assert rejected(verifier, tokens.make(secret="another-secret-0123456789-abcdefghij")).code == "invalid_token"
+
+
+def test_tampered_payload(verifier, tokens):
+    header, _, signature = tokens.make("alice").split(".")
+    forged_payload = jwt.utils.base64url_encode(b'{"sub":"bob","exp":9999999999}').decode()
+    assert rejected(verifier, f"{header}.{forged_payload}.{signature}").code == "invalid_token"
+
+
+def test_alg_none_is_refused(verifier):
+    unsigned = jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, None, algorithm="none")
+    assert rejected(verifier, unsigned).code == "invalid_token"
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+@pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
+def test_other_algorithms_are_refused_even_with_the_right_key(verifier, tokens, algorithm):
+    assert rejected(verifier, tokens.make(algorithm=algorithm)).code == "invalid_token"
+
+
+def test_missing_sub(verifier, tokens):
+    err = rejected(verifier, tokens.make(None))
+    assert err.code == "invalid_token" and "sub" in err.message
+
+
+def test_missing_exp(verifier, tokens):
+    err = rejected(verifier, tokens.make("alice", expires_in=None))
+    assert err.code == "invalid_token" and "exp" in err.message
+
+
+@pytest.mark.parametrize("sub", ["", "a.b", "a*", "user#1", "al ice", "ünï", "a/b", "x" * 65, "user.*.#"])
+def test_sub_with_characters_that_would_break_routing(verifier, tokens, sub):
+    assert rejected(verifier, tokens.make(sub)).code == "invalid_token"
+
+
+def test_non_string_sub(verifier, tokens):
+    assert rejected(verifier, tokens.make(12345)).code == "invalid_token"
+
+
+@pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "Bearer x"])
+def test_garbage(verifier, garbage):
+    assert rejected(verifier, garbage).code == "invalid_token"
+
+
+def test_empty_secret_is_refused():
+    with pytest.raises(ValueError):
+        TokenVerifier("")
+
+
+# Through HTTP: no broker is needed to refuse a request.
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+async def test_no_authorization_header(offline_gateway):
+    response = await offline_gateway.get("/api/v1/waha/status")
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_not_a_bearer_scheme(offline_gateway):
+    assert_error(await offline_gateway.get("/api/v1/waha/status", headers={"Authorization": "Basic YTpi"}), 401, "unauthorized")
+
+
+async def test_expired_and_invalid_tokens_over_http(offline_gateway, tokens):
+    response = await offline_gateway.get("/api/v1/waha/status", headers=tokens.auth("alice", expires_in=-1))
+    assert_error(response, 401, "token_expired")
+    response = await offline_gateway.get("/api/v1/waha/chats", headers=tokens.auth("alice", secret="x" * 40))
+    assert_error(response, 401, "invalid_token")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/admin/sessions", "/api/v1/admin/sessions/count", "/api/v1/admin/sessions/alice"]
+)
+async def test_admin_endpoints_need_the_admin_role(offline_gateway, tokens, path):
+    assert_error(await offline_gateway.get(path), 401, "unauthorized")
+    assert_error(await offline_gateway.get(path, headers=tokens.auth("alice")), 403, "forbidden")
+    assert_error(await offline_gateway.get(path, headers=tokens.auth("alice", role="user")), 403, "forbidden")
+    assert_error(await offline_gateway.get(path, headers=tokens.auth("ops", role="admin")), 501, "not_implemented")

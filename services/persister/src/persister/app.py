@@ -1,0 +1,62 @@
+"""The persister's process: MongoDB and the broker opened in FastAPI's lifespan, ops endpoints only."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fleet_shared.http import install_error_handlers, ops_router
+from fleet_shared.mongo import make_mongo_client
+from fleet_shared.topology import Topology, declare_topology_at
+
+from .amqp import build_broker
+from .config import SERVICE_NAME, Settings
+from .handlers import EventHandler
+from .queries import QueryService
+from .store import Store
+
+log = logging.getLogger(__name__)
+BROKER_PING_TIMEOUT = 1.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        client = make_mongo_client(settings.mongodb_url, SERVICE_NAME)
+        try:
+            store = Store(client[settings.mongodb_database])
+            await store.ensure_indexes()
+            await declare_topology_at(settings.rabbitmq_url, topology)
+            handler = EventHandler(
+                store,
+                retry_timeout=settings.write_retry_timeout.total_seconds(),
+                backoff=settings.write_retry_backoff.total_seconds(),
+                max_backoff=settings.write_retry_max_backoff.total_seconds(),
+            )
+            broker = build_broker(settings, topology, handler, QueryService(store))
+            await broker.start()
+            app.state.store, app.state.broker = store, broker
+            log.info("persister consuming %s and %s", topology.persister_events, topology.persister_queries)
+            try:
+                yield
+            finally:
+                await broker.stop()
+        finally:
+            await client.close()
+
+    async def broker_ready() -> bool:
+        broker = getattr(app.state, "broker", None)
+        return broker is not None and await broker.ping(BROKER_PING_TIMEOUT)
+
+    async def mongo_ready() -> bool:
+        store = getattr(app.state, "store", None)
+        return store is not None and await store.ping()
+
+    app = FastAPI(title="waha-fleet persister", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings, app.state.topology = settings, topology
+    install_error_handlers(app)
+    app.include_router(ops_router({"broker": broker_ready, "mongodb": mongo_ready}))
+    return app

@@ -1,0 +1,21 @@
+"""Persister settings: the common ones, MongoDB, and how the event consumer behaves."""
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from fleet_shared.settings import Duration, FleetSettings, MongoSettings
+
+SERVICE_NAME = "persister"
+
+
+class Settings(FleetSettings, MongoSettings):
+    port: int = 8083
+    # Deliveries in flight per consumer (RabbitMQ basic.qos); each one is handled concurrently.
+    prefetch: int = Field(default=32, ge=1, le=1000)
+    # How long one delivery keeps retrying a write MongoDB could not take (down, failing over)
+    # before it is handed back to the queue (nack + requeue, counted by the queue's delivery limit).
+    write_retry_timeout: Duration = timedelta(seconds=30)
+    # First pause between two write attempts; doubles up to `write_retry_max_backoff`.
+    write_retry_backoff: Duration = timedelta(milliseconds=200)
+    write_retry_max_backoff: Duration = timedelta(seconds=5)

@@ -1,0 +1,177 @@
+"""Read side: one user's chats and messages, newest first, paged with opaque keyset cursors.
+
+A cursor is the sort key of the last item handed out, `(timestamp, id)`; the next page is
+everything strictly older, `ts < c_ts or (ts == c_ts and id < c_id)`, read from a compound index.
+Items inserted after the first page (new messages are newer) cannot shift later pages.
+"""
+
+import base64
+import binascii
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from fleet_shared.contracts import Envelope, Reply, parse_envelope
+from fleet_shared.contracts.commands import ListChats, ListContacts, ListGroups, ListMessages, Page
+from fleet_shared.routing import parse_user_key
+
+from .metrics import QUERIES
+from .store import CONTACT, GROUP, Store, is_transient
+
+log = logging.getLogger(__name__)
+
+MESSAGE_CURSOR, CHAT_CURSOR = "m", "c"
+MESSAGE_FIELDS = ("id", "chatId", "fromMe", "from", "to", "participant", "body", "type", "hasMedia", "timestamp", "ack")
+CHAT_KINDS = {ListChats.TYPE: None, ListGroups.TYPE: GROUP, ListContacts.TYPE: CONTACT}
+QUERY_TYPES = frozenset({*CHAT_KINDS, ListMessages.TYPE})
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(kind: str, ts: int, key: str) -> str:
+    raw = json.dumps([kind, ts, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str) -> tuple[int, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True))
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursor("cursor is not one this service handed out") from exc
+    if not (
+        isinstance(value, list)
+        and len(value) == 3
+        and value[0] == kind
+        and type(value[1]) is int
+        and isinstance(value[2], str)
+    ):
+        raise InvalidCursor("cursor is not one this service handed out")
+    return value[1], value[2]
+
+
+def older_than(sort_field: str, key_field: str, cursor: tuple[int, str] | None) -> dict:
+    """Filter for the page after `cursor`; without one, documents that have the sort field."""
+    if cursor is None:
+        return {sort_field: {"$exists": True}}
+    ts, key = cursor
+    return {"$or": [{sort_field: {"$lt": ts}}, {sort_field: ts, key_field: {"$lt": key}}]}
+
+
+def _iso(value: Any) -> str | None:
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def message_item(doc: dict) -> dict:
+    return {field: doc.get(field) for field in MESSAGE_FIELDS}
+
+
+def chat_item(doc: dict) -> dict:
+    return {
+        "chatId": doc["chatId"],
+        "name": doc.get("name"),
+        "isGroup": bool(doc.get("isGroup")),
+        "lastMessage": doc.get("lastMessage"),
+        "updatedAt": _iso(doc.get("updatedAt")),
+    }
+
+
+class QueryService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> Page:
+        after = decode_cursor(MESSAGE_CURSOR, before) if before else None
+        query = {"userId": user_id, "chatId": chat_id, **older_than("timestamp", "id", after)}
+        docs = await (
+            self.store.messages.find(query, {"_id": 0})
+            .sort([("timestamp", -1), ("id", -1)])
+            .limit(limit + 1)
+            .to_list()
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        cursor = encode_cursor(MESSAGE_CURSOR, docs[-1]["timestamp"], docs[-1]["id"]) if more else None
+        return Page(items=[message_item(d) for d in docs], next_cursor=cursor)
+
+    async def list_chats(self, user_id: str, kind: str | None, limit: int, cursor: str | None) -> Page:
+        after = decode_cursor(CHAT_CURSOR, cursor) if cursor else None
+        query: dict = {"userId": user_id, **older_than("lastMessageAt", "chatId", after)}
+        if kind is not None:
+            query["kind"] = kind
+        docs = await (
+            self.store.chats.find(query, {"_id": 0})
+            .sort([("lastMessageAt", -1), ("chatId", -1)])
+            .limit(limit + 1)
+            .to_list()
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        next_cursor = encode_cursor(CHAT_CURSOR, docs[-1]["lastMessageAt"], docs[-1]["chatId"]) if more else None
+        return Page(items=[chat_item(d) for d in docs], next_cursor=next_cursor)
+
+    async def run(self, env: Envelope) -> Page:
+        """Answer a validated query; the user is always the envelope's, never anything in `data`."""
+        q = env.data
+        if isinstance(q, ListMessages):
+            return await self.list_messages(env.user_id, q.chat_id, q.limit, q.before)
+        return await self.list_chats(env.user_id, CHAT_KINDS[env.type], q.limit, q.cursor)
+
+    async def answer(self, body: bytes, routing_key: str | None = None) -> Reply:
+        """Any delivery -> a Reply; never raises."""
+        query_type, reply = "invalid", None
+        try:
+            query_type, reply = await self._answer(body, routing_key)
+        except Exception:
+            log.exception("query %s failed", query_type)
+            reply = Reply.failure("internal_error", "internal error", 500)
+        QUERIES.labels(query_type, "ok" if reply.ok else reply.error.code).inc()
+        return reply
+
+    async def _answer(self, body: bytes, routing_key: str | None) -> tuple[str, Reply]:
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return "invalid", Reply.failure("invalid_query", "query is not JSON", 400)
+        if not isinstance(raw, dict) or raw.get("type") not in QUERY_TYPES:
+            named = raw.get("type") if isinstance(raw, dict) else None
+            return "unknown", Reply.failure("unknown_query", f"the persister does not answer {named!r}", 400)
+        query_type = raw["type"]
+        try:
+            env = parse_envelope(raw)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            return query_type, Reply.failure("invalid_query", _first_error(exc), 400)
+        if routing_key and routing_key.startswith("user."):
+            try:
+                key = parse_user_key(routing_key)
+            except ValueError:
+                key = None
+            if key is None or key.user_id != env.user_id or key.type != env.type:
+                return query_type, Reply.failure("invalid_query", "routing key does not match the query", 400)
+        try:
+            return query_type, Reply.success(await self.run(env))
+        except InvalidCursor as exc:
+            return query_type, Reply.failure("invalid_cursor", str(exc), 400)
+        except PyMongoError as exc:
+            log.warning("query %s failed: %r", query_type, exc)
+            if is_transient(exc):
+                return query_type, Reply.failure("storage_unavailable", "the message store is unavailable", 503)
+            return query_type, Reply.failure("internal_error", "internal error", 500)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = (errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg', 'invalid')}".strip(": ")
+    return str(exc)

@@ -1,0 +1,250 @@
+"""MongoDB side of the persister: the two collections, their indexes and idempotent batch writes.
+
+`messages`: one document per (userId, WhatsApp message id). Content fields are facts (`$set`,
+the same every time), `ack` only moves forward (`$max`), so replays and out-of-order deliveries
+(an ack before its message) converge on one document. An ack that arrives first leaves a *stub*
+(no `timestamp`) that the message fills in later; reads never show stubs.
+
+`chats`: one document per (userId, chatId) with the newest message as `lastMessage`. It is
+replaced only by a newer message (timestamp, then message id to break ties), so the outcome does
+not depend on delivery order.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WriteConcernError,
+)
+
+from fleet_shared.contracts import Envelope, utcnow
+from fleet_shared.contracts.events import Message, MessageAck
+
+log = logging.getLogger(__name__)
+
+MESSAGES = "messages"
+CHATS = "chats"
+DUPLICATE_KEY = 11000
+# Server answers that mean "try again later", not "this write is wrong".
+_TRANSIENT_CODES = {6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+
+GROUP, CONTACT, OTHER = "group", "contact", "other"
+
+MESSAGE_INDEXES = [
+    IndexModel([("userId", ASCENDING), ("id", ASCENDING)], unique=True, name="user_message_unique"),
+    IndexModel(
+        [("userId", ASCENDING), ("chatId", ASCENDING), ("timestamp", DESCENDING), ("id", DESCENDING)],
+        name="user_chat_newest",
+    ),
+]
+CHAT_INDEXES = [
+    IndexModel([("userId", ASCENDING), ("chatId", ASCENDING)], unique=True, name="user_chat_unique"),
+    IndexModel(
+        [("userId", ASCENDING), ("lastMessageAt", DESCENDING), ("chatId", DESCENDING)], name="user_newest"
+    ),
+    IndexModel(
+        [("userId", ASCENDING), ("kind", ASCENDING), ("lastMessageAt", DESCENDING), ("chatId", DESCENDING)],
+        name="user_kind_newest",
+    ),
+]
+
+
+class StoreUnavailable(Exception):
+    """MongoDB could not take the write now (down, failing over, write concern not met); retry later."""
+
+
+def chat_kind(chat_id: str) -> str:
+    """`group` for @g.us, `contact` for a person (@c.us, @lid), `other` (channels, status broadcast)."""
+    if chat_id.endswith("@g.us"):
+        return GROUP
+    if chat_id.endswith(("@c.us", "@lid", "@s.whatsapp.net")):
+        return CONTACT
+    return OTHER
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionFailure, WriteConcernError, ExecutionTimeout)):
+        return True
+    if isinstance(exc, BulkWriteError):
+        details = exc.details or {}
+        return bool(details.get("writeConcernErrors")) or any(
+            e.get("code") in _TRANSIENT_CODES for e in details.get("writeErrors", [])
+        )
+    if isinstance(exc, OperationFailure) and exc.code in _TRANSIENT_CODES:
+        return True
+    return isinstance(exc, PyMongoError) and (
+        exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError")
+    )
+
+
+@dataclass
+class ApplyResult:
+    written: int = 0  # events that changed a message (new, filled a stub, moved an ack forward)
+    duplicates: int = 0  # events that changed nothing: replays, stale acks
+
+
+# --- building the writes (pure) ---------------------------------------------------------------
+
+
+def message_key(user_id: str, message_id: str) -> dict:
+    return {"userId": user_id, "id": message_id}
+
+
+def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> UpdateOne:
+    m = env.data
+    key = message_key(env.user_id, m.id)
+    if isinstance(m, MessageAck):
+        # Only the ack: if the message is not stored yet this leaves a stub it fills in later.
+        update = {"$max": {"ack": m.ack}, "$setOnInsert": {"chatId": m.chat_id, "storedAt": now}}
+        return UpdateOne(key, update, upsert=upsert)
+    content = {
+        "chatId": m.chat_id,
+        "fromMe": m.from_me,
+        "from": m.from_,
+        "to": m.to,
+        "participant": m.participant,
+        "body": m.body,
+        "type": m.type,
+        "hasMedia": m.has_media,
+        "timestamp": m.timestamp,
+    }
+    update: dict = {"$set": content, "$setOnInsert": {"storedAt": now}}
+    if m.ack is not None:
+        update["$max"] = {"ack": m.ack}
+    return UpdateOne(key, update, upsert=upsert)
+
+
+def _newer_than_stored(m: Message) -> dict:
+    return {
+        "$or": [
+            {"lastMessageAt": {"$exists": False}},
+            {"lastMessageAt": {"$lt": m.timestamp}},
+            {"lastMessageAt": m.timestamp, "lastMessage.id": {"$lt": m.id}},
+        ]
+    }
+
+
+def last_message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> UpdateOne | None:
+    """Make this message the chat's `lastMessage` if it is newer than the stored one (or none is)."""
+    m = env.data
+    if not isinstance(m, Message):
+        return None
+    last = {"id": m.id, "body": m.body, "fromMe": m.from_me, "timestamp": m.timestamp}
+    newer: dict = {"lastMessage": last, "lastMessageAt": m.timestamp, "updatedAt": now}
+    if m.chat_name:
+        newer["name"] = m.chat_name
+    update: dict = {"$set": newer}
+    if upsert:
+        kind = chat_kind(m.chat_id)
+        update["$setOnInsert"] = {"kind": kind, "isGroup": kind == GROUP, "createdAt": now}
+    return UpdateOne({"userId": env.user_id, "chatId": m.chat_id, **_newer_than_stored(m)}, update, upsert=upsert)
+
+
+def chat_name_update(env: Envelope, now: datetime) -> UpdateOne | None:
+    """An older message may still name a chat that has no name yet."""
+    m = env.data
+    if not isinstance(m, Message) or not m.chat_name:
+        return None
+    key = {"userId": env.user_id, "chatId": m.chat_id, "name": None}
+    return UpdateOne(key, {"$set": {"name": m.chat_name, "updatedAt": now}})
+
+
+# --- the repository ---------------------------------------------------------------------------
+
+
+class Store:
+    def __init__(self, db: AsyncDatabase, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    @property
+    def messages(self) -> AsyncCollection:
+        return self.db[MESSAGES]
+
+    @property
+    def chats(self) -> AsyncCollection:
+        return self.db[CHATS]
+
+    async def ensure_indexes(self) -> None:
+        """Idempotent: creating an index that exists with the same definition is a no-op."""
+        await self.messages.create_indexes(MESSAGE_INDEXES)
+        await self.chats.create_indexes(CHAT_INDEXES)
+
+    async def ping(self) -> bool:
+        await self.db.client.admin.command("ping")
+        return True
+
+    async def apply(self, events: Sequence[Envelope]) -> ApplyResult:
+        """Write a batch of message events with one unordered bulk write per collection.
+
+        Raises `StoreUnavailable` when MongoDB could not take it now; on any raise, the caller
+        must not ack any event of the batch (replaying all of them is harmless).
+        """
+        if not events:
+            return ApplyResult()
+        now = self.clock()
+        try:
+            result = await self._write_messages(events, now)
+            await self._write_chats(events, now)
+        except PyMongoError as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+        return result
+
+    async def _write_messages(self, events: Sequence[Envelope], now: datetime) -> ApplyResult:
+        ops = [message_update(env, now) for env in events]
+
+        def retry(i: int) -> UpdateOne:
+            # Lost a concurrent insert race: the document exists now, so update it in place.
+            return message_update(events[i], now, upsert=False)
+
+        changed, unchanged = await _bulk_write(self.messages, ops, retry)
+        return ApplyResult(written=changed, duplicates=unchanged)
+
+    async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
+        with_chat = [env for env in events if isinstance(env.data, Message)]
+        ops = [last_message_update(env, now) for env in with_chat]
+
+        def retry(i: int) -> UpdateOne:
+            # The conditional upsert hit the unique index: the chat exists, and either our message
+            # was not newer or a concurrent writer created the chat first. Apply it again without
+            # upsert: it changes the chat only if the stored lastMessage is still older.
+            return last_message_update(with_chat[i], now, upsert=False)
+
+        await _bulk_write(self.chats, ops, retry)
+        if names := [op for env in with_chat if (op := chat_name_update(env, now)) is not None]:
+            await self.chats.bulk_write(names, ordered=False)
+
+
+async def _bulk_write(
+    collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], UpdateOne]
+) -> tuple[int, int]:
+    """One unordered bulk write; duplicate-key losers are retried once as plain updates.
+
+    Returns (operations that changed a document, operations that matched and changed nothing).
+    """
+    if not ops:
+        return 0, 0
+    try:
+        r = await collection.bulk_write(ops, ordered=False)
+        return r.upserted_count + r.modified_count, r.matched_count - r.modified_count
+    except BulkWriteError as exc:
+        details = exc.details
+        errors = details.get("writeErrors", [])
+        if details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        changed = details.get("nUpserted", 0) + details.get("nModified", 0)
+        unchanged = details.get("nMatched", 0) - details.get("nModified", 0)
+    r = await collection.bulk_write([retry(e["index"]) for e in errors], ordered=False)
+    return changed + r.modified_count, unchanged + r.matched_count - r.modified_count

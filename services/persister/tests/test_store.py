@@ -1,0 +1,143 @@
+"""Store writes against the real SecantusDB: idempotent, order-insensitive, per user."""
+
+import asyncio
+import itertools
+import random
+
+from persister.store import CHAT_INDEXES, MESSAGE_INDEXES, Store
+
+ALICE, BOB = "alice", "bob"
+
+
+async def message_doc(store: Store, user: str, wa_id: str) -> dict | None:
+    return await store.messages.find_one({"userId": user, "id": wa_id}, {"_id": 0, "storedAt": 0})
+
+
+async def chat_doc(store: Store, user: str, chat: str) -> dict | None:
+    return await store.chats.find_one({"userId": user, "chatId": chat}, {"_id": 0, "updatedAt": 0, "createdAt": 0})
+
+
+async def test_indexes_are_created_idempotently(store):
+    await store.ensure_indexes()
+    await store.ensure_indexes()
+    msg_indexes = await store.messages.index_information()
+    chat_indexes = await store.chats.index_information()
+    assert {i.document["name"] for i in MESSAGE_INDEXES} <= set(msg_indexes)
+    assert {i.document["name"] for i in CHAT_INDEXES} <= set(chat_indexes)
+    assert msg_indexes["user_message_unique"]["unique"] is True
+    assert chat_indexes["user_chat_unique"]["unique"] is True
+
+
+async def test_duplicate_event_is_stored_once(store, events):
+    env = events.received(ALICE, "wa1", body="hello")
+    first = await store.apply([env])
+    again = await store.apply([env])
+    in_one_batch = await store.apply([env, env])
+    assert (first.written, first.duplicates) == (1, 0)
+    assert (again.written, again.duplicates) == (0, 1)
+    assert (in_one_batch.written, in_one_batch.duplicates) == (0, 2)
+    assert await store.messages.count_documents({"userId": ALICE}) == 1
+    assert await store.chats.count_documents({"userId": ALICE}) == 1
+    doc = await message_doc(store, ALICE, "wa1")
+    assert doc["body"] == "hello" and doc["fromMe"] is False and doc["from"] == "111@c.us"
+
+
+async def test_ack_before_message_converges_in_every_order(store, events):
+    """A message and its acks, delivered in every possible order, end up as one document."""
+    finals = []
+    for n, order in enumerate(itertools.permutations(range(3))):
+        wa_id = f"wa-perm-{n}"
+        batch = [events.sent(ALICE, wa_id, ts=100, ack=1), events.ack(ALICE, wa_id, 2), events.ack(ALICE, wa_id, 3)]
+        for i in order:
+            await store.apply([batch[i]])
+        doc = await message_doc(store, ALICE, wa_id)
+        doc.pop("id")
+        finals.append(doc)
+    assert all(d == finals[0] for d in finals)
+    assert finals[0]["ack"] == 3 and finals[0]["body"] == "yo" and finals[0]["timestamp"] == 100
+
+
+async def test_ack_alone_leaves_a_stub_the_message_fills(store, events):
+    await store.apply([events.ack(ALICE, "wa-early", 2)])
+    stub = await message_doc(store, ALICE, "wa-early")
+    assert stub["ack"] == 2 and "timestamp" not in stub
+    assert await store.chats.count_documents({}) == 0  # an ack alone says nothing about the chat
+    await store.apply([events.sent(ALICE, "wa-early", ts=50, ack=1)])
+    doc = await message_doc(store, ALICE, "wa-early")
+    assert doc["ack"] == 2 and doc["timestamp"] == 50 and doc["body"] == "yo"
+
+
+async def test_acks_never_go_backward(store, events):
+    await store.apply([events.sent(ALICE, "wa-ack", ack=1)])
+    for ack in (4, 2, 3, 1):
+        await store.apply([events.ack(ALICE, "wa-ack", ack)])
+    assert (await message_doc(store, ALICE, "wa-ack"))["ack"] == 4
+    stale = await store.apply([events.ack(ALICE, "wa-ack", 3)])
+    assert (stale.written, stale.duplicates) == (0, 1)
+    # A replayed message.sent carrying ack=1 does not move it back either.
+    await store.apply([events.sent(ALICE, "wa-ack", ack=1)])
+    assert (await message_doc(store, ALICE, "wa-ack"))["ack"] == 4
+
+
+async def test_last_message_only_moves_to_newer(store, events):
+    chat = "222@c.us"
+    await store.apply([events.received(ALICE, "m20", chat=chat, ts=20, body="twenty")])
+    await store.apply([events.received(ALICE, "m10", chat=chat, ts=10, body="ten")])
+    assert (await chat_doc(store, ALICE, chat))["lastMessage"] == {"id": "m20", "body": "twenty", "fromMe": False, "timestamp": 20}
+    await store.apply([events.sent(ALICE, "m30", chat=chat, ts=30, body="thirty")])
+    assert (await chat_doc(store, ALICE, chat))["lastMessage"] == {"id": "m30", "body": "thirty", "fromMe": True, "timestamp": 30}
+    await store.apply([events.received(ALICE, "m20", chat=chat, ts=20, body="twenty")])  # replay of an older one
+    assert (await chat_doc(store, ALICE, chat))["lastMessage"]["id"] == "m30"
+    assert await store.chats.count_documents({"userId": ALICE, "chatId": chat}) == 1
+
+
+async def test_last_message_tie_on_timestamp_is_order_independent(store, events):
+    for n, order in enumerate(([0, 1], [1, 0])):
+        chat = f"3330{n}@c.us"
+        batch = [events.received(ALICE, f"a-{n}", chat=chat, ts=7), events.received(ALICE, f"b-{n}", chat=chat, ts=7)]
+        await store.apply([batch[i] for i in order])
+        assert (await chat_doc(store, ALICE, chat))["lastMessage"]["id"] == f"b-{n}"
+
+
+async def test_concurrent_writers_keep_the_newest_last_message(store, events):
+    """Many writers race to create one chat: the unique index lets one insert, the rest must still apply."""
+    chat = "444@c.us"
+    batch = [events.received(ALICE, f"race-{ts}", chat=chat, ts=ts) for ts in range(1, 41)]
+    shuffled = batch[:]
+    random.Random(7).shuffle(shuffled)
+    await asyncio.gather(*(store.apply([env]) for env in shuffled))
+    doc = await chat_doc(store, ALICE, chat)
+    assert doc["lastMessage"]["id"] == "race-40"
+    assert await store.chats.count_documents({"userId": ALICE}) == 1
+    assert await store.messages.count_documents({"userId": ALICE}) == 40
+    # The same messages replayed concurrently change nothing.
+    results = await asyncio.gather(*(store.apply([env]) for env in batch))
+    assert sum(r.duplicates for r in results) == 40 and sum(r.written for r in results) == 0
+
+
+async def test_chat_name_kind_and_group_flag(store, events):
+    group, person, channel = "120363@g.us", "555@c.us", "abc@newsletter"
+    await store.apply([events.received(ALICE, "g1", chat=group, ts=5, participant="555@c.us")])
+    assert (await chat_doc(store, ALICE, group)).get("name") is None
+    await store.apply([events.received(ALICE, "g0", chat=group, ts=1, chat_name="Family")])  # older, but names it
+    await store.apply([events.received(ALICE, "p1", chat=person, ts=5, chat_name="Ann")])
+    await store.apply([events.received(ALICE, "n1", chat=channel, ts=5)])
+    g, p, n = [await chat_doc(store, ALICE, c) for c in (group, person, channel)]
+    assert (g["name"], g["isGroup"], g["kind"], g["lastMessage"]["id"]) == ("Family", True, "group", "g1")
+    assert (p["name"], p["isGroup"], p["kind"]) == ("Ann", False, "contact")
+    assert (n["isGroup"], n["kind"]) == (False, "other")
+    # A newer message with a new name renames the chat; an older one does not.
+    await store.apply([events.received(ALICE, "g2", chat=group, ts=9, chat_name="Family 2")])
+    await store.apply([events.received(ALICE, "g-1", chat=group, ts=0, chat_name="Old name")])
+    assert (await chat_doc(store, ALICE, group))["name"] == "Family 2"
+
+
+async def test_two_users_never_mix(store, events):
+    # The same WhatsApp ids and chat for two users (two phones talking to the same contact).
+    await store.apply([events.received(ALICE, "same", body="for alice", ts=10), events.received(BOB, "same", body="for bob", ts=5)])
+    await store.apply([events.ack(BOB, "same", 3)])
+    a, b = await message_doc(store, ALICE, "same"), await message_doc(store, BOB, "same")
+    assert (a["body"], a.get("ack")) == ("for alice", None)
+    assert (b["body"], b["ack"]) == ("for bob", 3)
+    assert (await chat_doc(store, ALICE, "111@c.us"))["lastMessage"]["body"] == "for alice"
+    assert (await chat_doc(store, BOB, "111@c.us"))["lastMessage"]["body"] == "for bob"

@@ -1,0 +1,16 @@
+"""`python -m session_orchestrator`: consume the command partitions; serve /healthz /readyz /metrics
+on HOST:PORT (default 8082)."""
+
+from fleet_shared.http import serve
+
+from .app import create_app
+from .config import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    serve(create_app(settings), settings.host, settings.port, settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The broker side: FastStream subscribers on every command partition and on the query queue.
+
+Commands (and WAHA's status reports) arrive on `<p>.orchestrator.commands.<k>`: quorum queues with
+a single active consumer, so each partition is driven by one replica at a time; this replica
+consumes all of them with prefetch > 1 and runs each user's messages one at a time, in order
+(`UserSerializer`). Queries arrive on `<p>.orchestrator.queries` (competing consumers).
+
+The user is the routing key's: the envelope must name the same user and the same type, otherwise
+it is refused (a reply of 400 when someone waits for one, else rejected to the dead-letter queue).
+"""
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from faststream.exceptions import NackMessage, RejectMessage
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
+
+from fleet_shared.broker import publish_envelope
+from fleet_shared.contracts import Envelope, Reply, parse_envelope
+from fleet_shared.routing import parse_user_key
+from fleet_shared.topology import Topology
+
+from .config import Settings
+from .dispatch import UserSerializer
+from .handlers import Handlers, Retry, reply_deadline
+from .metrics import MESSAGE_DURATION, MESSAGES, USERS_IN_FLIGHT
+
+log = logging.getLogger(__name__)
+
+STATUS_REPORTED = "session.status_reported"
+RETRY_BACKOFF_MAX = 5.0
+
+
+class BrokerEvents:
+    """Publishes facts on `<p>.events` (confirmed, persistent, deterministic ids)."""
+
+    def __init__(self, broker: RabbitBroker, topology: Topology) -> None:
+        self._broker = broker
+        self._exchange = topology.events
+
+    async def publish(self, env: Envelope) -> None:
+        await publish_envelope(self._broker, self._exchange, env)
+
+
+class BadMessage(ValueError):
+    pass
+
+
+def read_envelope(routing_key: str | None, body: bytes, user_id: str) -> Envelope:
+    """The typed envelope, checked against the routing key it came with."""
+    try:
+        env = parse_envelope(json.loads(body))
+    except ValueError as exc:  # JSON and validation errors alike
+        raise BadMessage(f"not a valid envelope: {exc}") from exc
+    key = parse_user_key(routing_key or "")
+    if env.user_id != user_id:
+        raise BadMessage(f"envelope user {env.user_id!r} is not the routing key's user {user_id!r}")
+    if env.type != key.type:
+        raise BadMessage(f"envelope type {env.type!r} does not match routing key {routing_key!r}")
+    return env
+
+
+def _routing_user(routing_key: str | None) -> str | None:
+    try:
+        return parse_user_key(routing_key or "").user_id
+    except ValueError:
+        return None
+
+
+def _refuse(message: RabbitMessage, reason: str) -> dict[str, Any]:
+    log.warning("refused message %s (key %s): %s", message.message_id, message.raw_message.routing_key, reason)
+    MESSAGES.labels("invalid", "refused").inc()
+    if message.reply_to:
+        return Reply.failure("invalid_message", reason, 400).model_dump(mode="json")
+    raise RejectMessage(requeue=False)
+
+
+def _outcome(reply: Reply) -> str:
+    return "ok" if reply.ok else (reply.error.code if reply.error else "error")
+
+
+def register_subscribers(
+    broker: RabbitBroker, topology: Topology, handlers: Handlers, serializer: UserSerializer, settings: Settings
+) -> None:
+    async def on_command(message: RabbitMessage) -> dict[str, Any] | None:
+        raw = message.raw_message
+        user_id = _routing_user(raw.routing_key)
+        if user_id is None:
+            return _refuse(message, f"not a user routing key: {raw.routing_key!r}")
+        # Take this user's turn before anything else awaits: that is what keeps arrival order.
+        async with serializer.turn(user_id):
+            USERS_IN_FLIGHT.set(serializer.active_users)
+            try:
+                env = read_envelope(raw.routing_key, message.body, user_id)
+            except (BadMessage, ValueError) as exc:
+                return _refuse(message, str(exc))
+            started = time.perf_counter()
+            if env.type == STATUS_REPORTED:
+                await _report(env, message)
+                MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
+                return None
+            loop = asyncio.get_running_loop()
+            deadline = reply_deadline(env, loop.time(), settings.request_timeout, settings.reply_margin)
+            reply = await handlers.command(env, deadline)
+            MESSAGES.labels(env.type, _outcome(reply)).inc()
+            MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
+            return reply.model_dump(mode="json")
+
+    async def _report(env: Envelope, message: RabbitMessage) -> None:
+        raw = message.raw_message
+        try:
+            await handlers.status_reported(env, redelivered=bool(raw.redelivered))
+            MESSAGES.labels(env.type, "ok").inc()
+        except Retry as exc:
+            MESSAGES.labels(env.type, "retry").inc()
+            deliveries = int((raw.headers or {}).get("x-delivery-count") or 0)
+            delay = min(RETRY_BACKOFF_MAX, 0.25 * 2**deliveries)
+            log.warning("status report of %s will be redelivered in %.1fs: %s", env.user_id, delay, exc)
+            # Holding the user's turn meanwhile keeps their later messages behind this one.
+            await asyncio.sleep(delay)
+            raise NackMessage(requeue=True) from exc
+        except Exception:
+            # A bug must not loop a message forever: log it and let it go (acked).
+            MESSAGES.labels(env.type, "internal_error").inc()
+            log.exception("status report of %s failed", env.user_id)
+
+    async def on_query(message: RabbitMessage) -> dict[str, Any] | None:
+        raw = message.raw_message
+        user_id = _routing_user(raw.routing_key)
+        if user_id is None:
+            return _refuse(message, f"not a user routing key: {raw.routing_key!r}")
+        try:
+            env = read_envelope(raw.routing_key, message.body, user_id)
+        except (BadMessage, ValueError) as exc:
+            return _refuse(message, str(exc))
+        reply = await handlers.query(env)
+        MESSAGES.labels(env.type, _outcome(reply)).inc()
+        return reply.model_dump(mode="json")
+
+    for name in topology.orchestrator_command_queues:
+        # Declared (with their arguments) by declare_topology at start-up; here only consumed.
+        queue = RabbitQueue(name, queue_type=QueueType.QUORUM, declare=False)
+        broker.subscriber(queue, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_command)
+    queries = RabbitQueue(topology.orchestrator_queries, declare=False)
+    broker.subscriber(queries, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_query)

@@ -1,0 +1,37 @@
+"""The orchestrator's settings: the common ones plus WAHA, webhooks, limits and retry policy."""
+
+from datetime import timedelta
+from typing import ClassVar
+
+from fleet_shared.settings import Duration, FleetSettings, MongoSettings
+
+SERVICE_NAME = "session-orchestrator"
+
+
+class Settings(FleetSettings, MongoSettings):
+    port: int = 8082
+
+    waha_url: str = "http://127.0.0.1:3000"
+    waha_api_key: str = ""
+    # The URL WAHA is told to call for this fleet's sessions (webhook-ingest), and its HMAC key.
+    webhook_url: str = "http://127.0.0.1:8081/webhooks/waha"
+    webhook_hmac_key: str = ""
+
+    session_idle_timeout: Duration = timedelta(hours=24)
+    max_sessions: int = 1000
+
+    # One WAHA HTTP attempt never takes longer than this (WAHA itself waits up to ~15 s on sends).
+    waha_timeout: Duration = timedelta(seconds=15)
+    # Transient WAHA failures (429, 5xx, timeouts) are tried at most this many times in all.
+    waha_attempts: int = 4
+    waha_backoff_base: Duration = timedelta(milliseconds=200)
+    waha_backoff_max: Duration = timedelta(seconds=3)
+
+    # Deliveries in flight per partition consumer: how many users one partition serves at once.
+    command_prefetch: int = 64
+    # A reply is sent this long before the requester's REQUEST_TIMEOUT runs out.
+    reply_margin: Duration = timedelta(milliseconds=1500)
+    # How often a QR request looks at the session while waiting for its QR.
+    qr_poll_interval: Duration = timedelta(milliseconds=250)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("waha_api_key", "webhook_hmac_key")

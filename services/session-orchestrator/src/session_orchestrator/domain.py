@@ -1,0 +1,186 @@
+"""The session state machine, as pure functions: no I/O, no clocks, no broker.
+
+WAHA's lifecycle (reference §2.5):
+
+    STOPPED ──start──► STARTING ──paired──► WORKING
+                       STARTING ──not paired──► SCAN_QR_CODE ──scanned──► WORKING
+                       SCAN_QR_CODE ──QRs exhausted──► FAILED
+    WORKING ──network drop──► STARTING ;  WORKING ──logged out on phone──► FAILED
+    any running state ──stop──► STOPPED ;  restart/logout ──► STARTING
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal, get_args
+
+from fleet_shared.contracts.events import SessionStatus
+
+STOPPED: SessionStatus = "STOPPED"
+STARTING: SessionStatus = "STARTING"
+SCAN_QR_CODE: SessionStatus = "SCAN_QR_CODE"
+WORKING: SessionStatus = "WORKING"
+FAILED: SessionStatus = "FAILED"
+
+STATUSES: tuple[SessionStatus, ...] = get_args(SessionStatus)
+
+# WAHA statuses that have no name of their own here: passkey pairing is still pairing.
+_WAHA_ALIASES: dict[str, SessionStatus] = {
+    "PASSKEY_REQUIRED": SCAN_QR_CODE,
+    "PASSKEY_CONFIRMATION_REQUIRED": SCAN_QR_CODE,
+}
+
+TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    STOPPED: frozenset({STARTING}),
+    STARTING: frozenset({SCAN_QR_CODE, WORKING, FAILED, STOPPED}),
+    # SCAN_QR_CODE -> SCAN_QR_CODE is the QR rotating: reported again, not a change.
+    SCAN_QR_CODE: frozenset({SCAN_QR_CODE, WORKING, FAILED, STOPPED, STARTING}),
+    WORKING: frozenset({STARTING, FAILED, STOPPED}),
+    FAILED: frozenset({STARTING, STOPPED}),
+}
+
+RUNNING: frozenset[SessionStatus] = frozenset({STARTING, SCAN_QR_CODE, WORKING})
+
+
+class UnknownStatus(ValueError):
+    pass
+
+
+def normalize_status(waha_status: object) -> SessionStatus:
+    """A status as WAHA spells it -> one of ours; raise `UnknownStatus` for anything else."""
+    if isinstance(waha_status, str):
+        value = waha_status.strip().upper()
+        if value in STATUSES:
+            return value  # type: ignore[return-value]
+        if value in _WAHA_ALIASES:
+            return _WAHA_ALIASES[value]
+    raise UnknownStatus(f"unknown WAHA session status {waha_status!r}")
+
+
+def is_allowed(current: SessionStatus, new: SessionStatus) -> bool:
+    """Whether WAHA's lifecycle leads from `current` to `new` in one step."""
+    return new in TRANSITIONS[current]
+
+
+class StartAction(str, Enum):
+    """What bringing a session up needs, given WAHA's status of it."""
+
+    NONE = "none"  # already running (starting, waiting for a scan, or working)
+    START = "start"  # stopped: start keeps the link
+    RESTART = "restart"  # FAILED is terminal until restarted
+
+
+def start_action(status: SessionStatus) -> StartAction:
+    if status == STOPPED:
+        return StartAction.START
+    if status == FAILED:
+        return StartAction.RESTART
+    return StartAction.NONE
+
+
+QrOutcome = Literal["qr", "working", "wait", "revive", "give_up"]
+
+
+def qr_step(status: SessionStatus, revived: bool) -> QrOutcome:
+    """One step of waiting for a QR: fetch it, report WORKING, wait, or bring the session back once."""
+    if status == WORKING:
+        return "working"
+    if status == SCAN_QR_CODE:
+        return "qr"
+    if status == STARTING:
+        return "wait"
+    # STOPPED or FAILED while we wait (stopped from outside, QRs exhausted): revive once, then stop trying.
+    return "give_up" if revived else "revive"
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What the registry holds about one user's session that a status report may change."""
+
+    status: SessionStatus = STOPPED
+    phone_number: str | None = None
+    last_error: str | None = None
+    last_reported_at_ms: int | None = None
+    # The change the last applied report made (None when it changed nothing), so a redelivery can
+    # re-emit exactly the same event.
+    last_change: "StatusChange | None" = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    status: SessionStatus
+    reported_at_ms: int
+    phone_number: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: SessionStatus
+    previous_status: SessionStatus
+    phone_number: str | None
+    last_error: str | None
+    reported_at_ms: int
+
+
+@dataclass(frozen=True)
+class ReportDecision:
+    """`apply` = write `state`; `change` = the event to publish (None when the status stays)."""
+
+    apply: bool
+    state: SessionState
+    change: StatusChange | None
+    # A report seen before whose change may not have been published (redelivery): publish it again.
+    replay: bool = False
+    # The report does not follow WAHA's lifecycle from what we knew (a webhook was lost): still applied.
+    unexpected: bool = False
+
+
+FAILED_ERROR = "WAHA reported the session FAILED (restart it, or log out and scan again)"
+
+
+def decide_report(state: SessionState, report: StatusReport) -> ReportDecision:
+    """Apply a `session.status` webhook: WAHA is the truth, but only its newest word counts."""
+    last = state.last_reported_at_ms
+    if last is not None and report.reported_at_ms < last:
+        return ReportDecision(apply=False, state=state, change=None)
+    if last is not None and report.reported_at_ms == last:
+        # The same report again: a redelivery (maybe after a crash between write and publish)
+        # or a duplicate webhook. Its change, if it made one, is re-emitted with the same id.
+        change = state.last_change
+        same = change is not None and change.reported_at_ms == last and change.status == report.status
+        return ReportDecision(apply=False, state=state, change=change if same else None, replay=same)
+
+    phone = state.phone_number
+    if report.status == WORKING and report.phone_number:
+        phone = report.phone_number
+    if report.status == WORKING:
+        error = None
+    elif report.status == FAILED:
+        error = state.last_error or FAILED_ERROR
+    else:
+        error = state.last_error
+
+    changed = report.status != state.status
+    change = (
+        StatusChange(
+            status=report.status,
+            previous_status=state.status,
+            phone_number=phone,
+            last_error=error,
+            reported_at_ms=report.reported_at_ms,
+        )
+        if changed
+        else None
+    )
+    new_state = SessionState(
+        status=report.status,
+        phone_number=phone,
+        last_error=error,
+        last_reported_at_ms=report.reported_at_ms,
+        last_change=change,
+    )
+    return ReportDecision(
+        apply=True,
+        state=new_state,
+        change=change,
+        unexpected=changed and not is_allowed(state.status, report.status),
+    )

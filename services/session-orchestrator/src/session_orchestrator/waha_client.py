@@ -1,0 +1,335 @@
+"""The only way anything here talks to WAHA: typed calls, typed errors, bounded retries.
+
+Errors:
+- `WahaNotFound`: 404 (unknown session).
+- `WahaRejected`: any other 4xx (422 "already exists", "status is not as expected", 400, 401...).
+- `WahaUnavailable`: 429, 5xx, timeouts and connection errors, after the retries.
+- `WahaBadResponse`: a 2xx whose body is not what WAHA documents.
+
+Retries: exponential backoff with jitter, at most `attempts` tries, honouring `Retry-After`, never
+past the caller's deadline. Calls that are not safe to repeat (sending a message) are retried only
+when WAHA cannot have acted on them: the connection was refused, or WAHA answered 429/503.
+"""
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from .metrics import WAHA_CALLS, WAHA_DURATION
+
+log = logging.getLogger(__name__)
+
+MIN_ATTEMPT_TIMEOUT = 0.5
+RETRY_AFTER_MAX = 30.0
+ACCEPT_JSON = {"Accept": "application/json"}
+
+
+class WahaError(Exception):
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+
+
+class WahaNotFound(WahaError):
+    pass
+
+
+class WahaRejected(WahaError):
+    @property
+    def session_status(self) -> str | None:
+        """For WAHA's 422 "Session status is not as expected": the status the session was in."""
+        return self.body.get("status") if isinstance(self.body, dict) else None
+
+    @property
+    def already_exists(self) -> bool:
+        return self.status == 422 and "already exists" in error_text(self.body).lower()
+
+
+class WahaUnavailable(WahaError):
+    def __init__(self, message: str, status: int | None = None, body: Any = None, *, not_done: bool = False) -> None:
+        super().__init__(message, status, body)
+        # True when WAHA certainly did not act on the call (unreachable, or it said 429/503).
+        self.not_done = not_done
+
+
+class WahaBadResponse(WahaError):
+    pass
+
+
+def error_text(body: Any) -> str:
+    """The human part of any of WAHA's three error body shapes."""
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            value = body.get(key)
+            if isinstance(value, list):
+                return "; ".join(str(v) for v in value)
+            if isinstance(value, str) and value:
+                return value
+        exception = body.get("exception")
+        if isinstance(exception, dict) and exception.get("message"):
+            return str(exception["message"])
+    if isinstance(body, str):
+        return body[:300]
+    return ""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds or an HTTP date -> seconds to wait (None when absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base: float = 0.2
+    cap: float = 3.0
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Delay before attempt `attempt + 1` (attempt counts from 1): full jitter over an exponential."""
+        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        delay = random.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_MAX))
+        return delay
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    id: str
+    timestamp: int
+    ack: int | None
+
+
+def sent_message_id(body: Any, chat_id: str) -> str | None:
+    """The serialized id of a sent message, from any engine's sendText answer (reference §4)."""
+    if not isinstance(body, dict):
+        return None
+    raw = body.get("id")
+    if isinstance(raw, str) and raw:
+        return raw  # GOWS: {"id": "true_<chat>_<raw>", "_data": ...}
+    if isinstance(raw, dict):
+        serialized = raw.get("_serialized")
+        if isinstance(serialized, str) and serialized:
+            return serialized  # WEBJS: {"id": {"_serialized": ..., "id": ...}}
+    key = body.get("key")
+    if isinstance(key, dict):
+        key_id = key.get("id")
+        if isinstance(key_id, str) and key_id:
+            return f"true_{chat_id}_{key_id}"  # NOWEB (Baileys): {"key": {"id": ...}, ...}
+    return None
+
+
+def sent_message_timestamp(body: Any, default: int) -> int:
+    """Unix seconds of a sent message: WAMessage `timestamp`, Baileys `messageTimestamp`, else `default`."""
+    if isinstance(body, dict):
+        for candidate in (body.get("timestamp"), body.get("messageTimestamp"), _nested(body, "_data", "timestamp")):
+            try:
+                value = int(candidate)  # Baileys gives a string
+            except (TypeError, ValueError):
+                continue
+            if value > 10**11:  # milliseconds
+                value //= 1000
+            if value > 0:
+                return value
+    return default
+
+
+def sent_message_ack(body: Any) -> int | None:
+    if isinstance(body, dict) and isinstance(body.get("ack"), int) and not isinstance(body.get("ack"), bool):
+        return body["ack"]
+    return None
+
+
+def _nested(body: Mapping, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(body, Mapping):
+            return None
+        body = body.get(key)
+    return body
+
+
+class WahaClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"X-Api-Key": api_key} if api_key else {}
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- transport ----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        op: str,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool = True,
+        deadline: float | None = None,
+        attempts: int | None = None,
+    ) -> Any:
+        """One logical WAHA call: JSON in, JSON out, retried when that is safe."""
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = None if deadline is None else deadline - loop.time()
+            timeout = self._timeout if remaining is None else max(MIN_ATTEMPT_TIMEOUT, min(self._timeout, remaining))
+            started = loop.time()
+            retry_after: float | None = None
+            try:
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers, timeout=timeout
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Never reached WAHA: safe to repeat anything.
+                failure = WahaUnavailable(f"WAHA unreachable ({op}): {exc!r}", not_done=True)
+                retryable = True
+                outcome = "unreachable"
+            except httpx.TimeoutException:
+                failure = WahaUnavailable(f"WAHA did not answer {op} within {timeout:.1f}s")
+                retryable = idempotent
+                outcome = "timeout"
+            except httpx.HTTPError as exc:
+                failure = WahaUnavailable(f"WAHA connection failed ({op}): {exc!r}")
+                retryable = idempotent
+                outcome = "error"
+            else:
+                status = response.status_code
+                outcome = str(status)
+                WAHA_DURATION.labels(op).observe(loop.time() - started)
+                body = _body(response)
+                if status < 300:
+                    WAHA_CALLS.labels(op, outcome).inc()
+                    return body
+                text = error_text(body) or response.reason_phrase
+                if status == 404:
+                    WAHA_CALLS.labels(op, outcome).inc()
+                    raise WahaNotFound(f"WAHA {op}: {text}", status, body)
+                if status == 429 or status >= 500:
+                    # 429/503 mean "not done, come back later"; other 5xx may have acted already.
+                    not_done = status in (429, 503)
+                    failure = WahaUnavailable(f"WAHA {op} answered {status}: {text}", status, body, not_done=not_done)
+                    retryable = idempotent or not_done
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                else:
+                    WAHA_CALLS.labels(op, outcome).inc()
+                    raise WahaRejected(f"WAHA {op} answered {status}: {text}", status, body)
+            WAHA_CALLS.labels(op, outcome).inc()
+            if not retryable or attempt >= (attempts or self._retry.attempts):
+                raise failure
+            delay = self._retry.backoff(attempt, retry_after)
+            if deadline is not None and loop.time() + delay + MIN_ATTEMPT_TIMEOUT > deadline:
+                raise failure
+            log.info("%s; retrying in %.2fs (attempt %d of %d)", failure.message, delay, attempt + 1, self._retry.attempts)
+            await asyncio.sleep(delay)
+
+    # ---- API ----------------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        body = await self._call("GET", "/ping", op="ping", attempts=1)
+        return isinstance(body, dict) and body.get("message") == "pong"
+
+    async def get_session(self, name: str, *, deadline: float | None = None) -> dict:
+        return _session_info(await self._call("GET", f"/api/sessions/{name}", op="session.get", deadline=deadline), "get")
+
+    async def create_session(self, name: str, config: dict, *, deadline: float | None = None) -> dict:
+        body = {"name": name, "start": True, "config": config}
+        return _session_info(
+            await self._call("POST", "/api/sessions", op="session.create", json=body, deadline=deadline), "create"
+        )
+
+    async def session_action(self, name: str, action: str, *, deadline: float | None = None) -> dict:
+        """`start`, `stop`, `restart` or `logout`: idempotent on WAHA's side."""
+        if action not in ("start", "stop", "restart", "logout"):
+            raise ValueError(f"unknown session action {action!r}")
+        body = await self._call("POST", f"/api/sessions/{name}/{action}", op=f"session.{action}", deadline=deadline)
+        return _session_info(body, action)
+
+    async def qr_value(self, name: str, *, deadline: float | None = None) -> str:
+        body = await self._call("GET", f"/api/{name}/auth/qr", op="qr.raw", params={"format": "raw"}, deadline=deadline)
+        value = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise WahaBadResponse("WAHA's raw QR has no value", None, body)
+        return value
+
+    async def qr_image(self, name: str, *, deadline: float | None = None) -> tuple[str, str]:
+        """(mimetype, base64 data) of the QR as a PNG."""
+        body = await self._call(
+            "GET", f"/api/{name}/auth/qr", op="qr.image", params={"format": "image"}, headers=ACCEPT_JSON, deadline=deadline
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, str) or not data:
+            raise WahaBadResponse("WAHA's QR image has no data", None, body)
+        return str(body.get("mimetype") or "image/png"), data
+
+    async def send_text(
+        self, session: str, chat_id: str, text: str, reply_to: str | None = None, *, deadline: float | None = None
+    ) -> SentMessage:
+        body: dict[str, Any] = {"session": session, "chatId": chat_id, "text": text}
+        if reply_to:
+            body["reply_to"] = reply_to
+        answer = await self._call("POST", "/api/sendText", op="send.text", json=body, idempotent=False, deadline=deadline)
+        message_id = sent_message_id(answer, chat_id)
+        if message_id is None:
+            raise WahaBadResponse("WAHA's sendText answer carries no message id", None, answer)
+        now = int(datetime.now(UTC).timestamp())
+        return SentMessage(message_id, sent_message_timestamp(answer, now), sent_message_ack(answer))
+
+
+def _body(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _session_info(body: Any, op: str) -> dict:
+    if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+        raise WahaBadResponse(f"WAHA's answer to session {op} is not a session", None, body)
+    return body

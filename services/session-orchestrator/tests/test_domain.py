@@ -1,0 +1,155 @@
+"""The session state machine and the rules for applying WAHA's status reports."""
+
+import pytest
+
+from session_orchestrator.domain import (
+    FAILED,
+    FAILED_ERROR,
+    SCAN_QR_CODE,
+    STARTING,
+    STATUSES,
+    STOPPED,
+    WORKING,
+    SessionState,
+    StartAction,
+    StatusReport,
+    UnknownStatus,
+    decide_report,
+    is_allowed,
+    normalize_status,
+    qr_step,
+    start_action,
+)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (STOPPED, STARTING),
+        (STARTING, SCAN_QR_CODE),
+        (STARTING, WORKING),
+        (STARTING, FAILED),
+        (SCAN_QR_CODE, SCAN_QR_CODE),
+        (SCAN_QR_CODE, WORKING),
+        (SCAN_QR_CODE, FAILED),
+        (WORKING, STARTING),
+        (WORKING, FAILED),
+        (WORKING, STOPPED),
+        (FAILED, STARTING),
+        (FAILED, STOPPED),
+    ],
+)
+def test_lifecycle_steps_are_allowed(current, new):
+    assert is_allowed(current, new)
+
+
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (STOPPED, WORKING),
+        (STOPPED, SCAN_QR_CODE),
+        (STOPPED, FAILED),
+        (WORKING, SCAN_QR_CODE),
+        (FAILED, WORKING),
+        (WORKING, WORKING),
+    ],
+)
+def test_shortcuts_are_not(current, new):
+    assert not is_allowed(current, new)
+
+
+def test_every_status_has_transitions():
+    for status in STATUSES:
+        assert is_allowed(status, STOPPED) or status == STOPPED
+
+
+def test_normalize_status():
+    assert normalize_status("WORKING") == WORKING
+    assert normalize_status(" scan_qr_code ") == SCAN_QR_CODE
+    assert normalize_status("PASSKEY_REQUIRED") == SCAN_QR_CODE
+    with pytest.raises(UnknownStatus):
+        normalize_status("DANCING")
+    with pytest.raises(UnknownStatus):
+        normalize_status(None)
+
+
+def test_start_action():
+    assert start_action(STOPPED) is StartAction.START
+    assert start_action(FAILED) is StartAction.RESTART
+    for running in (STARTING, SCAN_QR_CODE, WORKING):
+        assert start_action(running) is StartAction.NONE
+
+
+def test_qr_step():
+    assert qr_step(WORKING, False) == "working"
+    assert qr_step(SCAN_QR_CODE, False) == "qr"
+    assert qr_step(STARTING, True) == "wait"
+    assert qr_step(FAILED, False) == "revive"
+    assert qr_step(FAILED, True) == "give_up"
+    assert qr_step(STOPPED, False) == "revive"
+
+
+def test_first_report_applies_and_changes():
+    decision = decide_report(SessionState(), StatusReport(STARTING, 1000))
+    assert decision.apply
+    assert decision.state.status == STARTING
+    assert decision.state.last_reported_at_ms == 1000
+    assert decision.change is not None
+    assert (decision.change.previous_status, decision.change.status) == (STOPPED, STARTING)
+    assert not decision.unexpected
+
+
+def test_out_of_order_reports_are_ignored():
+    state = SessionState()
+    for status, at in [(STARTING, 1000), (SCAN_QR_CODE, 2000), (WORKING, 3000)]:
+        state = decide_report(state, StatusReport(status, at, phone_number="15550001111")).state
+    assert state.status == WORKING
+
+    # SCAN_QR_CODE of t=2000 delivered again late, and an even older STARTING: both ignored.
+    for late in (StatusReport(SCAN_QR_CODE, 2000), StatusReport(STARTING, 1000), StatusReport(STOPPED, 2999)):
+        decision = decide_report(state, late)
+        assert not decision.apply
+        assert decision.change is None
+        assert decision.state == state
+
+
+def test_same_report_again_replays_its_change():
+    state = decide_report(SessionState(status=SCAN_QR_CODE, last_reported_at_ms=10), StatusReport(WORKING, 20, "1555")).state
+    again = decide_report(state, StatusReport(WORKING, 20, "1555"))
+    assert not again.apply
+    assert again.replay
+    assert again.change == state.last_change
+    assert again.change.reported_at_ms == 20
+
+
+def test_repeated_status_is_applied_but_is_no_change():
+    state = SessionState(status=SCAN_QR_CODE, last_reported_at_ms=10)
+    decision = decide_report(state, StatusReport(SCAN_QR_CODE, 30))  # the QR rotated
+    assert decision.apply
+    assert decision.change is None
+    assert decision.state.last_reported_at_ms == 30
+    # and its redelivery has nothing to replay
+    assert not decide_report(decision.state, StatusReport(SCAN_QR_CODE, 30)).replay
+
+
+def test_phone_number_is_kept_from_working():
+    state = decide_report(SessionState(status=SCAN_QR_CODE), StatusReport(WORKING, 5, "15550001111")).state
+    assert state.phone_number == "15550001111"
+    state = decide_report(state, StatusReport(STARTING, 6, None)).state
+    assert state.phone_number == "15550001111"
+    # a report from a state that is not WORKING does not set it
+    assert decide_report(SessionState(), StatusReport(STARTING, 1, "999")).state.phone_number is None
+
+
+def test_failed_sets_an_error_and_working_clears_it():
+    failed = decide_report(SessionState(status=SCAN_QR_CODE), StatusReport(FAILED, 5)).state
+    assert failed.last_error == FAILED_ERROR
+    assert decide_report(failed, StatusReport(STARTING, 6)).state.last_error == FAILED_ERROR
+    assert decide_report(failed, StatusReport(WORKING, 7)).state.last_error is None
+
+
+def test_a_lost_report_is_noticed_but_applied():
+    decision = decide_report(SessionState(status=STOPPED), StatusReport(WORKING, 5))
+    assert decision.apply
+    assert decision.unexpected
+    assert decision.state.status == WORKING

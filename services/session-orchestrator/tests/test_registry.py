@@ -1,0 +1,111 @@
+"""The registry and the send ledger on a real MongoDB-wire server (SecantusDB)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fleet_shared.mongo import make_mongo_client
+
+from session_orchestrator.domain import SCAN_QR_CODE, STARTING, STOPPED, WORKING, StatusReport, decide_report
+from session_orchestrator.registry import HISTORY_LENGTH, SessionRegistry, view_of
+from session_orchestrator.sends import SendLedger, fingerprint
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(mongodb_url, mongo_db):
+    """The test database through the client the service uses (tz-aware, majority writes)."""
+    client = make_mongo_client(mongodb_url, "orchestrator-tests")
+    yield client[mongo_db.name]
+    await client.close()
+
+
+@pytest.fixture
+async def registry(db):
+    r = SessionRegistry(db)
+    await r.ensure_indexes()
+    await r.ensure_indexes()  # idempotent
+    return r
+
+
+async def apply(registry: SessionRegistry, user: str, status: str, at: int, phone: str | None = None) -> bool:
+    previous = await registry.state(user)
+    decision = decide_report(previous, StatusReport(status, at, phone))
+    if not decision.apply:
+        return False
+    assert await registry.apply_report(user, previous, decision, T0 + timedelta(milliseconds=at))
+    return True
+
+
+async def test_a_user_never_seen_is_stopped(registry):
+    assert await registry.get("nobody") is None
+    view = view_of("nobody", None)
+    assert (view.status, view.session, view.last_activity) == (STOPPED, "wf_nobody", None)
+
+
+async def test_touch_creates_one_document_and_records_activity(registry, db):
+    doc = await registry.touch("alice", T0)
+    assert doc["userId"] == "alice" and doc["session"] == "wf_alice" and doc["status"] == STOPPED
+    later = T0 + timedelta(minutes=5)
+    doc = await registry.touch("alice", later)
+    assert doc["lastActivity"] == later and doc["createdAt"] == T0
+    assert await db["sessions"].count_documents({"userId": "alice"}) == 1
+    view = view_of("alice", await registry.get("alice"))
+    assert view.last_activity == later.isoformat()
+
+
+async def test_reports_apply_in_time_order_only(registry):
+    assert await apply(registry, "bob", STARTING, 1000)
+    assert await apply(registry, "bob", WORKING, 3000, "15550001111")
+    assert not await apply(registry, "bob", SCAN_QR_CODE, 2000)  # older, arrived late
+    doc = await registry.get("bob")
+    assert (doc["status"], doc["phoneNumber"], doc["lastReportedAtMs"]) == (WORKING, "15550001111", 3000)
+    assert [h["status"] for h in doc["statusHistory"]] == [STARTING, WORKING]
+    assert doc["lastChange"]["previousStatus"] == STARTING
+
+
+async def test_a_stale_read_loses_the_race(registry):
+    await apply(registry, "carol", STARTING, 1000)
+    previous = await registry.state("carol")
+    await apply(registry, "carol", SCAN_QR_CODE, 2000)  # someone else got there first
+    decision = decide_report(previous, StatusReport(WORKING, 3000))
+    assert not await registry.apply_report("carol", previous, decision, T0)
+    assert (await registry.get("carol"))["status"] == SCAN_QR_CODE
+
+
+async def test_history_keeps_the_last_ten(registry):
+    statuses = [STARTING, SCAN_QR_CODE, WORKING]
+    for i in range(25):
+        await apply(registry, "dave", statuses[i % 3], 1000 + i)
+    history = (await registry.get("dave"))["statusHistory"]
+    assert len(history) == HISTORY_LENGTH
+    assert history[-1]["reportedAtMs"] == 1024
+
+
+async def test_errors_and_counts(registry):
+    await registry.record_error("erin", "WAHA down", T0)
+    assert (await registry.get("erin"))["lastError"] == "WAHA down"
+    await registry.clear_error("erin", T0)
+    assert (await registry.get("erin"))["lastError"] is None
+    await apply(registry, "frank", WORKING, 5)
+    counts = await registry.count_by_status()
+    assert counts[WORKING] == 1 and counts[STOPPED] == 1
+
+
+async def test_send_claims(db):
+    ledger = SendLedger(db)
+    await ledger.ensure_indexes()
+    fp = fingerprint("1@c.us", "hi", None)
+    assert (await ledger.claim("alice", "key:k1", fp, "cmd-1", T0)).outcome == "claimed"
+    assert (await ledger.claim("alice", "key:k1", fp, "cmd-2", T0)).outcome == "pending"
+    assert (await ledger.claim("alice", "key:k1", fingerprint("1@c.us", "other", None), "cmd-3", T0)).outcome == "mismatch"
+    # the same key of another user is another claim
+    assert (await ledger.claim("bob", "key:k1", fp, "cmd-4", T0)).outcome == "claimed"
+    await ledger.complete("alice", "key:k1", {"id": "true_1@c.us_X"}, T0)
+    done = await ledger.claim("alice", "key:k1", fp, "cmd-5", T0)
+    assert (done.outcome, done.result) == ("done", {"id": "true_1@c.us_X"})
+    await ledger.release("bob", "key:k1")
+    assert (await ledger.claim("bob", "key:k1", fp, "cmd-6", T0)).outcome == "claimed"

@@ -1,0 +1,35 @@
+"""`create_app(settings)`: the FastAPI app, with the RabbitMQ connection started in its lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fleet_shared.http import install_error_handlers, ops_router
+from fleet_shared.topology import Topology
+
+from .config import Settings
+from .link import BrokerLink
+from .routes import make_router
+
+# How long start-up waits for the first connection attempt before serving anyway (answering 503).
+STARTUP_WAIT = 5.0
+
+
+def create_app(settings: Settings) -> FastAPI:
+    topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
+    link = BrokerLink(settings, topology)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await link.start(wait=STARTUP_WAIT)
+        try:
+            yield
+        finally:
+            await link.stop()
+
+    app = FastAPI(title="waha-fleet webhook-ingest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    app.include_router(ops_router({"rabbitmq": link.ready}))
+    app.include_router(make_router(settings, link, topology))
+    return app

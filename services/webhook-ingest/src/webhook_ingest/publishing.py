@@ -1,0 +1,70 @@
+"""Putting webhooks on the broker: fleet events on `<p>.events`, unknown sessions' webhooks on `<p>.parked`.
+
+Both wait for the broker's confirm and raise `BrokerUnavailable` when it did not take the message.
+"""
+
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from starlette.datastructures import Headers
+
+from fleet_shared.broker import CONFIRM_TIMEOUT, BrokerUnavailable, publish_envelope
+from fleet_shared.contracts import Envelope, deterministic_id
+from fleet_shared.topology import Topology
+
+from .link import BrokerLink
+from .waha import WahaWebhook
+
+# Request headers kept with a parked webhook (so it can be inspected, re-verified and replayed).
+PARKED_HEADERS = (
+    "x-webhook-request-id",
+    "x-webhook-timestamp",
+    "x-webhook-hmac",
+    "x-webhook-hmac-algorithm",
+    "user-agent",
+)
+MAX_HEADER_VALUE = 512
+PARKED_MESSAGE_TYPE = "waha.webhook"
+
+
+async def publish_event(link: BrokerLink, topology: Topology, env: Envelope) -> None:
+    # mandatory: an event no queue took is refused (503) instead of silently lost.
+    broker = link.require()
+    try:
+        await publish_envelope(broker, topology.events, env, mandatory=True)
+    except ChannelInvalidStateError as exc:  # the connection is down and being restored
+        raise BrokerUnavailable(f"broker connection is not usable: {exc!r}") from exc
+
+
+def parked_headers(hook: WahaWebhook, headers: Headers, reason: str) -> dict[str, str]:
+    kept = {name: headers[name][:MAX_HEADER_VALUE] for name in PARKED_HEADERS if name in headers}
+    return {
+        **kept,
+        "x-park-reason": reason,
+        "x-waha-event": hook.event,
+        "x-waha-session": hook.session,
+        "x-waha-event-id": hook.id,
+    }
+
+
+def parked_message_id(hook: WahaWebhook) -> str:
+    return deterministic_id("parked", hook.session, hook.id)
+
+
+async def park(link: BrokerLink, topology: Topology, raw: bytes, hook: WahaWebhook, headers: Headers, reason: str) -> None:
+    """Publish the raw webhook body, unchanged, with the headers of interest, to the parked fanout."""
+    broker = link.require()
+    try:
+        await broker.publish(
+            raw,
+            exchange=topology.parked,
+            routing_key="",
+            mandatory=True,
+            persist=True,
+            timeout=CONFIRM_TIMEOUT,
+            content_type="application/json",
+            message_id=parked_message_id(hook),
+            correlation_id=hook.id,
+            message_type=PARKED_MESSAGE_TYPE,
+            headers=parked_headers(hook, headers, reason),
+        )
+    except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
+        raise BrokerUnavailable(f"broker did not confirm the parked webhook: {exc!r}") from exc

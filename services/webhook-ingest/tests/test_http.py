@@ -1,0 +1,149 @@
+"""The HTTP side with no RabbitMQ at all (its URL points to a closed port): everything refused
+before publishing behaves the same, and anything that would be published is answered 503."""
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from fleet_shared.localdev import free_port
+
+
+def webhooks_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("webhook_ingest_webhooks_total", {"outcome": outcome}) or 0.0
+
+
+@pytest.fixture
+async def offline(run_app, settings_for):
+    """The app with RabbitMQ unreachable, and a small body cap."""
+    async with run_app(settings_for(f"amqp://guest:guest@127.0.0.1:{free_port()}/", webhook_max_bytes=4096)) as client:
+        yield client
+
+
+async def test_starts_and_is_alive_but_not_ready_without_rabbitmq(offline):
+    assert (await offline.get("/healthz")).json() == {"status": "ok"}
+    ready = await offline.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "unavailable", "failing": ["rabbitmq"]}
+
+
+async def test_publishable_webhook_gets_503_so_waha_retries(offline, waha):
+    before = webhooks_counted("unavailable")
+    response = await waha.post(offline, waha.webhook("message.any", waha.message()))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "broker_unavailable"
+    assert response.headers["retry-after"]
+    assert webhooks_counted("unavailable") == before + 1
+
+
+async def test_unknown_session_webhook_gets_503_too(offline, waha):
+    response = await waha.post(offline, waha.webhook("message", waha.message(), session="wf_bob", metadata=None))
+    assert response.status_code == 503
+
+
+async def test_missing_or_wrong_signature_is_401(offline, waha):
+    body = waha.encode(waha.webhook("message", waha.message()))
+    before = webhooks_counted("invalid_signature")
+    missing = await offline.post("/webhooks/waha", content=body, headers={"content-type": "application/json"})
+    wrong_key = await waha.post(offline, body, key="not-the-key")
+    tampered = await offline.post(
+        "/webhooks/waha", content=body.replace(b"hi", b"ho"), headers=waha.headers(body)
+    )
+    for response in (missing, wrong_key, tampered):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_signature"
+    assert webhooks_counted("invalid_signature") == before + 3
+
+
+async def test_signature_is_checked_before_parsing(offline):
+    response = await offline.post("/webhooks/waha", content=b"{not json", headers={"x-webhook-hmac": "00"})
+    assert response.status_code == 401
+
+
+async def test_invalid_json_is_400(offline, waha):
+    response = await waha.post(offline, b"{not json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+async def test_missing_envelope_fields_are_422(offline, waha):
+    body = waha.webhook("message", waha.message())
+    del body["session"]
+    response = await waha.post(offline, body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_webhook"
+    assert "session" in error["message"]
+
+
+async def test_missing_payload_fields_of_a_known_session_are_422(offline, waha):
+    payload = waha.message()
+    del payload["fromMe"]
+    response = await waha.post(offline, waha.webhook("message", payload))
+    assert response.status_code == 422
+    assert "fromMe" in response.json()["error"]["message"]
+
+
+async def test_contract_violation_is_422(offline, waha):
+    response = await waha.post(offline, waha.webhook("message", waha.message(id="x" * 1000)))
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "contract_violation"
+
+
+async def test_other_events_are_acknowledged_and_ignored(offline, waha):
+    before = webhooks_counted("ignored")
+    for event in ("presence.update", "message.reaction", "group.v2.join", "engine.event"):
+        response = await waha.post(offline, waha.webhook(event, {"id": "x"}))
+        assert response.status_code == 200
+        assert response.json() == {"status": "ignored"}
+    assert webhooks_counted("ignored") == before + 4
+
+
+async def test_declared_too_large_body_is_413_without_reading_it(offline):
+    before = webhooks_counted("too_large")
+    response = await offline.post(
+        "/webhooks/waha", content=b"x" * 5000, headers={"x-webhook-hmac": "whatever"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert webhooks_counted("too_large") == before + 1
+
+
+async def test_streamed_too_large_body_is_413(offline):
+    sent = 0
+
+    async def chunks():
+        nonlocal sent
+        for _ in range(1000):  # up to 1 MB, far beyond the 4 KiB cap
+            sent += 1
+            yield b"x" * 1000
+
+    response = await offline.post("/webhooks/waha", content=chunks())
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert sent < 10  # refused as soon as the cap was passed, not after reading everything
+
+
+async def test_body_exactly_at_the_cap_is_read(offline, waha):
+    body = waha.webhook("presence.update", {"pad": ""})
+    raw = waha.encode(body)
+    body["payload"]["pad"] = "x" * (4096 - len(raw))
+    raw = waha.encode(body)
+    assert len(raw) == 4096
+    assert (await waha.post(offline, raw)).status_code == 200
+
+
+async def test_bad_content_length_is_400(offline):
+    # h11 would refuse it on a real socket; an ASGI server might pass it through.
+    transport_request = httpx.Request(
+        "POST", "http://ingest/webhooks/waha", headers={"content-length": "abc"}, content=b"{}"
+    )
+    transport_request.headers["content-length"] = "abc"
+    response = await offline.send(transport_request)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_content_length"
+
+
+async def test_metrics_exposes_the_outcomes(offline):
+    text = (await offline.get("/metrics")).text
+    for outcome in ("published", "parked", "ignored", "invalid_signature", "too_large", "invalid", "unavailable"):
+        assert f'webhook_ingest_webhooks_total{{outcome="{outcome}"}}' in text

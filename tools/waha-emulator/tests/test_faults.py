@@ -1,0 +1,74 @@
+import asyncio
+
+from waha_emulator.testing import wait_until
+
+
+async def test_injected_500_with_rate_1(emu) -> None:
+    r = await emu.client.post("/_emulator/faults", json={"status": 500})
+    assert r.status_code == 201
+    assert r.json() == {"status": 500, "rate": 1.0, "latencyMs": 0, "duplicateWebhooks": 0}
+    r = await emu.client.post("/api/sessions", json={"name": "f1"})
+    assert r.status_code == 500
+    assert r.json()["statusCode"] == 500 and "exception" in r.json()
+    # the control API and /ping are not affected, and nothing was created
+    assert (await emu.client.get("/ping")).status_code == 200
+    await emu.client.post("/_emulator/faults", json={})
+    assert (await emu.client.get("/_emulator/faults")).json()["status"] is None
+    assert (await emu.client.get("/api/sessions/f1")).status_code == 404
+
+
+async def test_injected_429_carries_retry_after(emu) -> None:
+    await emu.client.post("/_emulator/faults", json={"status": 429, "rate": 1})
+    r = await emu.client.get("/api/sessions")
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "1"
+
+
+async def test_fault_rate_zero_never_fails(emu) -> None:
+    await emu.client.post("/_emulator/faults", json={"status": 500, "rate": 0})
+    for _ in range(5):
+        assert (await emu.client.get("/api/sessions")).status_code == 200
+
+
+async def test_latency(emu) -> None:
+    await emu.client.post("/_emulator/faults", json={"latencyMs": 300})
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert (await emu.client.get("/api/sessions")).status_code == 200
+    assert loop.time() - t0 >= 0.28
+    t0 = loop.time()
+    await emu.client.get("/_emulator/faults")
+    assert loop.time() - t0 < 0.25
+
+
+async def test_bad_fault_body_is_400(emu) -> None:
+    assert (await emu.client.post("/_emulator/faults", json={"status": 200})).status_code == 400
+    assert (await emu.client.post("/_emulator/faults", json={"rate": 2})).status_code == 400
+
+
+async def test_duplicate_webhooks(emu, receiver) -> None:
+    await emu.client.post("/_emulator/faults", json={"duplicateWebhooks": 2})
+    await emu.create("dupwh", url=receiver.url, events=["session.status"], start=False)
+    await emu.client.post("/api/sessions/dupwh/start")
+    await wait_until(lambda: len(receiver.requests) >= 3, message="3 copies")
+    await wait_until(lambda: emu.emulator.webhooks.stats.in_flight == 0, message="idle")
+    starting = [r for r in receiver.requests if r.json["payload"]["status"] == "STARTING"]
+    assert len(starting) == 3
+    assert len({r.json["id"] for r in starting}) == 1
+    assert len({r.headers["x-webhook-request-id"] for r in starting}) == 3
+
+
+async def test_call_log_and_reset(emu) -> None:
+    await emu.create("c1", start=False)
+    await emu.create("c1", start=False)
+    await emu.client.post("/api/sendText", json={"session": "c1", "chatId": "1", "text": "x"})
+    calls = (await emu.client.get("/_emulator/calls", params={"method": "POST", "path": "/api/sessions"})).json()
+    assert [(c["session"], c["status"]) for c in calls] == [("c1", 201), ("c1", 422)]
+    send = (await emu.client.get("/_emulator/calls", params={"path": "/api/sendText"})).json()
+    assert send[0]["session"] == "c1" and send[0]["status"] == 422
+
+    r = await emu.client.post("/_emulator/reset")
+    assert r.status_code == 201
+    assert (await emu.client.get("/api/sessions", params={"all": "true"})).json() == []
+    assert [c["path"] for c in (await emu.client.get("/_emulator/calls")).json()] == ["/api/sessions"]
+    assert (await emu.client.get("/_emulator/stats")).json()["sessions"] == 0
