@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import contextlib
 import time
 from urllib.parse import urlsplit, urlunsplit
 

@@ -21,7 +21,7 @@ from asgi_lifespan import LifespanManager
 from waha_emulator import EmulatorConfig, create_app as create_emulator
 from waha_emulator.testing import WebhookReceiver
 
-from fleet_shared.broker import RpcClient, make_broker, publish_envelope
+from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import Contract, Envelope, Reply, deterministic_id, envelope
 from fleet_shared.contracts.commands import COMMAND_TYPES, GetQr, GetSession
 from fleet_shared.contracts.events import SessionStatusReported
@@ -281,6 +281,18 @@ class Orchestrator:
         finally:
             await channel.close()
 
+    async def dead_letters(self) -> int:
+        """Messages in the dead-letter queues of the command partitions."""
+        channel = await self.connection.channel()
+        try:
+            total = 0
+            for name in self.topology.orchestrator_command_queues:
+                queue = await channel.declare_queue(self.topology.dead_letter_queue(name), passive=True)
+                total += queue.declaration_result.message_count or 0
+            return total
+        finally:
+            await channel.close()
+
     async def tap(self, binding: str) -> EventTap:
         tap = EventTap()
         channel = await self.connection.channel()
@@ -396,7 +408,8 @@ async def make_orchestrator(rabbitmq_url, mongodb_url, mongo_db, webhook_sink) -
 
 
 @pytest.fixture
-async def orchestrator(make_orchestrator, topology, waha) -> Orchestrator:
+async def orchestrator(topology, waha, make_orchestrator) -> Orchestrator:
+    # (make_orchestrator last: set up last, torn down first, before its queues and its WAHA go)
     return await make_orchestrator(topology, waha)
 
 
@@ -407,22 +420,3 @@ async def single_partition(rabbitmq_url) -> AsyncIterator[Topology]:
     await declare_topology_at(rabbitmq_url, topo)
     yield topo
     await delete_topology(rabbitmq_url, topo)
-
-
-@pytest.fixture
-def fresh_broker(rabbitmq_url):
-    """A FastStream broker for publishing like a service does (publish_envelope)."""
-
-    @contextlib.asynccontextmanager
-    async def open_broker():
-        broker = make_broker(Settings(environment="dev", rabbitmq_url=rabbitmq_url), "orchestrator-tests")
-        await broker.connect()
-        try:
-            yield broker
-        finally:
-            await broker.stop()
-
-    return open_broker
-
-
-__all__ = ["publish_envelope"]

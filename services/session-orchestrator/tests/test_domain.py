@@ -153,3 +153,9 @@ def test_a_lost_report_is_noticed_but_applied():
     assert decision.apply
     assert decision.unexpected
     assert decision.state.status == WORKING
+
+
+def test_another_status_in_the_same_millisecond_is_applied():
+    state = decide_report(SessionState(), StatusReport(STARTING, 500)).state
+    decision = decide_report(state, StatusReport(SCAN_QR_CODE, 500))
+    assert decision.apply and decision.change.previous_status == STARTING

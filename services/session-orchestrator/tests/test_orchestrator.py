@@ -243,9 +243,14 @@ async def test_waha_unavailable_is_a_503_and_recorded(orchestrator):
     assert (await orchestrator.status("judy"))["lastError"] is None
 
 
+async def test_answered_commands_are_acked_not_dead_lettered(orchestrator):
+    for command in (StopSession(), StartSession(), GetQr(), SendText(chat_id=BOB_CHAT, text="x")):
+        assert (await orchestrator.ask(command, "lena")).ok or command.TYPE == "message.send"
+    assert (await orchestrator.ask(GetSession(), "lena")).ok
+    assert await orchestrator.dead_letters() == 0
+
+
 async def test_a_message_for_another_user_than_its_routing_key_is_refused(orchestrator):
-    tap_queue = orchestrator.topology.dead_letter_queue(orchestrator.topology.orchestrator_commands(0))
-    assert tap_queue  # (the dead-letter queues exist; where a refused message lands depends on the hash)
     forged = envelope(StartSession(), "mallory")
     reply = await orchestrator.request_raw(forged.wire(), routing_key="user.alice.session.start")
     assert not reply["ok"]
@@ -254,6 +259,11 @@ async def test_a_message_for_another_user_than_its_routing_key_is_refused(orches
     reply = await orchestrator.request_raw(garbage, routing_key="user.alice.session.start")
     assert reply["error"]["code"] == "invalid_message"
     assert await orchestrator.waha.calls(method="POST") == []
+    assert await orchestrator.runtime.registry.get("alice") is None
+
+    # Without anyone waiting for an answer, the forged message goes to the dead-letter queue.
+    await orchestrator.publish(orchestrator.topology.commands, forged, routing_key="user.alice.session.start")
+    await wait_until(lambda: orchestrator.dead_letters(), 10, what="the forged message dead-lettered")
     assert await orchestrator.runtime.registry.get("alice") is None
 
 
@@ -274,7 +284,7 @@ async def test_readyz_says_which_dependency_fails(orchestrator):
     assert ready.json()["failing"] == ["waha"]
 
 
-async def test_a_slow_waha_for_one_user_delays_no_other_user(make_waha, make_orchestrator, single_partition):
+async def test_a_slow_waha_for_one_user_delays_no_other_user(single_partition, make_waha, make_orchestrator):
     """All users share ONE single-active-consumer partition here; WAHA takes 3 s on each of
     slowpoke's calls. bob's commands and queries are answered meanwhile."""
     delay = 3.0

@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, DeliveryError
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker, RabbitResponse
 from pamqp.commands import Basic
 
 from .contracts import Envelope, Reply
@@ -74,6 +74,16 @@ async def publish_envelope(
     # aiormq raises ChannelInvalidStateError (a RuntimeError) while the connection is down.
     except (AMQPError, DeliveryError, ConnectionError, asyncio.TimeoutError, TimeoutError, RuntimeError) as exc:
         raise BrokerUnavailable(f"broker did not confirm {env.type}: {exc!r}") from exc
+
+
+def answer(reply: Reply) -> RabbitResponse:
+    """What a FastStream handler returns to answer a command or query through direct reply-to.
+
+    Not `mandatory`: RabbitMQ 3.10 answers a mandatory publish to a direct reply-to address with
+    basic.return even though it delivered it, and the channel's on_return_raises would turn every
+    answered request into a failed (rejected, dead-lettered) one.
+    """
+    return RabbitResponse(reply.model_dump(mode="json"), mandatory=False, content_type="application/json")
 
 
 class RpcClient:

@@ -10,12 +10,11 @@ import logging
 
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage, RejectMessage
-from faststream.rabbit import RabbitBroker, RabbitQueue
+from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitResponse
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 
-from fleet_shared.broker import make_broker
-from fleet_shared.contracts import Reply
+from fleet_shared.broker import answer, make_broker
 from fleet_shared.topology import Topology
 
 from .config import SERVICE_NAME, Settings
@@ -66,8 +65,7 @@ def build_broker(settings: Settings, topology: Topology, events: EventHandler, q
         decoder=raw_body,
         ack_policy=AckPolicy.ACK,
     )
-    async def on_query(body: bytes, message: RabbitMessage) -> Reply:
-        # FastStream publishes the returned Reply to the request's reply_to.
-        return await queries.answer(body, message.raw_message.routing_key)
+    async def on_query(body: bytes, message: RabbitMessage) -> RabbitResponse:
+        return answer(await queries.answer(body, message.raw_message.routing_key))
 
     return broker

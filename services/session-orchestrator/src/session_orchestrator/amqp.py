@@ -13,14 +13,13 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
 
 from faststream.exceptions import NackMessage, RejectMessage
 from faststream.middlewares import AckPolicy
-from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue, RabbitResponse
 from faststream.rabbit.annotations import RabbitMessage
 
-from fleet_shared.broker import publish_envelope
+from fleet_shared.broker import answer, publish_envelope
 from fleet_shared.contracts import Envelope, Reply, parse_envelope
 from fleet_shared.routing import parse_user_key
 from fleet_shared.topology import Topology
@@ -72,11 +71,11 @@ def _routing_user(routing_key: str | None) -> str | None:
         return None
 
 
-def _refuse(message: RabbitMessage, reason: str) -> dict[str, Any]:
+def _refuse(message: RabbitMessage, reason: str) -> RabbitResponse:
     log.warning("refused message %s (key %s): %s", message.message_id, message.raw_message.routing_key, reason)
     MESSAGES.labels("invalid", "refused").inc()
     if message.reply_to:
-        return Reply.failure("invalid_message", reason, 400).model_dump(mode="json")
+        return answer(Reply.failure("invalid_message", reason, 400))
     raise RejectMessage(requeue=False)
 
 
@@ -87,29 +86,36 @@ def _outcome(reply: Reply) -> str:
 def register_subscribers(
     broker: RabbitBroker, topology: Topology, handlers: Handlers, serializer: UserSerializer, settings: Settings
 ) -> None:
-    async def on_command(message: RabbitMessage) -> dict[str, Any] | None:
+    async def on_command(message: RabbitMessage) -> RabbitResponse | None:
         raw = message.raw_message
         user_id = _routing_user(raw.routing_key)
         if user_id is None:
             return _refuse(message, f"not a user routing key: {raw.routing_key!r}")
         # Take this user's turn before anything else awaits: that is what keeps arrival order.
-        async with serializer.turn(user_id):
+        try:
+            async with serializer.turn(user_id):
+                USERS_IN_FLIGHT.set(serializer.active_users)
+                return await _handle_command(message, user_id)
+        finally:
             USERS_IN_FLIGHT.set(serializer.active_users)
-            try:
-                env = read_envelope(raw.routing_key, message.body, user_id)
-            except (BadMessage, ValueError) as exc:
-                return _refuse(message, str(exc))
-            started = time.perf_counter()
-            if env.type == STATUS_REPORTED:
-                await _report(env, message)
-                MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
-                return None
-            loop = asyncio.get_running_loop()
-            deadline = reply_deadline(env, loop.time(), settings.request_timeout, settings.reply_margin)
-            reply = await handlers.command(env, deadline)
-            MESSAGES.labels(env.type, _outcome(reply)).inc()
+
+    async def _handle_command(message: RabbitMessage, user_id: str) -> RabbitResponse | None:
+        raw = message.raw_message
+        try:
+            env = read_envelope(raw.routing_key, message.body, user_id)
+        except (BadMessage, ValueError) as exc:
+            return _refuse(message, str(exc))
+        started = time.perf_counter()
+        if env.type == STATUS_REPORTED:
+            await _report(env, message)
             MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
-            return reply.model_dump(mode="json")
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = reply_deadline(env, loop.time(), settings.request_timeout, settings.reply_margin)
+        reply = await handlers.command(env, deadline)
+        MESSAGES.labels(env.type, _outcome(reply)).inc()
+        MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
+        return answer(reply)
 
     async def _report(env: Envelope, message: RabbitMessage) -> None:
         raw = message.raw_message
@@ -129,7 +135,7 @@ def register_subscribers(
             MESSAGES.labels(env.type, "internal_error").inc()
             log.exception("status report of %s failed", env.user_id)
 
-    async def on_query(message: RabbitMessage) -> dict[str, Any] | None:
+    async def on_query(message: RabbitMessage) -> RabbitResponse | None:
         raw = message.raw_message
         user_id = _routing_user(raw.routing_key)
         if user_id is None:
@@ -140,7 +146,7 @@ def register_subscribers(
             return _refuse(message, str(exc))
         reply = await handlers.query(env)
         MESSAGES.labels(env.type, _outcome(reply)).inc()
-        return reply.model_dump(mode="json")
+        return answer(reply)
 
     for name in topology.orchestrator_command_queues:
         # Declared (with their arguments) by declare_topology at start-up; here only consumed.

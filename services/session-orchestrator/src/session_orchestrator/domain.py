@@ -142,9 +142,10 @@ def decide_report(state: SessionState, report: StatusReport) -> ReportDecision:
     last = state.last_reported_at_ms
     if last is not None and report.reported_at_ms < last:
         return ReportDecision(apply=False, state=state, change=None)
-    if last is not None and report.reported_at_ms == last:
+    if last is not None and report.reported_at_ms == last and report.status == state.status:
         # The same report again: a redelivery (maybe after a crash between write and publish)
         # or a duplicate webhook. Its change, if it made one, is re-emitted with the same id.
+        # (Another status in the same millisecond is applied below: the later arrival wins a tie.)
         change = state.last_change
         same = change is not None and change.reported_at_ms == last and change.status == report.status
         return ReportDecision(apply=False, state=state, change=change if same else None, replay=same)

@@ -1,0 +1,50 @@
+"""Settings: defaults, durations from the environment, secrets refused outside dev."""
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from session_orchestrator.config import Settings
+from session_orchestrator.lifecycle import WebhookTarget, session_config
+
+
+def test_defaults():
+    settings = Settings(environment="dev", _env_file=None)
+    assert settings.port == 8082
+    assert settings.waha_url == "http://127.0.0.1:3000"
+    assert settings.webhook_url == "http://127.0.0.1:8081/webhooks/waha"
+    assert settings.session_idle_timeout == timedelta(hours=24)
+    assert settings.max_sessions == 1000
+
+
+def test_environment(monkeypatch):
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT", "90m")
+    monkeypatch.setenv("MAX_SESSIONS", "5")
+    monkeypatch.setenv("WAHA_URL", "http://waha:3000")
+    settings = Settings(environment="dev", _env_file=None)
+    assert settings.session_idle_timeout == timedelta(minutes=90)
+    assert (settings.max_sessions, settings.waha_url) == (5, "http://waha:3000")
+
+
+def test_dev_or_missing_secrets_are_refused_outside_dev():
+    with pytest.raises(ValidationError, match="WAHA_API_KEY"):
+        Settings(environment="production", waha_api_key="dev-key", webhook_hmac_key="x" * 32, _env_file=None)
+    with pytest.raises(ValidationError, match="WEBHOOK_HMAC_KEY"):
+        Settings(environment="production", waha_api_key="k" * 32, webhook_hmac_key="", _env_file=None)
+    Settings(environment="production", waha_api_key="k" * 32, webhook_hmac_key="h" * 32, _env_file=None)
+
+
+def test_session_config_names_the_user_and_the_signed_webhook():
+    config = session_config("alice", WebhookTarget("http://ingest/webhooks/waha", "secret"))
+    assert config == {
+        "metadata": {"fleet.userId": "alice"},
+        "webhooks": [
+            {
+                "url": "http://ingest/webhooks/waha",
+                "events": ["message", "message.any", "message.ack", "session.status"],
+                "hmac": {"key": "secret"},
+                "retries": {"policy": "constant", "delaySeconds": 2, "attempts": 15},
+            }
+        ],
+    }
