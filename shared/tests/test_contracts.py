@@ -1,7 +1,13 @@
 import pytest
 from pydantic import ValidationError
 
-from fleet_shared.contracts import ALL_TYPES, Reply, deterministic_id, envelope, parse_envelope
+from fleet_shared.contracts import (
+    ALL_TYPES,
+    Reply,
+    deterministic_id,
+    envelope,
+    parse_envelope,
+)
 from fleet_shared.contracts.commands import SendText
 from fleet_shared.contracts.events import MessageReceived
 

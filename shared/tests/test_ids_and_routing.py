@@ -1,7 +1,17 @@
 import pytest
 
-from fleet_shared.ids import InvalidIdError, normalize_chat_id, session_name_for, validate_user_id
-from fleet_shared.routing import all_users_binding, one_user_binding, parse_user_key, user_key
+from fleet_shared.ids import (
+    InvalidIdError,
+    normalize_chat_id,
+    session_name_for,
+    validate_user_id,
+)
+from fleet_shared.routing import (
+    all_users_binding,
+    one_user_binding,
+    parse_user_key,
+    user_key,
+)
 
 BAD_USER_IDS = ["", "a.b", "a*b", "a#b", "ünï", "a b", "a" * 65, "a/b", "user.x"]
 

@@ -44,7 +44,7 @@ async def connected(stack):
     ) as waha:
         answers = await asyncio.gather(*(gateway.get("/api/v1/waha/qr", headers=auth(u)) for u in (ALICE, BOB)))
         qrs = {}
-        for user, r in zip((ALICE, BOB), answers):
+        for user, r in zip((ALICE, BOB), answers, strict=True):
             assert r.status_code == 200, r.text
             qrs[user] = r.json()
         for user in (ALICE, BOB):

@@ -123,7 +123,7 @@ async def test_send_message(gateway, responder, tokens):
     body = {"chatId": "4915112345678", "text": "hello", "replyTo": "false_1@c.us_X"}
     headers = {**tokens.auth("alice"), "Idempotency-Key": "order-42:v1.a_b"}
     first = await gateway.post("/api/v1/waha/messages", json=body, headers=headers)
-    second = await gateway.post("/api/v1/waha/messages", json=body, headers=headers)
+    await gateway.post("/api/v1/waha/messages", json=body, headers=headers)
     plain = await gateway.post("/api/v1/waha/messages", json={"chatId": "1@g.us", "text": "x"}, headers=tokens.auth("alice"))
     assert first.status_code == 201, first.text
     assert first.json() == {"id": "true_4915112345678@c.us_ABC", "chatId": "4915112345678@c.us", "timestamp": 1700000000}

@@ -3,7 +3,13 @@
 import json
 
 from fleet_shared.contracts import envelope
-from fleet_shared.contracts.commands import GetSession, ListChats, ListContacts, ListGroups, ListMessages
+from fleet_shared.contracts.commands import (
+    GetSession,
+    ListChats,
+    ListContacts,
+    ListGroups,
+    ListMessages,
+)
 from persister.queries import CHAT_CURSOR, MESSAGE_FIELDS, QueryService, encode_cursor
 
 ALICE, BOB = "alice", "bob"

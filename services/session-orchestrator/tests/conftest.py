@@ -18,8 +18,6 @@ import httpx
 import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
-from waha_emulator import EmulatorConfig, create_app as create_emulator
-from waha_emulator.testing import WebhookReceiver
 
 from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import Contract, Envelope, Reply, deterministic_id, envelope
@@ -32,6 +30,9 @@ from fleet_shared.testing.fixtures import delete_topology
 from fleet_shared.topology import USER_ID_HEADER, Topology, declare_topology_at
 from session_orchestrator.app import create_app
 from session_orchestrator.config import Settings
+from waha_emulator import EmulatorConfig
+from waha_emulator import create_app as create_emulator
+from waha_emulator.testing import WebhookReceiver
 
 WAHA_KEY = "test-waha-api-key-0123456789"
 HMAC_KEY = "test-webhook-hmac-key-0123456789"

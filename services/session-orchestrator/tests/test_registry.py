@@ -5,8 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fleet_shared.mongo import make_mongo_client
-
-from session_orchestrator.domain import SCAN_QR_CODE, STARTING, STOPPED, WORKING, StatusReport, decide_report
+from session_orchestrator.domain import (
+    SCAN_QR_CODE,
+    STARTING,
+    STOPPED,
+    WORKING,
+    StatusReport,
+    decide_report,
+)
 from session_orchestrator.registry import HISTORY_LENGTH, SessionRegistry, view_of
 from session_orchestrator.sends import SendLedger, fingerprint
 

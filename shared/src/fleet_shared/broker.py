@@ -12,7 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPError, DeliveryError
 from faststream.rabbit import Channel, RabbitBroker, RabbitResponse
 from pamqp.commands import Basic
@@ -72,7 +76,7 @@ async def publish_envelope(
             **amqp_properties(env),
         )
     # aiormq raises ChannelInvalidStateError (a RuntimeError) while the connection is down.
-    except (AMQPError, DeliveryError, ConnectionError, asyncio.TimeoutError, TimeoutError, RuntimeError) as exc:
+    except (AMQPError, DeliveryError, ConnectionError, TimeoutError, RuntimeError) as exc:
         raise BrokerUnavailable(f"broker did not confirm {env.type}: {exc!r}") from exc
 
 
@@ -162,7 +166,7 @@ class RpcClient:
             return await asyncio.wait_for(future, seconds)
         except DeliveryError as exc:
             raise BrokerUnavailable(f"nobody can take {env.type} now") from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise BrokerTimeout(f"no answer to {env.type} within {seconds:.0f}s") from exc
         except (AMQPError, ConnectionError, RuntimeError) as exc:
             raise BrokerUnavailable(f"broker error: {exc!r}") from exc

@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from waha_emulator import EmulatorConfig, create_app
 from waha_emulator.testing import WebhookReceiver, wait_until
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from waha_emulator.__main__ import config_from_args
 from waha_emulator.config import EmulatorConfig
 

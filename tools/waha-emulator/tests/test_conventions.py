@@ -1,6 +1,7 @@
 import hashlib
 
 import httpx
+
 from waha_emulator import EmulatorConfig, create_app
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import httpx
+
 from waha_emulator.testing import WebhookReceiver, free_port, wait_until
 
 

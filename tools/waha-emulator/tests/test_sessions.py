@@ -1,6 +1,7 @@
 import re
 
 import pytest
+
 from waha_emulator.testing import wait_until
 
 

@@ -2,6 +2,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from waha_emulator.webhooks import parse_retry_after, retry_delay, retry_settings, sign
 
 DOC_BODY = b'{"event":"message","session":"default","engine":"WEBJS"}'

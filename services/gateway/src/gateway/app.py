@@ -1,13 +1,12 @@
 """The gateway's FastAPI app: JWT-authenticated REST API turned into RabbitMQ requests."""
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from fleet_shared.broker import RpcClient
+from fleet_shared.connect import BackgroundConnection
 from fleet_shared.http import install_error_handlers, ops_router
 from fleet_shared.topology import Topology
 
@@ -15,7 +14,6 @@ from . import routes_admin, routes_waha
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
-from .connection import connect_until_up
 from .metrics import MetricsMiddleware
 
 SERVICE = "gateway"
@@ -28,15 +26,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        connecting = asyncio.create_task(connect_until_up(rpc, settings.rabbitmq_url, topology), name="rabbitmq-connect")
+        connection = BackgroundConnection(settings.rabbitmq_url, topology, rpc.connect, SERVICE)
+        await connection.start()
         try:
             yield
         finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
-            with contextlib.suppress(Exception):
-                await rpc.close()
+            await connection.stop()
+            await rpc.close()
 
     app = FastAPI(
         title="waha-fleet gateway",

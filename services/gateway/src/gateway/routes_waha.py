@@ -29,7 +29,14 @@ from fleet_shared.http import ApiError
 
 from .auth import CurrentUser
 from .bus import Bus
-from .schemas import IDEMPOTENCY_KEY_RE, MessagesQuery, PageQuery, QrQuery, SendMessageBody, error_responses
+from .schemas import (
+    IDEMPOTENCY_KEY_RE,
+    MessagesQuery,
+    PageQuery,
+    QrQuery,
+    SendMessageBody,
+    error_responses,
+)
 
 router = APIRouter(
     prefix="/api/v1/waha",

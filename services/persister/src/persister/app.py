@@ -5,9 +5,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from fleet_shared.connect import BrokerLink
 from fleet_shared.http import install_error_handlers, ops_router
 from fleet_shared.mongo import make_mongo_client
-from fleet_shared.topology import Topology, declare_topology_at
+from fleet_shared.topology import Topology
 
 from .amqp import build_broker
 from .config import SERVICE_NAME, Settings
@@ -16,7 +17,9 @@ from .queries import QueryService
 from .store import Store
 
 log = logging.getLogger(__name__)
-BROKER_PING_TIMEOUT = 1.0
+
+# How long start-up waits for RabbitMQ before serving anyway (not ready until it connects).
+STARTUP_WAIT = 5.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +32,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             store = Store(client[settings.mongodb_database])
             await store.ensure_indexes()
-            await declare_topology_at(settings.rabbitmq_url, topology)
             handler = EventHandler(
                 store,
                 retry_timeout=settings.write_retry_timeout.total_seconds(),
@@ -37,19 +39,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_backoff=settings.write_retry_max_backoff.total_seconds(),
             )
             broker = build_broker(settings, topology, handler, QueryService(store))
-            await broker.start()
-            app.state.store, app.state.broker = store, broker
-            log.info("persister consuming %s and %s", topology.persister_events, topology.persister_queries)
+            link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
+            await link.start(wait=STARTUP_WAIT)
+            app.state.store, app.state.link = store, link
             try:
                 yield
             finally:
-                await broker.stop()
+                await link.stop()
         finally:
             await client.close()
 
     async def broker_ready() -> bool:
-        broker = getattr(app.state, "broker", None)
-        return broker is not None and await broker.ping(BROKER_PING_TIMEOUT)
+        link = getattr(app.state, "link", None)
+        return link is not None and await link.ready()
 
     async def mongo_ready() -> bool:
         store = getattr(app.state, "store", None)

@@ -15,7 +15,13 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from fleet_shared.contracts import Envelope, Reply, parse_envelope
-from fleet_shared.contracts.commands import ListChats, ListContacts, ListGroups, ListMessages, Page
+from fleet_shared.contracts.commands import (
+    ListChats,
+    ListContacts,
+    ListGroups,
+    ListMessages,
+    Page,
+)
 from fleet_shared.routing import parse_user_key
 
 from .metrics import QUERIES

@@ -12,9 +12,10 @@ from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 
 from fleet_shared.broker import make_broker
+from fleet_shared.connect import BrokerLink
 from fleet_shared.http import install_error_handlers, ops_router
 from fleet_shared.mongo import make_mongo_client
-from fleet_shared.topology import Topology, declare_topology_at
+from fleet_shared.topology import Topology
 
 from .amqp import BrokerEvents, register_subscribers
 from .config import SERVICE_NAME, Settings
@@ -56,6 +57,9 @@ def build_waha_client(settings: Settings) -> WahaClient:
         ),
     )
 
+# How long start-up waits for RabbitMQ before serving anyway (not ready until it connects).
+STARTUP_WAIT = 5.0
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -63,7 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
-        await declare_topology_at(settings.rabbitmq_url, topology)
         mongo = make_mongo_client(settings.mongodb_url, SERVICE_NAME)
         db = mongo[settings.mongodb_database]
         registry = SessionRegistry(db)
@@ -83,12 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         register_subscribers(broker, topology, handlers, serializer, settings)
         app.state.runtime = Runtime(topology, broker, mongo, registry, waha, serializer, handlers)
+        link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
+        app.state.link = link
         try:
-            await broker.start()
-            log.info("session-orchestrator consuming %d partitions under %r", topology.partitions, topology.prefix)
+            await link.start(wait=STARTUP_WAIT)
             yield
         finally:
-            await broker.stop()
+            await link.stop()
             await waha.aclose()
             await mongo.close()
 
@@ -99,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.state.runtime
 
     async def broker_ready() -> bool:
-        return await runtime().broker.ping(timeout=1.0)
+        return await app.state.link.ready()
 
     async def mongo_ready() -> bool:
         await runtime().mongo.admin.command("ping")

@@ -10,7 +10,7 @@ WAHA's lifecycle (reference §2.5):
 """
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Literal, get_args
 
 from fleet_shared.contracts.events import SessionStatus
@@ -61,7 +61,7 @@ def is_allowed(current: SessionStatus, new: SessionStatus) -> bool:
     return new in TRANSITIONS[current]
 
 
-class StartAction(str, Enum):
+class StartAction(StrEnum):
     """What bringing a session up needs, given WAHA's status of it."""
 
     NONE = "none"  # already running (starting, waiting for a scan, or working)

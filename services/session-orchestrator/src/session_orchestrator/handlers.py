@@ -17,7 +17,12 @@ from pymongo.errors import PyMongoError
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Envelope, Reply, deterministic_id, envelope, utcnow
 from fleet_shared.contracts.commands import SendText, SentView
-from fleet_shared.contracts.events import MessageSent, SessionQrUpdated, SessionStatusChanged, SessionStatusReported
+from fleet_shared.contracts.events import (
+    MessageSent,
+    SessionQrUpdated,
+    SessionStatusChanged,
+    SessionStatusReported,
+)
 from fleet_shared.ids import session_name_for
 
 from .domain import (
@@ -33,7 +38,13 @@ from .lifecycle import WebhookTarget, ensure_running, session_config, wait_for_q
 from .metrics import STALE_REPORTS, STATUS_CHANGES
 from .registry import SessionRegistry, view_of
 from .sends import SendLedger, fingerprint
-from .waha_client import WahaBadResponse, WahaClient, WahaNotFound, WahaRejected, WahaUnavailable
+from .waha_client import (
+    WahaBadResponse,
+    WahaClient,
+    WahaNotFound,
+    WahaRejected,
+    WahaUnavailable,
+)
 
 log = logging.getLogger(__name__)
 

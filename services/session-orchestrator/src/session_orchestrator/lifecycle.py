@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from fleet_shared.contracts.commands import QrView
 
-from .domain import WORKING, SessionStatus, StartAction, normalize_status, qr_step, start_action
+from .domain import (
+    WORKING,
+    SessionStatus,
+    StartAction,
+    normalize_status,
+    qr_step,
+    start_action,
+)
 from .waha_client import WahaClient, WahaNotFound, WahaRejected
 
 log = logging.getLogger(__name__)

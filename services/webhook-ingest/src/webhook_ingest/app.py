@@ -9,7 +9,7 @@ from fleet_shared.http import install_error_handlers, ops_router
 from fleet_shared.topology import Topology
 
 from .config import Settings
-from .link import BrokerLink
+from .link import make_link
 from .routes import make_router
 
 # How long start-up waits for the first connection attempt before serving anyway (answering 503).
@@ -18,7 +18,7 @@ STARTUP_WAIT = 5.0
 
 def create_app(settings: Settings) -> FastAPI:
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
-    link = BrokerLink(settings, topology)
+    link = make_link(settings, topology)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from fleet_shared.contracts import Envelope, deterministic_id, envelope
-from fleet_shared.contracts.events import MessageAck, MessageReceived, MessageSent, SessionStatusReported
+from fleet_shared.contracts.events import (
+    MessageAck,
+    MessageReceived,
+    MessageSent,
+    SessionStatusReported,
+)
 from fleet_shared.ids import InvalidIdError, session_name_for, validate_user_id
 
 from .waha import WaAck, WahaWebhook, WaMessage, WaSessionStatus, parse_payload

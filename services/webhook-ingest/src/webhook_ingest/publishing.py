@@ -7,10 +7,10 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from starlette.datastructures import Headers
 
 from fleet_shared.broker import CONFIRM_TIMEOUT, BrokerUnavailable, publish_envelope
+from fleet_shared.connect import BrokerLink
 from fleet_shared.contracts import Envelope, deterministic_id
 from fleet_shared.topology import Topology
 
-from .link import BrokerLink
 from .waha import WahaWebhook
 
 # Request headers kept with a parked webhook (so it can be inspected, re-verified and replayed).
@@ -27,11 +27,7 @@ PARKED_MESSAGE_TYPE = "waha.webhook"
 
 async def publish_event(link: BrokerLink, topology: Topology, env: Envelope) -> None:
     # mandatory: an event no queue took is refused (503) instead of silently lost.
-    broker = link.require()
-    try:
-        await publish_envelope(broker, topology.events, env, mandatory=True)
-    except ChannelInvalidStateError as exc:  # the connection is down and being restored
-        raise BrokerUnavailable(f"broker connection is not usable: {exc!r}") from exc
+    await publish_envelope(link.require(), topology.events, env, mandatory=True)
 
 
 def parked_headers(hook: WahaWebhook, headers: Headers, reason: str) -> dict[str, str]:

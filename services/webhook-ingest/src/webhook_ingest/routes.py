@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from fleet_shared.broker import BrokerUnavailable
+from fleet_shared.connect import BrokerLink
 from fleet_shared.http import ApiError
 from fleet_shared.topology import Topology
 
 from . import mapping, signature
 from .body import BadContentLength, BodyTooLarge, IncompleteBody, read_capped_body
 from .config import Settings
-from .link import BrokerLink
 from .metrics import EVENTS, count
 from .publishing import park, publish_event
 from .waha import InvalidJson, InvalidWebhook, parse_webhook

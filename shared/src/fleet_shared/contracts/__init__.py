@@ -1,6 +1,15 @@
 """Versioned contracts of every command, query and event; see docs/contracts.md."""
 
-from .base import Contract, Envelope, ErrorBody, Reply, deterministic_id, envelope, new_id, utcnow
+from .base import (
+    Contract,
+    Envelope,
+    ErrorBody,
+    Reply,
+    deterministic_id,
+    envelope,
+    new_id,
+    utcnow,
+)
 from .commands import COMMAND_TYPES, QUERY_TYPES
 from .events import EVENT_TYPES
 

@@ -10,7 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from . import routes_auth, routes_control, routes_messages, routes_server, routes_sessions
+from . import (
+    routes_auth,
+    routes_control,
+    routes_messages,
+    routes_server,
+    routes_sessions,
+)
 from .config import EmulatorConfig
 from .errors import install_error_handlers
 from .faults import Faults
