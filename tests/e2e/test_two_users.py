@@ -12,7 +12,7 @@ import pytest
 
 from fleet_shared.localdev import wait_until
 
-from .conftest import SECRETS, auth
+from ..conftest import SECRETS, auth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

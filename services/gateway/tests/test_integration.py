@@ -3,14 +3,14 @@
 import asyncio
 import base64
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from fleet_shared.contracts import Reply
 from fleet_shared.contracts.commands import Page, QrView, SentView, SessionView
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import free_port, wait_until
+from fleet_shared.localdev import wait_until
+from fleet_shared.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +23,24 @@ async def session_view(env: dict) -> Reply:
     )
 
 
-async def echo_page(env: dict) -> Reply:
-    return Reply.success(Page(items=[{"userId": env["userId"], "query": env["data"]}], next_cursor="next-1"))
+CHAT = {
+    "chatId": "4915112345678@c.us", "name": "Max", "isGroup": False, "updatedAt": "2026-11-28T10:00:00+00:00",
+    "lastMessage": {"id": "false_4915112345678@c.us_A1", "body": "hi", "fromMe": False, "timestamp": 1_700_000_000},
+}
+MESSAGE = {
+    "id": "false_4915112345678@c.us_A1", "chatId": "4915112345678@c.us", "fromMe": False, "from": "4915112345678@c.us",
+    "to": "15550001111@c.us", "participant": None, "body": "hi", "type": "chat", "hasMedia": False,
+    "timestamp": 1_700_000_000, "ack": 2,
+}
+
+
+async def a_page(env: dict) -> Reply:
+    return Reply.success(Page(items=[MESSAGE if env["type"] == "message.list" else CHAT], next_cursor="next-1"))
 
 
 def answer_page(responder) -> None:
     for t in ("chat.list", "group.list", "contact.list", "message.list"):
-        responder.handlers[t] = echo_page
+        responder.handlers[t] = a_page
 
 
 def assert_error(response, status: int, code: str) -> None:
@@ -145,21 +156,51 @@ async def test_lists_map_their_parameters(gateway, responder, tokens, topology):
     answer_page(responder)
     chats = await gateway.get("/api/v1/waha/chats", params={"limit": 10, "cursor": "c1"}, headers=tokens.auth("bob"))
     assert chats.status_code == 200
-    assert chats.json() == {"items": [{"userId": "bob", "query": {"limit": 10, "cursor": "c1"}}], "nextCursor": "next-1"}
+    assert chats.json() == {"items": [CHAT], "nextCursor": "next-1"}
     groups = await gateway.get("/api/v1/waha/groups", headers=tokens.auth("bob"))
     contacts = await gateway.get("/api/v1/waha/contacts", params={"limit": 200}, headers=tokens.auth("bob"))
-    assert groups.json()["items"][0]["query"] == {"limit": 50, "cursor": None}
-    assert contacts.json()["items"][0]["query"] == {"limit": 200, "cursor": None}
+    assert groups.json() == contacts.json() == {"items": [CHAT], "nextCursor": "next-1"}
     messages = await gateway.get(
         "/api/v1/waha/messages", params={"chatId": "120363@g.us", "limit": 5, "before": "b1"}, headers=tokens.auth("bob")
     )
     assert messages.status_code == 200
-    assert messages.json()["items"][0]["query"] == {"chatId": "120363@g.us", "limit": 5, "before": "b1"}
+    assert messages.json() == {"items": [MESSAGE], "nextCursor": "next-1"}
 
+    assert [(s.envelope["userId"], s.envelope["data"]) for s in responder.seen] == [
+        ("bob", {"limit": 10, "cursor": "c1"}),
+        ("bob", {"limit": 50, "cursor": None}),
+        ("bob", {"limit": 200, "cursor": None}),
+        ("bob", {"chatId": "120363@g.us", "limit": 5, "before": "b1"}),
+    ]
     assert [s.routing_key for s in responder.seen] == [
         "user.bob.chat.list", "user.bob.group.list", "user.bob.contact.list", "user.bob.message.list",
     ]
     assert {s.queue for s in responder.seen} == {topology.persister_queries}
+
+
+async def test_a_page_that_breaks_the_contract_is_a_502(gateway, responder, tokens):
+    async def broken(env: dict) -> Reply:
+        return Reply.success(Page(items=[{"userId": env["userId"]}], next_cursor=None))
+
+    responder.handlers["chat.list"] = broken
+    assert_error(await gateway.get("/api/v1/waha/chats", headers=tokens.auth()), 502, "bad_reply")
+
+
+async def test_session_commands_answer_202_with_the_status(gateway, responder, tokens):
+    statuses = {"session.start": "STARTING", "session.stop": "STOPPED", "session.restart": "STARTING",
+                "session.logout": "STOPPED"}
+
+    async def status_of(env: dict) -> Reply:
+        return Reply.success({"status": statuses[env["type"]]})
+
+    for t in statuses:
+        responder.handlers[t] = status_of
+    for action in ("start", "stop", "restart", "logout"):
+        r = await gateway.post(f"/api/v1/waha/session/{action}", headers=tokens.auth("carol"))
+        assert r.status_code == 202 and r.json() == {"status": statuses[f"session.{action}"]}, r.text
+    assert [s.routing_key for s in responder.seen] == [
+        f"user.carol.session.{a}" for a in ("start", "stop", "restart", "logout")
+    ]
 
 
 async def test_qr_json_and_image(gateway, responder, tokens):
@@ -242,80 +283,35 @@ async def test_metrics_count_requests_by_route_and_status(gateway, responder, to
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
 
 
-class TcpProxy:
-    """Forwards 127.0.0.1:listen_port to the broker; can be down, up, and cut every connection."""
-
-    def __init__(self, listen_port: int, target_port: int) -> None:
-        self.listen_port, self.target_port = listen_port, target_port
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.listen_port)
-
-    async def stop(self) -> None:
-        """Stop listening and cut the connections: to the gateway, the broker has gone away."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.transport.abort()
-            self._writers.discard(writer)
-
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers.update((client_w, server_w))
-        await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
-
-
-def url_via(rabbitmq_url: str, port: int) -> str:
-    parts = urlsplit(rabbitmq_url)
-    auth = f"{parts.username}:{parts.password}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=f"{auth}127.0.0.1:{port}"))
-
-
 async def test_gateway_starts_without_broker_connects_when_it_appears_and_survives_an_outage(
     gateway_factory, responder, tokens, rabbitmq_url
 ):
-    proxy = TcpProxy(free_port(), urlsplit(rabbitmq_url).port or 5672)
     responder.handlers["session.get"] = session_view
 
-    async with gateway_factory(wait_ready=False, rabbitmq_url=url_via(rabbitmq_url, proxy.listen_port)) as client:
+    with TcpProxy.to_url(rabbitmq_url) as proxy:
+        proxy.down()
+        async with gateway_factory(wait_ready=False, rabbitmq_url=proxy.url_for(rabbitmq_url)) as client:
 
-        async def ready() -> bool:
-            return (await client.get("/readyz")).status_code == 200
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
 
-        async def status_ok() -> bool:
-            return (await client.get("/api/v1/waha/status", headers=tokens.auth())).status_code == 200
+            async def status_ok() -> bool:
+                return (await client.get("/api/v1/waha/status", headers=tokens.auth())).status_code == 200
 
-        assert_error(await client.get("/api/v1/waha/status", headers=tokens.auth()), 503, "broker_unavailable")
-        assert (await client.get("/readyz")).status_code == 503
-        try:
-            await proxy.start()
+            assert_error(await client.get("/api/v1/waha/status", headers=tokens.auth()), 503, "broker_unavailable")
+            assert (await client.get("/readyz")).status_code == 503
+            proxy.up()
             await wait_until(ready, timeout=15, what="gateway connecting once the broker answers")
             response = await client.get("/api/v1/waha/status", headers=tokens.auth())
             assert response.status_code == 200 and response.json()["userId"] == "alice"
 
-            await proxy.stop()
+            proxy.down()
             await wait_until(lambda: _not(ready), timeout=10, what="gateway noticing the outage")
             assert_error(await client.get("/api/v1/waha/status", headers=tokens.auth()), 503, "broker_unavailable")
 
-            await proxy.start()
+            proxy.up()
             await wait_until(ready, timeout=20, what="gateway reconnecting")
             await wait_until(status_ok, timeout=10, what="requests answered again after reconnecting")
-        finally:
-            await proxy.stop()
 
 
 async def _not(check) -> bool:

@@ -141,12 +141,14 @@ async def test_malformed_events_are_dead_lettered(running, publisher, topology, 
 
     await wait_until(dead_lettered, DEADLINE, what="two malformed events in the DLQ")
     dlq = await amqp_channel.declare_queue(dlq_name, passive=True)
-    bodies = set()
+    reasons = {}
     for _ in range(2):
         message = await dlq.get(no_ack=True, timeout=5)
-        bodies.add(message.body)
-        assert message.headers["x-death"][0]["reason"] == "rejected"
-    assert b"not json at all" in bodies
+        reasons[message.body] = message.headers["x-fleet-dead-reason"]
+        assert message.headers["x-fleet-dead-queue"] == topology.persister_events
+        assert message.headers["x-fleet-dead-by"] == "persister"
+    assert reasons[b"not json at all"].startswith("malformed: body is not JSON")
+    assert "message.deleted" in reasons[json.dumps(unknown).encode()]
     # The consumer is still alive and storing.
     await publish_envelope(publisher, topology.events, events.received(ALICE, "after-bad"))
     await stored(mongo_db.messages, {"userId": ALICE, "id": "after-bad"})
@@ -159,6 +161,8 @@ async def test_ops_endpoints(running):
         assert (await http.get("/readyz")).json() == {"status": "ready"}
         metrics = (await http.get("/metrics")).text
         assert "persister_events_written_total" in metrics and "persister_events_duplicate_total" in metrics
+        dlq = running.state.topology.dead_letter_queue(running.state.topology.persister_events)
+        assert f'fleet_dead_letter_messages{{queue="{dlq}"}} 0.0' in metrics
 
 
 async def test_event_is_not_acked_until_mongodb_took_it(topology, rabbitmq_url, publisher, tmp_path, events):

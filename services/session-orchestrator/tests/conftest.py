@@ -21,15 +21,18 @@ from asgi_lifespan import LifespanManager
 
 from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import Contract, Envelope, Reply, deterministic_id, envelope
+from fleet_shared.contracts.admin import AdminGetSession
 from fleet_shared.contracts.commands import COMMAND_TYPES, GetQr, GetSession
 from fleet_shared.contracts.events import SessionStatusReported
 from fleet_shared.ids import session_name_for
 from fleet_shared.localdev import wait_until
-from fleet_shared.routing import user_key
+from fleet_shared.mongo import make_mongo_client
+from fleet_shared.routing import admin_key, user_key
 from fleet_shared.testing.fixtures import delete_topology
 from fleet_shared.topology import USER_ID_HEADER, Topology, declare_topology_at
 from session_orchestrator.app import create_app
 from session_orchestrator.config import Settings
+from session_orchestrator.registry import SessionRegistry
 from waha_emulator import EmulatorConfig
 from waha_emulator import create_app as create_emulator
 from waha_emulator.testing import WebhookReceiver
@@ -84,12 +87,14 @@ class AsgiServer:
 
 class SlowSessions:
     """ASGI wrapper that holds every WAHA API request about some sessions for `delay` seconds,
-    and counts requests as they arrive (so a test knows a slow call is under way)."""
+    and counts requests as they arrive (so a test knows a slow call is under way). Requests about
+    the `failing` sessions are answered 503 instead (as an overloaded WAHA does)."""
 
-    def __init__(self, app: Any, sessions: set[str], delay: float) -> None:
+    def __init__(self, app: Any, sessions: set[str], delay: float, failing: set[str] | None = None) -> None:
         self.app = app
         self.sessions = sessions
         self.delay = delay
+        self.failing = failing if failing is not None else set()
         self.arrived: dict[str, int] = {}
 
     async def __call__(self, scope, receive, send) -> None:
@@ -98,6 +103,14 @@ class SlowSessions:
                 if f"/{name}" in scope["path"]:
                     self.arrived[name] = self.arrived.get(name, 0) + 1
                     await asyncio.sleep(self.delay)
+            for name in self.failing:
+                if f"/{name}" in scope["path"]:
+                    self.arrived[name] = self.arrived.get(name, 0) + 1
+                    body = json.dumps({"statusCode": 503, "message": "Service Unavailable"}).encode()
+                    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                    await send({"type": "http.response.start", "status": 503, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
         await self.app(scope, receive, send)
 
 
@@ -147,7 +160,7 @@ class Waha:
         assert r.status_code == 201, r.text
 
 
-def emulator_config() -> EmulatorConfig:
+def emulator_config(**overrides: Any) -> EmulatorConfig:
     return EmulatorConfig(
         api_key=WAHA_KEY,
         qr_first_lifetime=60.0,
@@ -158,7 +171,23 @@ def emulator_config() -> EmulatorConfig:
         ack_delay=0.05,
         webhook_timeout=2.0,
         log_level="warning",
-    )
+    ).override(**overrides)
+
+
+@pytest.fixture
+async def db(mongodb_url, mongo_db):
+    """The test database through the client the service uses (tz-aware, majority writes)."""
+    client = make_mongo_client(mongodb_url, "orchestrator-tests")
+    yield client[mongo_db.name]
+    await client.close()
+
+
+@pytest.fixture
+async def registry(db) -> SessionRegistry:
+    """The orchestrator's registry on the test database (to prepare a scenario or look at it)."""
+    r = SessionRegistry(db)
+    await r.ensure_indexes()
+    return r
 
 
 @pytest.fixture
@@ -172,10 +201,14 @@ async def webhook_sink() -> AsyncIterator[WebhookReceiver]:
 async def make_waha() -> AsyncIterator[Callable[..., Awaitable[Waha]]]:
     made: list[Waha] = []
 
-    async def make(slow_sessions: set[str] = frozenset(), delay: float = 0.0) -> Waha:
-        """An emulator; calls about `slow_sessions` each take `delay` seconds longer."""
-        app = create_emulator(emulator_config())
-        slow = SlowSessions(app, set(slow_sessions), delay) if slow_sessions else None
+    async def make(
+        slow_sessions: set[str] = frozenset(), delay: float = 0.0, failing_sessions: set[str] = frozenset(), **config: Any
+    ) -> Waha:
+        """An emulator; calls about `slow_sessions` each take `delay` seconds longer, calls about
+        `failing_sessions` are answered 503 (until removed from `waha.slow.failing`)."""
+        app = create_emulator(emulator_config(**config))
+        wrapped = slow_sessions or failing_sessions
+        slow = SlowSessions(app, set(slow_sessions), delay, set(failing_sessions)) if wrapped else None
         server = await AsgiServer(slow or app).start()
         waha = Waha(server, slow)
         made.append(waha)
@@ -214,7 +247,8 @@ class EventTap:
 class Orchestrator:
     """The orchestrator under test and a client's view of it: commands and queries over RabbitMQ."""
 
-    def __init__(self, app: Any, settings: Settings, topology: Topology, rpc: RpcClient, connection: aio_pika.abc.AbstractRobustConnection, waha: Waha) -> None:
+    def __init__(self, app: Any, settings: Settings, topology: Topology, rpc: RpcClient, connection: aio_pika.abc.AbstractRobustConnection, waha: Waha, lifespan: contextlib.AsyncExitStack | None = None) -> None:
+        self._lifespan = lifespan
         self.app = app
         self.settings = settings
         self.topology = topology
@@ -226,6 +260,22 @@ class Orchestrator:
     @property
     def runtime(self) -> Any:
         return self.app.state.runtime
+
+    async def stop(self) -> None:
+        """Shut the orchestrator down as SIGTERM does (its lifespan ends); the client side stays."""
+        if self._lifespan is not None:
+            await self._lifespan.aclose()
+
+    async def ask_admin(self, payload: Contract, *, as_user: str = "ops", timeout: float = REQUEST_TIMEOUT) -> Reply:
+        """A fleet-wide admin query (`system.admin.<type>`), asked by `as_user`."""
+        env = envelope(payload, as_user, correlation_id=str(uuid.uuid4()))
+        return await self.rpc.request(self.topology.queries, env, timeout, routing_key=admin_key(payload.TYPE))
+
+    async def record(self, user_id: str) -> dict:
+        """The user's admin record (`session.admin_get`)."""
+        reply = await self.ask(AdminGetSession(), user_id)
+        assert reply.ok, reply
+        return reply.data
 
     async def ask(self, payload: Contract, user_id: str, *, id: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Reply:
         exchange = self.topology.commands if payload.TYPE in COMMAND_TYPES else self.topology.queries
@@ -256,8 +306,10 @@ class Orchestrator:
         finally:
             await channel.close()
 
-    async def request_raw(self, body: dict, *, routing_key: str, timeout: float = REQUEST_TIMEOUT) -> dict:
-        """A command with any body and routing key, answered through direct reply-to."""
+    async def request_raw(
+        self, body: dict, *, routing_key: str, timeout: float = REQUEST_TIMEOUT, exchange: str | None = None
+    ) -> dict:
+        """A command (or, on `exchange`, anything) with any body and routing key, answered through direct reply-to."""
         channel = await self.connection.channel()
         try:
             answer: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -268,7 +320,7 @@ class Orchestrator:
 
             reply_queue = await channel.declare_queue("amq.rabbitmq.reply-to", passive=True)
             await reply_queue.consume(on_reply, no_ack=True)
-            target = await channel.get_exchange(self.topology.commands, ensure=False)
+            target = await channel.get_exchange(exchange or self.topology.commands, ensure=False)
             message = aio_pika.Message(
                 json.dumps(body).encode(),
                 content_type="application/json",
@@ -394,13 +446,15 @@ async def make_orchestrator(rabbitmq_url, mongodb_url, mongo_db, webhook_sink) -
             topology, rabbitmq_url, mongodb_url, mongo_db.name, waha.url, webhook_sink.url, **overrides
         )
         app = create_app(settings)
-        await stack.enter_async_context(LifespanManager(app, startup_timeout=30, shutdown_timeout=30))
+        lifespan = contextlib.AsyncExitStack()
+        await lifespan.enter_async_context(LifespanManager(app, startup_timeout=30, shutdown_timeout=30))
+        stack.push_async_callback(lifespan.aclose)
         rpc = RpcClient(rabbitmq_url, topology, "orchestrator-tests")
         await rpc.connect()
         stack.push_async_callback(rpc.close)
         connection = await aio_pika.connect_robust(rabbitmq_url)
         stack.push_async_callback(connection.close)
-        orchestrator = Orchestrator(app, settings, topology, rpc, connection, waha)
+        orchestrator = Orchestrator(app, settings, topology, rpc, connection, waha, lifespan)
         stack.push_async_callback(orchestrator.ops.aclose)
         return orchestrator
 

@@ -15,16 +15,19 @@ def test_defaults():
     assert settings.waha_url == "http://127.0.0.1:3000"
     assert settings.webhook_url == "http://127.0.0.1:8081/webhooks/waha"
     assert settings.session_idle_timeout == timedelta(hours=24)
+    assert settings.idle_sweep_interval == timedelta(minutes=1)
     assert settings.max_sessions == 1000
 
 
 def test_environment(monkeypatch):
     monkeypatch.setenv("SESSION_IDLE_TIMEOUT", "90m")
     monkeypatch.setenv("MAX_SESSIONS", "5")
+    monkeypatch.setenv("IDLE_SWEEP_INTERVAL", "30s")
     monkeypatch.setenv("WAHA_URL", "http://waha:3000")
     settings = Settings(environment="dev", _env_file=None)
     assert settings.session_idle_timeout == timedelta(minutes=90)
     assert (settings.max_sessions, settings.waha_url) == (5, "http://waha:3000")
+    assert settings.idle_sweep_interval == timedelta(seconds=30)
 
 
 def test_dev_or_missing_secrets_are_refused_outside_dev():

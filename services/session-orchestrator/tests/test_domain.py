@@ -6,6 +6,8 @@ from session_orchestrator.domain import (
     FAILED,
     FAILED_ERROR,
     SCAN_QR_CODE,
+    SOURCE_ORCHESTRATOR,
+    SOURCE_WAHA,
     STARTING,
     STATUSES,
     STOPPED,
@@ -14,6 +16,7 @@ from session_orchestrator.domain import (
     StartAction,
     StatusReport,
     UnknownStatus,
+    decide_observation,
     decide_report,
     is_allowed,
     normalize_status,
@@ -159,3 +162,37 @@ def test_another_status_in_the_same_millisecond_is_applied():
     state = decide_report(SessionState(), StatusReport(STARTING, 500)).state
     decision = decide_report(state, StatusReport(SCAN_QR_CODE, 500))
     assert decision.apply and decision.change.previous_status == STARTING
+
+
+# ---- the orchestrator's own observations -----------------------------------------------------
+
+
+def test_an_observation_changes_the_status_but_not_the_report_clock():
+    state = decide_report(SessionState(), StatusReport(WORKING, 1000, "1555")).state
+    decision = decide_observation(state, FAILED, 5000, error="WAHA answered 503")
+    assert decision.apply
+    assert decision.state.status == FAILED
+    assert decision.state.last_error == "WAHA answered 503"
+    assert decision.state.last_reported_at_ms == 1000  # WAHA's next word still counts
+    change = decision.change
+    assert (change.previous_status, change.status, change.source) == (WORKING, FAILED, SOURCE_ORCHESTRATOR)
+    assert change.reported_at_ms == 5000
+    # WAHA's next webhook, even one stamped before our observation, wins.
+    after = decide_report(decision.state, StatusReport(WORKING, 1001, "1555"))
+    assert after.apply and after.state.status == WORKING and after.state.last_error is None
+    assert after.change.source == SOURCE_WAHA
+
+
+def test_observing_the_status_already_recorded_is_nothing():
+    state = SessionState(status=WORKING, last_reported_at_ms=7)
+    assert not decide_observation(state, WORKING, 9).apply
+
+
+def test_an_observed_working_session_takes_its_phone():
+    decision = decide_observation(SessionState(), WORKING, 9, phone_number="15550001111")
+    assert decision.state.phone_number == "15550001111" and decision.state.last_error is None
+    assert decision.change.previous_status == STOPPED
+
+
+def test_an_observed_failure_without_a_reason_gets_one():
+    assert decide_observation(SessionState(status=WORKING), FAILED, 9).state.last_error == FAILED_ERROR

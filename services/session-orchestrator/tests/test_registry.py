@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet_shared.mongo import make_mongo_client
 from session_orchestrator.domain import (
+    DESIRED_STOPPED,
     SCAN_QR_CODE,
     STARTING,
     STOPPED,
@@ -21,22 +21,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db(mongodb_url, mongo_db):
-    """The test database through the client the service uses (tz-aware, majority writes)."""
-    client = make_mongo_client(mongodb_url, "orchestrator-tests")
-    yield client[mongo_db.name]
-    await client.close()
-
-
-@pytest.fixture
-async def registry(db):
-    r = SessionRegistry(db)
-    await r.ensure_indexes()
-    await r.ensure_indexes()  # idempotent
-    return r
-
-
 async def apply(registry: SessionRegistry, user: str, status: str, at: int, phone: str | None = None) -> bool:
     previous = await registry.state(user)
     decision = decide_report(previous, StatusReport(status, at, phone))
@@ -44,6 +28,10 @@ async def apply(registry: SessionRegistry, user: str, status: str, at: int, phon
         return False
     assert await registry.apply_report(user, previous, decision, T0 + timedelta(milliseconds=at))
     return True
+
+
+async def test_indexes_are_idempotent(registry):
+    await registry.ensure_indexes()
 
 
 async def test_a_user_never_seen_is_stopped(registry):
@@ -115,3 +103,52 @@ async def test_send_claims(db):
     assert (done.outcome, done.result) == ("done", {"id": "true_1@c.us_X"})
     await ledger.release("bob", "key:k1")
     assert (await ledger.claim("bob", "key:k1", fp, "cmd-6", T0)).outcome == "claimed"
+
+
+async def test_activity_from_messages_never_goes_backwards(registry):
+    await registry.touch("gina", T0)
+    await registry.note_activity("gina", T0 + timedelta(minutes=3))
+    await registry.note_activity("gina", T0 + timedelta(minutes=1))  # a late, older message
+    assert (await registry.get("gina"))["lastActivity"] == T0 + timedelta(minutes=3)
+    await registry.note_activity("nobody", T0)  # activity creates no record
+    assert await registry.get("nobody") is None
+
+
+async def test_running_sessions_and_admissions_hold_slots(registry):
+    await apply(registry, "a", WORKING, 10)
+    await apply(registry, "b", SCAN_QR_CODE, 10)
+    await apply(registry, "c", STOPPED, 10)
+    await registry.mark_admitted("d", T0)  # admitted, WAHA's report not in yet
+    assert await registry.count_running(exclude="x", admitted_since=T0 - timedelta(seconds=60)) == 3
+    assert await registry.count_running(exclude="a", admitted_since=T0 - timedelta(seconds=60)) == 2
+    # an old admission holds nothing
+    assert await registry.count_running(exclude="x", admitted_since=T0 + timedelta(seconds=1)) == 2
+    # WAHA's first report replaces the admission: a STOPPED one frees the slot
+    await apply(registry, "d", STOPPED, 20)
+    assert "admittedAt" not in await registry.get("d")
+    assert await registry.count_running(exclude="x", admitted_since=T0 - timedelta(seconds=60)) == 2
+
+
+async def test_idle_users(registry):
+    for user, status in (("idle", WORKING), ("busy", WORKING), ("stopped", STOPPED), ("told", WORKING)):
+        await registry.touch(user, T0)
+        await apply(registry, user, status, 10)
+    await registry.touch("busy", T0 + timedelta(hours=2))
+    await registry.set_desired("told", DESIRED_STOPPED, T0)  # already asked to stop
+    assert await registry.idle_users(T0 + timedelta(hours=1), limit=10) == ["idle"]
+    assert await registry.not_stopped() == {"idle": (WORKING, None), "busy": (WORKING, None), "told": (WORKING, DESIRED_STOPPED)}
+
+
+async def test_a_record_for_an_adopted_session_starts_its_idle_clock_once(registry):
+    doc = await registry.ensure_record("hank", T0)
+    assert (doc["lastActivity"], doc["status"], doc["statusHistory"]) == (T0, STOPPED, [])
+    doc = await registry.ensure_record("hank", T0 + timedelta(hours=1))
+    assert doc["lastActivity"] == T0
+
+
+async def test_list_in_user_order(registry):
+    for user, status in (("zed", WORKING), ("amy", SCAN_QR_CODE), ("kim", STOPPED)):
+        await apply(registry, user, status, 10)
+    assert [d["userId"] for d in await registry.list(None, 10)] == ["amy", "kim", "zed"]
+    assert [d["userId"] for d in await registry.list([WORKING, SCAN_QR_CODE], 10)] == ["amy", "zed"]
+    assert [d["userId"] for d in await registry.list(None, 2)] == ["amy", "kim"]

@@ -1,10 +1,6 @@
 """webhook-ingest against the real RabbitMQ, under a topology (prefix) of the test's own."""
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -13,6 +9,7 @@ from prometheus_client import REGISTRY
 from fleet_shared.contracts import deterministic_id, parse_envelope
 from fleet_shared.localdev import free_port, wait_until
 from fleet_shared.routing import one_user_binding
+from fleet_shared.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -219,68 +216,16 @@ async def test_unreachable_broker_answers_503(run_app, settings_for, waha):
         assert (await client.get("/readyz")).status_code == 503
 
 
-class TcpProxy:
-    """A TCP forwarder to RabbitMQ that the test can switch on and off (a broker outage)."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.port = free_port()
-        self._target = (target_host, target_port)
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def up(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def down(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-
-@asynccontextmanager
-async def proxy_to(rabbitmq_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
-    parts = urlsplit(rabbitmq_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
-    url = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}").geturl()
-    try:
-        yield proxy, url
-    finally:
-        await proxy.down()
-
-
 async def test_serves_503_until_rabbitmq_is_back(rabbitmq_url, topology, amqp, run_app, settings_for, waha):
     """RabbitMQ down at start, then up, then gone, then back: 503 while gone, published when back."""
     alice = await bind(amqp, topology.events, one_user_binding("alice"))
-    async with proxy_to(rabbitmq_url) as (proxy, url):
-        async with run_app(settings_for(url, topology.prefix, topology.partitions)) as client:
+    with TcpProxy.to_url(rabbitmq_url) as proxy:
+        proxy.down()
+        async with run_app(settings_for(proxy.url_for(rabbitmq_url), topology.prefix, topology.partitions)) as client:
             body = waha.webhook("message", waha.message(raw_id="E" * 20), event_id="evt_outage")
             assert (await waha.post(client, body)).status_code == 503
 
-            await proxy.up()
+            proxy.up()
 
             async def ready():
                 return (await client.get("/readyz")).status_code == 200
@@ -289,11 +234,11 @@ async def test_serves_503_until_rabbitmq_is_back(rabbitmq_url, topology, amqp, r
             assert (await waha.post(client, body)).status_code == 200
             assert (await next_message(alice)).message_id == deterministic_id("alice", "message", body["payload"]["id"])
 
-            await proxy.down()
+            proxy.down()
             await wait_until(lambda: _not(ready), 20, what="readyz failing once RabbitMQ is gone")
             assert (await waha.post(client, body)).status_code == 503
 
-            await proxy.up()
+            proxy.up()
 
             async def published():
                 return (await waha.post(client, body)).status_code == 200
@@ -308,13 +253,17 @@ async def _not(check) -> bool:
 
 async def test_an_event_no_queue_takes_is_refused_not_lost(ingest, topology, amqp, waha):
     """Published as mandatory: with nothing bound for it, WAHA gets 503 (and retries) instead of a 200."""
-    persister = await amqp.get_queue(topology.persister_events, ensure=False)
-    await persister.unbind(topology.events, "user.*.message.*")
+    # Every queue the topology binds to message events (the persister's, the orchestrator's activity...).
+    bindings = [b for b in topology.bindings() if b.source == topology.events and not b.to_exchange and ".message." in b.routing_key]
+    assert bindings
+    for b in bindings:
+        await (await amqp.get_queue(b.destination, ensure=False)).unbind(topology.events, b.routing_key)
     try:
         response = await waha.post(ingest, waha.webhook("message", waha.message(raw_id="F" * 20)))
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "broker_unavailable"
     finally:
-        await persister.bind(topology.events, "user.*.message.*")
+        for b in bindings:
+            await (await amqp.get_queue(b.destination, ensure=False)).bind(topology.events, b.routing_key)
     # The channel is still usable afterwards.
     assert (await waha.post(ingest, waha.webhook("message", waha.message(raw_id="G" * 20)))).status_code == 200

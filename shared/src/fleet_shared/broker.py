@@ -137,7 +137,10 @@ class RpcClient:
         except ValueError as exc:
             future.set_exception(BrokerUnavailable(f"malformed reply: {exc}"))
 
-    async def request(self, exchange: str, env: Envelope, timeout: timedelta | float) -> Reply:
+    async def request(
+        self, exchange: str, env: Envelope, timeout: timedelta | float, *, routing_key: str | None = None
+    ) -> Reply:
+        """Publish `env` (to `user.<its user>.<its type>`, or to `routing_key` when given) and wait for the reply."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if not self.connected or self._channel is None:
             raise BrokerUnavailable("not connected to RabbitMQ")
@@ -159,7 +162,10 @@ class RpcClient:
                 expiration=seconds,
             )
             confirm = await target.publish(
-                message, routing_key=user_key(env.user_id, env.type), mandatory=True, timeout=CONFIRM_TIMEOUT
+                message,
+                routing_key=routing_key or user_key(env.user_id, env.type),
+                mandatory=True,
+                timeout=CONFIRM_TIMEOUT,
             )
             if not isinstance(confirm, Basic.Ack):
                 raise BrokerUnavailable(f"broker refused {env.type}")

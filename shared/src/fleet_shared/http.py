@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,7 +48,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal error")
 
 
-def ops_router(checks: dict[str, ReadyCheck]) -> APIRouter:
+def ops_router(checks: dict[str, ReadyCheck], *, before_metrics: Sequence[Callable[[], Awaitable[None]]] = ()) -> APIRouter:
+    """`/healthz`, `/readyz` (every check passes) and `/metrics` (after `before_metrics` refreshed their gauges)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -71,6 +72,8 @@ def ops_router(checks: dict[str, ReadyCheck]) -> APIRouter:
 
     @router.get("/metrics")
     async def metrics() -> Response:
+        for refresh in before_metrics:
+            await refresh()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

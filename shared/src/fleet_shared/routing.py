@@ -47,3 +47,25 @@ def one_user_binding(user_id: str) -> str:
 def all_users_binding(message_type: str) -> str:
     """Binding key for one event type of every user, e.g. `user.*.message.received`."""
     return "user.*." + message_type
+
+
+# Fleet-wide questions that belong to no user (operators' reads): `system.admin.<aggregate>.<action>`.
+ADMIN_KEY_PREFIX = "system.admin."
+
+
+def admin_key(message_type: str) -> str:
+    """`admin_key("sessions.list")` -> `system.admin.sessions.list`."""
+    aggregate, _, action = message_type.partition(".")
+    if not (_PART_RE.fullmatch(aggregate) and _PART_RE.fullmatch(action)):
+        raise ValueError(f"message type must be <aggregate>.<action> in lower snake case: {message_type!r}")
+    return ADMIN_KEY_PREFIX + message_type
+
+
+def parse_admin_key(key: str) -> str:
+    """`system.admin.sessions.list` -> the message type `sessions.list`; ValueError for anything else."""
+    if not key.startswith(ADMIN_KEY_PREFIX):
+        raise ValueError(f"not an admin routing key: {key!r}")
+    message_type = key.removeprefix(ADMIN_KEY_PREFIX)
+    if admin_key(message_type) != key:
+        raise ValueError(f"not an admin routing key: {key!r}")
+    return message_type

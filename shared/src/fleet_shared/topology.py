@@ -10,21 +10,55 @@ before its consumer ever ran still finds its queue.
                               ▼
             <p>.orchestrator.commands.<k>  (quorum, single active consumer)
 
-    gateway ──► <p>.queries ── user.*.session.get ──► <p>.orchestrator.queries
+    gateway ──► <p>.queries ── user.*.session.{get,admin_get}, system.admin.sessions.* ──► <p>.orchestrator.queries
                            └── user.*.{chat,message,group,contact}.list ──► <p>.persister.queries
     <p>.events ── user.*.message.* ──► <p>.persister.events (quorum)
+    <p>.events ── user.*.message.{received,sent} ──► <p>.orchestrator.activity (quorum): idle clock
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
     dead letters ──► <p>.dlx (direct, key = source queue) ──► <queue>.dlq
+
+Subscribers outside this fixed set (declared by `fleet_shared.subscribe`, not at start-up):
+
+    <p>.events ── user.<id>.<type> or user.*.<type> ──► <p>.sub.<name>  (a service's durable queue, DLX)
+                                                   └──► amq.gen-…       (temporary: exclusive, auto-delete,
+                                                                         bounded; e.g. one per WebSocket)
 """
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
 
+from .routing import all_users_binding, user_key
+
 USER_ID_HEADER = "x-user-id"
 QUERY_TTL_MS = 60_000
 DELIVERY_LIMIT = 10
+
+# Temporary (live) subscriber queues: a consumer that stops reading loses the oldest events,
+# never the broker's memory. Deleted by their owner; `x-expires` removes one nobody deleted.
+LIVE_QUEUE_EXPIRES_MS = 60_000
+LIVE_QUEUE_MAX_LENGTH = 1_000
+LIVE_MESSAGE_TTL_MS = 60_000
+
+SUBSCRIBER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def live_queue_arguments(max_length: int = LIVE_QUEUE_MAX_LENGTH) -> dict:
+    """Arguments of a temporary subscriber queue (declare it exclusive, auto-delete, server-named)."""
+    return {
+        "x-expires": LIVE_QUEUE_EXPIRES_MS,
+        "x-max-length": max_length,
+        "x-overflow": "drop-head",
+        "x-message-ttl": LIVE_MESSAGE_TTL_MS,
+    }
+
+
+def event_binding_keys(types: Iterable[str], user_id: str | None = None) -> list[str]:
+    """Binding keys on `<p>.events` for these event types: of one user, or of every user (`None`)."""
+    return [user_key(user_id, t) if user_id is not None else all_users_binding(t) for t in types]
 
 
 @dataclass(frozen=True)
@@ -62,6 +96,7 @@ class Topology:
         self.parked = f"{p}.parked"
         self.orchestrator_partition = f"{p}.orchestrator.partition"
         self.orchestrator_queries = f"{p}.orchestrator.queries"
+        self.orchestrator_activity = f"{p}.orchestrator.activity"
         self.persister_events = f"{p}.persister.events"
         self.persister_queries = f"{p}.persister.queries"
         self.ingest_parked = f"{p}.ingest.parked"
@@ -75,6 +110,18 @@ class Topology:
 
     def dead_letter_queue(self, queue: str) -> str:
         return f"{queue}.dlq"
+
+    def subscriber_queue(self, name: str) -> str:
+        """The durable queue of a service that subscribes to events under `name`."""
+        if not SUBSCRIBER_NAME_RE.fullmatch(name):
+            raise ValueError(f"subscriber name must match {SUBSCRIBER_NAME_RE.pattern}: {name!r}")
+        return f"{self.prefix}.sub.{name}"
+
+    def subscriber_declarations(self, name: str) -> tuple[list[Queue], list[Binding]]:
+        """A subscriber's durable queue (quorum, delivery limit, DLX), its dead-letter queue and binding."""
+        queue = self._work_queue(self.subscriber_queue(name))
+        dlq = Queue(self.dead_letter_queue(queue.name), {"x-queue-type": "quorum"})
+        return [queue, dlq], [Binding(self.dlx, dlq.name, queue.name)]
 
     def _work_queue(self, name: str, *, single_active: bool = False) -> Queue:
         args = {
@@ -104,6 +151,7 @@ class Topology:
     def work_queues(self) -> list[Queue]:
         return [
             *(self._work_queue(q, single_active=True) for q in self.orchestrator_command_queues),
+            self._work_queue(self.orchestrator_activity),
             self._work_queue(self.persister_events),
         ]
 
@@ -125,6 +173,12 @@ class Topology:
             # Consistent-hash bindings carry a weight, not a pattern.
             *(Binding(self.orchestrator_partition, q, "1") for q in self.orchestrator_command_queues),
             Binding(self.queries, self.orchestrator_queries, "user.*.session.get"),
+            # Operators' reads: one user's record, and fleet-wide questions (`routing.admin_key`).
+            Binding(self.queries, self.orchestrator_queries, "user.*.session.admin_get"),
+            Binding(self.queries, self.orchestrator_queries, "system.admin.sessions.*"),
+            # A user's messages are activity: they keep the session from being stopped as idle.
+            Binding(self.events, self.orchestrator_activity, "user.*.message.received"),
+            Binding(self.events, self.orchestrator_activity, "user.*.message.sent"),
             *(
                 Binding(self.queries, self.persister_queries, f"user.*.{aggregate}.list")
                 for aggregate in ("chat", "message", "group", "contact")

@@ -6,7 +6,7 @@ from waha_emulator.testing import wait_until
 async def test_injected_500_with_rate_1(emu) -> None:
     r = await emu.client.post("/_emulator/faults", json={"status": 500})
     assert r.status_code == 201
-    assert r.json() == {"status": 500, "rate": 1.0, "latencyMs": 0, "duplicateWebhooks": 0}
+    assert r.json() == {"status": 500, "rate": 1.0, "latencyMs": 0, "duplicateWebhooks": 0, "sessions": None}
     r = await emu.client.post("/api/sessions", json={"name": "f1"})
     assert r.status_code == 500
     assert r.json()["statusCode"] == 500 and "exception" in r.json()
@@ -44,6 +44,37 @@ async def test_latency(emu) -> None:
 async def test_bad_fault_body_is_400(emu) -> None:
     assert (await emu.client.post("/_emulator/faults", json={"status": 200})).status_code == 400
     assert (await emu.client.post("/_emulator/faults", json={"rate": 2})).status_code == 400
+    assert (await emu.client.post("/_emulator/faults", json={"sessions": "s1"})).status_code == 400
+
+
+async def test_faults_limited_to_some_sessions(emu) -> None:
+    await emu.create("hit", start=False)
+    await emu.create("spared", start=False)
+    r = await emu.client.post("/_emulator/faults", json={"status": 503, "latencyMs": 300, "sessions": ["hit"]})
+    assert r.json()["sessions"] == ["hit"]
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert (await emu.client.get("/api/sessions/spared")).status_code == 200
+    assert loop.time() - t0 < 0.25
+    t0 = loop.time()
+    assert (await emu.client.get("/api/sessions/hit")).status_code == 503
+    assert loop.time() - t0 >= 0.28
+    assert (await emu.client.post("/api/sendText", json={"session": "hit", "chatId": "1", "text": "x"})).status_code == 503
+
+
+async def test_a_call_is_logged_while_in_flight(emu) -> None:
+    await emu.create("slow", start=False)
+    await emu.client.post("/_emulator/faults", json={"latencyMs": 500, "sessions": ["slow"]})
+    pending = asyncio.create_task(emu.client.get("/api/sessions/slow"))
+
+    async def in_flight() -> bool:
+        calls = (await emu.client.get("/_emulator/calls", params={"path": "/api/sessions/slow"})).json()
+        return [c["status"] for c in calls] == [None]
+
+    await wait_until(in_flight, message="the call logged before its answer")
+    assert (await pending).status_code == 200
+    calls = (await emu.client.get("/_emulator/calls", params={"path": "/api/sessions/slow"})).json()
+    assert [c["status"] for c in calls] == [200]
 
 
 async def test_duplicate_webhooks(emu, receiver) -> None:

@@ -46,6 +46,31 @@ async def test_send_text_answer_sent_log_and_webhooks(emu, receiver) -> None:
     assert receiver.events("message") == []  # own messages are only message.any
 
 
+async def test_send_with_a_pre_generated_id_and_find_it_by_that_id(emu) -> None:
+    await emu.link("preid")
+    r = await emu.client.get("/api/preid/new-message-id")
+    assert r.status_code == 200
+    raw = r.json()["id"]
+    assert re.fullmatch(r"[0-9A-Za-z]+", raw)
+    assert (await emu.client.get("/api/preid/new-message-id")).json()["id"] != raw
+    lookup = f"/api/preid/chats/4915112345678@c.us/messages/true_4915112345678@c.us_{raw}"
+    assert (await emu.client.get(lookup)).status_code == 404
+
+    r = await emu.client.post("/api/sendText", json={"session": "preid", "chatId": "4915112345678", "text": "hi", "id": raw})
+    assert r.status_code == 201
+    assert r.json()["id"] == f"true_4915112345678@c.us_{raw}"
+    found = await emu.client.get(lookup)
+    assert found.status_code == 200 and found.json()["body"] == "hi"
+
+    bad = await emu.client.post("/api/sendText", json={"session": "preid", "chatId": "1", "text": "x", "id": "a_b"})
+    assert bad.status_code == 400
+
+
+async def test_new_message_id_needs_a_working_session(emu) -> None:
+    r = await emu.client.get("/api/nosuch/new-message-id")
+    assert r.status_code == 422
+
+
 async def test_sent_list_is_oldest_first(emu) -> None:
     await emu.link("order")
     for text in ("one", "two", "three"):

@@ -10,11 +10,13 @@ from fleet_shared.connect import BackgroundConnection
 from fleet_shared.http import install_error_handlers, ops_router
 from fleet_shared.topology import Topology
 
-from . import routes_admin, routes_waha
+from . import routes_admin, routes_console, routes_events, routes_waha
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
+from .live import LiveHub
 from .metrics import MetricsMiddleware
+from .openapi import install_openapi
 
 SERVICE = "gateway"
 
@@ -23,15 +25,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
     rpc = RpcClient(settings.rabbitmq_url, topology, SERVICE)
+    live = LiveHub(
+        settings.rabbitmq_url,
+        topology,
+        buffer_size=settings.events_buffer,
+        prefetch=settings.events_prefetch,
+        max_per_user=settings.events_max_per_user,
+        max_total=settings.events_max_connections,
+        name=f"{SERVICE}-live",
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connection = BackgroundConnection(settings.rabbitmq_url, topology, rpc.connect, SERVICE)
+        live_connection = BackgroundConnection(settings.rabbitmq_url, topology, live.connect, f"{SERVICE}-live")
         await connection.start()
+        await live_connection.start()
         try:
             yield
         finally:
+            await live_connection.stop()
             await connection.stop()
+            await live.close()
             await rpc.close()
 
     app = FastAPI(
@@ -43,15 +58,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rpc = rpc
+    app.state.live = live
     app.state.bus = Bus(rpc, topology, settings.request_timeout)
     app.state.token_verifier = TokenVerifier(settings.jwt_secret, settings.jwt_leeway)
 
     async def broker_ready() -> bool:
-        return rpc.connected
+        return rpc.connected and live.connected
 
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(ops_router({"rabbitmq": broker_ready}))
     app.include_router(routes_waha.router)
+    app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_console.router)
+    install_openapi(app, routes_events.COMPONENT_SCHEMAS)
     return app

@@ -23,6 +23,8 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 class Principal:
     user_id: str
     role: str | None = None
+    # Unix time after which the token is refused (its `exp` plus the tolerated clock skew).
+    expires_at: float | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -61,7 +63,8 @@ class TokenVerifier:
         if not isinstance(sub, str) or not USER_ID_RE.fullmatch(sub):
             raise _unauthorized("invalid_token", "the token's 'sub' must match ^[A-Za-z0-9_-]{1,64}$")
         role = claims.get("role")
-        return Principal(user_id=sub, role=role if isinstance(role, str) else None)
+        expires_at = float(claims["exp"]) + self._leeway.total_seconds()
+        return Principal(user_id=sub, role=role if isinstance(role, str) else None, expires_at=expires_at)
 
 
 _bearer = HTTPBearer(auto_error=False, description="HS256 JWT; `sub` is the user id")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from fleet_shared.broker import BrokerTimeout, BrokerUnavailable, RpcClient
 from fleet_shared.contracts import Contract, envelope, new_id
+from fleet_shared.contracts.admin import ADMIN_QUERY_TYPES
 from fleet_shared.contracts.commands import COMMAND_TYPES, QUERY_TYPES
 from fleet_shared.http import ApiError
 from fleet_shared.ids import session_name_for
@@ -30,23 +31,28 @@ class Bus:
     def exchange_for(self, payload: Contract) -> str:
         if payload.TYPE in COMMAND_TYPES:
             return self._topology.commands
-        if payload.TYPE in QUERY_TYPES:
+        if payload.TYPE in QUERY_TYPES or payload.TYPE in ADMIN_QUERY_TYPES:
             return self._topology.queries
         raise ValueError(f"{payload.TYPE} is neither a command nor a query")
 
-    async def ask(self, user_id: str, payload: Contract, *, envelope_id: str | None = None) -> Any:
-        """Send `payload` for `user_id` and return the reply's `data`, or raise `ApiError`."""
+    async def ask(
+        self, user_id: str, payload: Contract, *, envelope_id: str | None = None, routing_key: str | None = None
+    ) -> Any:
+        """Send `payload` for `user_id` and return the reply's `data`, or raise `ApiError`.
+
+        `routing_key`: a fleet-wide question (`routing.admin_key`) instead of `user.<user_id>.<type>`;
+        `user_id` is then who asks, and the envelope names no session."""
         env = envelope(
             payload,
             user_id,
             id=envelope_id,
-            session=session_name_for(user_id),
+            session=None if routing_key else session_name_for(user_id),
             correlation_id=new_id(),
         )
         started = time.perf_counter()
         outcome = "ok"
         try:
-            reply = await self._rpc.request(self.exchange_for(payload), env, self._timeout)
+            reply = await self._rpc.request(self.exchange_for(payload), env, self._timeout, routing_key=routing_key)
         except BrokerUnavailable as exc:
             outcome = "unavailable"
             log.warning("%s for %s: %s", payload.TYPE, user_id, exc)

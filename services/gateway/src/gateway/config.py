@@ -5,7 +5,7 @@ import secrets
 from datetime import timedelta
 from typing import ClassVar
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from fleet_shared.settings import DEV_SECRET_PREFIX, Duration, FleetSettings
 
@@ -18,6 +18,15 @@ class Settings(FleetSettings):
     jwt_secret: str = ""
     # Clock skew tolerated on `exp`/`nbf`/`iat`.
     jwt_leeway: Duration = timedelta(0)
+
+    # Live events (WebSocket /api/v1/events). Events waiting for one socket; a client that lets
+    # more pile up is disconnected (close code 4001) rather than slowing the gateway down.
+    events_buffer: int = Field(default=256, ge=1, le=100_000)
+    # Deliveries RabbitMQ hands one socket's consumer ahead of its acks.
+    events_prefetch: int = Field(default=16, ge=1, le=1_000)
+    # Open sockets per user, and per gateway process (each holds one AMQP channel and one queue).
+    events_max_per_user: int = Field(default=10, ge=1)
+    events_max_connections: int = Field(default=1_000, ge=1, le=2_000)
 
     secret_fields: ClassVar[tuple[str, ...]] = ("jwt_secret",)
 

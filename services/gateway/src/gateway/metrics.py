@@ -2,7 +2,7 @@
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -15,6 +15,9 @@ RPC_REQUESTS = Counter(
     "gateway_rpc_requests_total", "Requests sent over RabbitMQ, by outcome", ["type", "outcome"]
 )
 RPC_DURATION = Histogram("gateway_rpc_duration_seconds", "RabbitMQ request/reply round trip", ["type"])
+LIVE_SOCKETS = Gauge("gateway_live_sockets", "Open live-event WebSockets")
+LIVE_FRAMES = Counter("gateway_live_frames_total", "Events sent to live-event WebSockets")
+LIVE_CLOSED = Counter("gateway_live_closed_total", "Live-event WebSockets ended, by reason", ["reason"])
 
 
 def _route_of(scope: Scope) -> str:

@@ -16,7 +16,6 @@ from fleet_shared.contracts.commands import (
     ListGroups,
     ListMessages,
     LogoutSession,
-    Page,
     QrView,
     RestartSession,
     SendText,
@@ -31,10 +30,13 @@ from .auth import CurrentUser
 from .bus import Bus
 from .schemas import (
     IDEMPOTENCY_KEY_RE,
+    ChatPage,
+    MessagePage,
     MessagesQuery,
     PageQuery,
     QrQuery,
     SendMessageBody,
+    SessionStatusView,
     error_responses,
 )
 
@@ -65,7 +67,10 @@ async def status(request: Request, user: CurrentUser) -> Any:
     "/qr",
     response_model=QrView,
     summary="Start the session if needed and answer its QR",
-    responses={200: {"content": {"image/png": {}}}, **error_responses(409)},
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **error_responses(409, 429, 502, codes={409: ("no_qr", "no QR to scan: the session is WORKING")}),
+    },
 )
 async def qr(request: Request, user: CurrentUser, query: Annotated[QrQuery, Query()]) -> Any:
     view = await _bus(request).ask_for(QrView, user.user_id, GetQr())
@@ -83,20 +88,20 @@ async def qr(request: Request, user: CurrentUser, query: Annotated[QrQuery, Quer
 
 
 def _session_action(action: str, command: type[Contract]) -> None:
-    async def endpoint(request: Request, user: CurrentUser) -> dict[str, Any]:
-        data = await _bus(request).ask(user.user_id, command())
-        if not isinstance(data, dict) or "status" not in data:
-            raise ApiError(502, "bad_reply", f"malformed answer to {command.TYPE}")
-        return data
+    async def endpoint(request: Request, user: CurrentUser) -> Any:
+        return await _bus(request).ask_for(SessionStatusView, user.user_id, command())
 
     router.add_api_route(
         f"/session/{action}",
         endpoint,
         methods=["POST"],
         status_code=202,
+        response_model=SessionStatusView,
         name=f"session_{action}",
         summary=f"{action.capitalize()} the caller's session",
-        responses=error_responses(409, 429),
+        responses=error_responses(
+            404, 429, 502, codes={404: ("session_not_found", "WAHA has no session wf_alice")}
+        ),
     )
 
 
@@ -131,22 +136,38 @@ async def send_message(
     return await _bus(request).ask_for(SentView, user.user_id, command, envelope_id=envelope_id)
 
 
-@router.get("/chats", response_model=Page, summary="The caller's chats, newest first")
+_PAGED = {
+    "responses": error_responses(400, 502),
+    "description": "Newest first (by the last message's time, then id). Pass `nextCursor` back as `cursor` for "
+    "the next page; it is null on the last one. Pages are keyset pages: chats that get a new message while "
+    "you page move to the top (re-read the first page to see them) and are never repeated.",
+}
+
+
+@router.get("/chats", response_model=ChatPage, summary="The caller's chats, newest first", **_PAGED)
 async def chats(request: Request, user: CurrentUser, query: Annotated[PageQuery, Query()]) -> Any:
-    return await _bus(request).ask_for(Page, user.user_id, ListChats(limit=query.limit, cursor=query.cursor))
+    return await _bus(request).ask_for(ChatPage, user.user_id, ListChats(limit=query.limit, cursor=query.cursor))
 
 
-@router.get("/groups", response_model=Page, summary="The caller's group chats")
+@router.get("/groups", response_model=ChatPage, summary="The caller's group chats, newest first", **_PAGED)
 async def groups(request: Request, user: CurrentUser, query: Annotated[PageQuery, Query()]) -> Any:
-    return await _bus(request).ask_for(Page, user.user_id, ListGroups(limit=query.limit, cursor=query.cursor))
+    return await _bus(request).ask_for(ChatPage, user.user_id, ListGroups(limit=query.limit, cursor=query.cursor))
 
 
-@router.get("/contacts", response_model=Page, summary="The caller's one-to-one chats")
+@router.get("/contacts", response_model=ChatPage, summary="The caller's one-to-one chats, newest first", **_PAGED)
 async def contacts(request: Request, user: CurrentUser, query: Annotated[PageQuery, Query()]) -> Any:
-    return await _bus(request).ask_for(Page, user.user_id, ListContacts(limit=query.limit, cursor=query.cursor))
+    return await _bus(request).ask_for(ChatPage, user.user_id, ListContacts(limit=query.limit, cursor=query.cursor))
 
 
-@router.get("/messages", response_model=Page, summary="Messages of one of the caller's chats, newest first")
+@router.get(
+    "/messages",
+    response_model=MessagePage,
+    summary="Messages of one of the caller's chats, newest first",
+    description="Newest first (by WhatsApp timestamp, then id). Pass `nextCursor` back as `before` for the next "
+    "(older) page; it is null on the last one. Messages arriving while you page are newer than your cursor, so "
+    "later pages neither repeat nor skip any.",
+    responses=error_responses(400, 502),
+)
 async def messages(request: Request, user: CurrentUser, query: Annotated[MessagesQuery, Query()]) -> Any:
     page_query = ListMessages(chat_id=query.chatId, limit=query.limit, before=query.before)
-    return await _bus(request).ask_for(Page, user.user_id, page_query)
+    return await _bus(request).ask_for(MessagePage, user.user_id, page_query)

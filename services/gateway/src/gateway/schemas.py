@@ -1,4 +1,4 @@
-"""Request models of the public API (camelCase, unknown fields refused) and the error shape."""
+"""Models of the public API: requests (camelCase, unknown fields refused), answers, the error shape."""
 
 import re
 from typing import Literal
@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet_shared.contracts.commands import MAX_PAGE
+from fleet_shared.contracts.events import SessionStatus
 from fleet_shared.ids import ChatId
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -36,6 +37,55 @@ class QrQuery(Strict):
     format: Literal["json", "image"] = Field(default="json", description="`image` answers the PNG itself")
 
 
+class SessionStatusView(BaseModel):
+    """What a session command answers: the status the session is in (or moving to) now."""
+
+    status: SessionStatus
+
+
+class LastMessage(BaseModel):
+    id: str
+    body: str | None = None
+    fromMe: bool
+    timestamp: int = Field(description="Unix seconds, as WhatsApp gives them")
+
+
+class ChatItem(BaseModel):
+    chatId: str
+    name: str | None = Field(default=None, description="the chat's name when a message told it, else null")
+    isGroup: bool
+    lastMessage: LastMessage | None = None
+    updatedAt: str | None = Field(default=None, description="when the chat last changed (ISO 8601)")
+
+
+class MessageItem(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    chatId: str
+    fromMe: bool
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    participant: str | None = Field(default=None, description="the sender inside a group")
+    body: str | None = None
+    type: str
+    hasMedia: bool
+    timestamp: int = Field(description="Unix seconds, as WhatsApp gives them")
+    ack: int | None = Field(
+        default=None, description="-1 error, 0 pending, 1 server (sent), 2 device (delivered), 3 read, 4 played"
+    )
+
+
+class ChatPage(BaseModel):
+    items: list[ChatItem]
+    nextCursor: str | None = Field(default=None, description="pass it back as `cursor` for the next (older) page")
+
+
+class MessagePage(BaseModel):
+    items: list[MessageItem]
+    nextCursor: str | None = Field(default=None, description="pass it back as `before` for the next (older) page")
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -45,5 +95,30 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict]:
-    return {s: {"model": ErrorResponse} for s in statuses}
+# What each status means most often; a route names its own `code` where it differs.
+ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("invalid_cursor", "cursor is not one this service handed out"),
+    401: ("unauthorized", "missing bearer token"),
+    403: ("forbidden", "an admin token is required"),
+    404: ("not_found", "no session is known for this user"),
+    409: ("session_not_working", "the session is SCAN_QR_CODE, not WORKING"),
+    422: ("invalid_request", "query.limit: Input should be less than or equal to 200"),
+    426: ("upgrade_required", "connect with a WebSocket (Upgrade: websocket)"),
+    429: ("session_limit_reached", "the fleet runs its maximum number of sessions (MAX_SESSIONS)"),
+    501: ("not_implemented", "not implemented yet"),
+    502: ("bad_reply", "malformed answer to session.get"),
+    503: ("broker_unavailable", "the message broker is unavailable, retry later"),
+    504: ("timeout", "no answer to session.get in time"),
+}
+
+
+def error_responses(*statuses: int, codes: dict[int, tuple[str, str]] | None = None) -> dict[int | str, dict]:
+    """OpenAPI `responses` for these error statuses, each with an example (`codes` overrides it)."""
+    chosen = {**ERROR_EXAMPLES, **(codes or {})}
+    return {
+        s: {
+            "model": ErrorResponse,
+            "content": {"application/json": {"example": {"error": dict(zip(("code", "message"), chosen[s], strict=True))}}},
+        }
+        for s in statuses
+    }

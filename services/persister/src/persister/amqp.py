@@ -1,25 +1,30 @@
 """FastStream subscribers: `<p>.persister.events` (store, then ack) and `<p>.persister.queries` (reply).
 
-Events: a valid event is acked only after its write succeeded; a malformed one is rejected
-without requeue (the queue dead-letters it to `<queue>.dlq`); when MongoDB stays unavailable the
-delivery is nacked and requeued (the quorum queue's delivery limit bounds how often).
+Events: a valid event is acked only after its write succeeded. One that can never be stored (not
+an envelope of a stored type, or a write MongoDB refuses outright) is moved to `<queue>.dlq` with
+the reason (`fleet_shared.deadletter`), then acked. When MongoDB stays unavailable past the retry
+window the delivery is rejected with requeue: it comes back later, and the quorum queue's delivery
+limit dead-letters it if that goes on (RabbitMQ counts rejects on every version).
 Both queues are declared by `declare_topology`; the subscribers only check they exist.
 """
 
 import logging
 
 from faststream import AckPolicy
-from faststream.exceptions import NackMessage, RejectMessage
+from faststream.exceptions import RejectMessage
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitResponse
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.message import RabbitMessage as RabbitMessageType
+from pymongo.errors import PyMongoError
 
-from fleet_shared.broker import answer, make_broker
+from fleet_shared.broker import BrokerUnavailable, answer, make_broker
+from fleet_shared.deadletter import dead_letter
 from fleet_shared.topology import Topology
 
+from .batching import EventBatcher
 from .config import SERVICE_NAME, Settings
 from .handlers import EventHandler, MalformedEvent, parse_event
-from .metrics import EVENTS_REJECTED
+from .metrics import EVENTS_REJECTED, EVENTS_REQUEUED
 from .queries import QueryService
 from .store import StoreUnavailable
 
@@ -33,9 +38,22 @@ async def raw_body(message: RabbitMessageType) -> bytes:
 
 def build_broker(settings: Settings, topology: Topology, events: EventHandler, queries: QueryService) -> RabbitBroker:
     broker = make_broker(settings, SERVICE_NAME, prefetch=settings.prefetch)
+    queue = topology.persister_events
+    # Concurrent deliveries are written together, each acked after the write that held it (decision 7).
+    batcher = EventBatcher(
+        events.handle, max_size=settings.batch_max_size, window=settings.batch_window.total_seconds()
+    )
+
+    async def give_up(message: RabbitMessage, reason: str) -> None:
+        """Move the delivery to the dead-letter queue with `reason`; returning acks it."""
+        try:
+            await dead_letter(broker, topology, queue, message.raw_message, reason, SERVICE_NAME)
+        except BrokerUnavailable as exc:
+            # Not in the DLQ yet: keep it here (RabbitMQ's own DLX takes it at the delivery limit).
+            raise RejectMessage(requeue=True) from exc
 
     @broker.subscriber(
-        RabbitQueue(topology.persister_events, declare=False),
+        RabbitQueue(queue, declare=False),
         decoder=raw_body,
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         no_reply=True,
@@ -47,17 +65,20 @@ def build_broker(settings: Settings, topology: Topology, events: EventHandler, q
         except MalformedEvent as exc:
             EVENTS_REJECTED.labels("malformed").inc()
             log.warning("dead-lettering malformed event %s (%s): %s", message.message_id, routing_key, exc)
-            raise RejectMessage(requeue=False) from exc
+            await give_up(message, f"malformed: {exc}")
+            return
         try:
-            await events.handle([env])
+            await batcher.submit(env)
         except StoreUnavailable as exc:
             log.warning("MongoDB unavailable, handing %s %s back to the queue: %s", env.type, env.id, exc)
-            raise NackMessage(requeue=True) from exc
-        except Exception as exc:
+            EVENTS_REQUEUED.inc()
+            raise RejectMessage(requeue=True) from exc
+        except PyMongoError as exc:
             # A write MongoDB refuses for good (not an outage): retrying cannot help.
             EVENTS_REJECTED.labels("write_refused").inc()
             log.exception("dead-lettering %s %s: write refused", env.type, env.id)
-            raise RejectMessage(requeue=False) from exc
+            await give_up(message, f"write refused by MongoDB: {exc}")
+            return
         # Returning normally acks the delivery, after the write.
 
     @broker.subscriber(

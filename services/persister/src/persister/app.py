@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fleet_shared.connect import BrokerLink
 from fleet_shared.http import install_error_handlers, ops_router
 from fleet_shared.mongo import make_mongo_client
+from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
 
 from .amqp import build_broker
@@ -25,6 +26,9 @@ STARTUP_WAIT = 5.0
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
+    dead_letters = QueueDepths(
+        settings.rabbitmq_url, SERVICE_NAME, DEAD_LETTERS, [topology.dead_letter_queue(topology.persister_events)]
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -46,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 await link.stop()
+                await dead_letters.close()
         finally:
             await client.close()
 
@@ -60,5 +65,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="waha-fleet persister", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.topology = settings, topology
     install_error_handlers(app)
-    app.include_router(ops_router({"broker": broker_ready, "mongodb": mongo_ready}))
+    app.include_router(ops_router({"broker": broker_ready, "mongodb": mongo_ready}, before_metrics=[dead_letters.refresh]))
     return app

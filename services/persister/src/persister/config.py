@@ -12,7 +12,12 @@ SERVICE_NAME = "persister"
 class Settings(FleetSettings, MongoSettings):
     port: int = 8083
     # Deliveries in flight per consumer (RabbitMQ basic.qos); each one is handled concurrently.
-    prefetch: int = Field(default=32, ge=1, le=1000)
+    # Above BATCH_MAX_SIZE, so the next batch gathers while one is being written.
+    prefetch: int = Field(default=256, ge=1, le=1000)
+    # Events written together (one bulk write per collection): at most this many, gathered for at
+    # most BATCH_WINDOW (decision 7; `batching.py`).
+    batch_max_size: int = Field(default=128, ge=1, le=1000)
+    batch_window: Duration = timedelta(milliseconds=5)
     # How long one delivery keeps retrying a write MongoDB could not take (down, failing over)
     # before it is handed back to the queue (nack + requeue, counted by the queue's delivery limit).
     write_retry_timeout: Duration = timedelta(seconds=30)

@@ -9,4 +9,7 @@ EVENTS_DUPLICATE = Counter(
 )
 EVENTS_REJECTED = Counter("persister_events_rejected_total", "Deliveries dead-lettered", ["reason"])
 WRITE_FAILURES = Counter("persister_write_failures_total", "Write attempts MongoDB could not take now")
+EVENTS_REQUEUED = Counter(
+    "persister_events_requeued_total", "Deliveries handed back to the queue unacked after the write retry window"
+)
 QUERIES = Counter("persister_queries_total", "Queries answered", ["type", "outcome"])

@@ -124,30 +124,41 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
     return UpdateOne(key, update, upsert=upsert)
 
 
-def _newer_than_stored(m: Message) -> dict:
-    return {
-        "$or": [
-            {"lastMessageAt": {"$exists": False}},
-            {"lastMessageAt": {"$lt": m.timestamp}},
-            {"lastMessageAt": m.timestamp, "lastMessage.id": {"$lt": m.id}},
-        ]
-    }
-
-
 def last_message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> UpdateOne | None:
-    """Make this message the chat's `lastMessage` if it is newer than the stored one (or none is)."""
+    """Make this message the chat's `lastMessage` if it is from a later second than the stored one
+    (or there is no chat yet: the upsert creates it). `same_second_update` settles ties.
+
+    No top-level `$or` in either filter: SecantusDB answers a filter with a top-level operator by
+    scanning the whole collection (about 20× slower, profiled), where a plain equality prefix plus
+    one range rides the `user_chat_unique` index. Every chat is created by this upsert, so each one
+    has a `lastMessageAt`, and the two filters together say what `newer than stored` means.
+    """
     m = env.data
     if not isinstance(m, Message):
         return None
+    update: dict = {"$set": _last_message(m, now)}
+    if upsert:
+        kind = chat_kind(m.chat_id)
+        update["$setOnInsert"] = {"kind": kind, "isGroup": kind == GROUP, "createdAt": now}
+    key = {"userId": env.user_id, "chatId": m.chat_id, "lastMessageAt": {"$lt": m.timestamp}}
+    return UpdateOne(key, update, upsert=upsert)
+
+
+def same_second_update(env: Envelope, now: datetime) -> UpdateOne | None:
+    """A message of the same second as the stored `lastMessage` replaces it if its id is greater."""
+    m = env.data
+    if not isinstance(m, Message):
+        return None
+    key = {"userId": env.user_id, "chatId": m.chat_id, "lastMessageAt": m.timestamp, "lastMessage.id": {"$lt": m.id}}
+    return UpdateOne(key, {"$set": _last_message(m, now)})
+
+
+def _last_message(m: Message, now: datetime) -> dict:
     last = {"id": m.id, "body": m.body, "fromMe": m.from_me, "timestamp": m.timestamp}
     newer: dict = {"lastMessage": last, "lastMessageAt": m.timestamp, "updatedAt": now}
     if m.chat_name:
         newer["name"] = m.chat_name
-    update: dict = {"$set": newer}
-    if upsert:
-        kind = chat_kind(m.chat_id)
-        update["$setOnInsert"] = {"kind": kind, "isGroup": kind == GROUP, "createdAt": now}
-    return UpdateOne({"userId": env.user_id, "chatId": m.chat_id, **_newer_than_stored(m)}, update, upsert=upsert)
+    return newer
 
 
 def chat_name_update(env: Envelope, now: datetime) -> UpdateOne | None:
@@ -213,18 +224,33 @@ class Store:
         return ApplyResult(written=changed, duplicates=unchanged)
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
-        with_chat = [env for env in events if isinstance(env.data, Message)]
-        ops = [last_message_update(env, now) for env in with_chat]
+        with_chat = _newest_per_chat([env for env in events if isinstance(env.data, Message)])
+        # The upserts (one per chat) first, then the same-second tie-breaks (never upserts).
+        ops = [last_message_update(env, now) for env in with_chat] + [same_second_update(env, now) for env in with_chat]
 
         def retry(i: int) -> UpdateOne:
             # The conditional upsert hit the unique index: the chat exists, and either our message
             # was not newer or a concurrent writer created the chat first. Apply it again without
             # upsert: it changes the chat only if the stored lastMessage is still older.
+            if i >= len(with_chat):
+                return ops[i]
             return last_message_update(with_chat[i], now, upsert=False)
 
         await _bulk_write(self.chats, ops, retry)
-        if names := [op for env in with_chat if (op := chat_name_update(env, now)) is not None]:
+        names = [op for env in events if isinstance(env.data, Message) and (op := chat_name_update(env, now)) is not None]
+        if names:
             await self.chats.bulk_write(names, ordered=False)
+
+
+def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
+    """Of a batch's messages, only the newest of each chat can become its `lastMessage`."""
+    newest: dict[tuple[str, str], Envelope] = {}
+    for env in events:
+        key = (env.user_id, env.data.chat_id)
+        held = newest.get(key)
+        if held is None or (env.data.timestamp, env.data.id) > (held.data.timestamp, held.data.id):
+            newest[key] = env
+    return list(newest.values())
 
 
 async def _bulk_write(

@@ -3,10 +3,13 @@
 Commands (and WAHA's status reports) arrive on `<p>.orchestrator.commands.<k>`: quorum queues with
 a single active consumer, so each partition is driven by one replica at a time; this replica
 consumes all of them with prefetch > 1 and runs each user's messages one at a time, in order
-(`UserSerializer`). Queries arrive on `<p>.orchestrator.queries` (competing consumers).
+(`UserSerializer`). Queries arrive on `<p>.orchestrator.queries` (competing consumers), and the
+users' message events on `<p>.orchestrator.activity` (competing consumers: they only move each
+user's idle clock forward, in any order).
 
 The user is the routing key's: the envelope must name the same user and the same type, otherwise
 it is refused (a reply of 400 when someone waits for one, else rejected to the dead-letter queue).
+Fleet-wide admin queries come as `system.admin.<type>`; their envelope names the admin who asks.
 """
 
 import asyncio
@@ -18,20 +21,23 @@ from faststream.exceptions import NackMessage, RejectMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue, RabbitResponse
 from faststream.rabbit.annotations import RabbitMessage
+from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import answer, publish_envelope
-from fleet_shared.contracts import Envelope, Reply, parse_envelope
-from fleet_shared.routing import parse_user_key
+from fleet_shared.contracts import Envelope, Reply, parse_envelope, utcnow
+from fleet_shared.routing import ADMIN_KEY_PREFIX, parse_admin_key, parse_user_key
 from fleet_shared.topology import Topology
 
 from .config import Settings
 from .dispatch import UserSerializer
 from .handlers import Handlers, Retry, reply_deadline
-from .metrics import MESSAGE_DURATION, MESSAGES, USERS_IN_FLIGHT
+from .metrics import ACTIVITY, MESSAGE_DURATION, MESSAGES, USERS_IN_FLIGHT
+from .registry import SessionRegistry
 
 log = logging.getLogger(__name__)
 
 STATUS_REPORTED = "session.status_reported"
+ACTIVITY_TYPES = frozenset({"message.received", "message.sent"})
 RETRY_BACKOFF_MAX = 5.0
 
 
@@ -50,16 +56,28 @@ class BadMessage(ValueError):
     pass
 
 
-def read_envelope(routing_key: str | None, body: bytes, user_id: str) -> Envelope:
-    """The typed envelope, checked against the routing key it came with."""
+def _parse(body: bytes) -> Envelope:
     try:
-        env = parse_envelope(json.loads(body))
+        return parse_envelope(json.loads(body))
     except ValueError as exc:  # JSON and validation errors alike
         raise BadMessage(f"not a valid envelope: {exc}") from exc
+
+
+def read_envelope(routing_key: str | None, body: bytes, user_id: str) -> Envelope:
+    """The typed envelope, checked against the routing key it came with."""
+    env = _parse(body)
     key = parse_user_key(routing_key or "")
     if env.user_id != user_id:
         raise BadMessage(f"envelope user {env.user_id!r} is not the routing key's user {user_id!r}")
     if env.type != key.type:
+        raise BadMessage(f"envelope type {env.type!r} does not match routing key {routing_key!r}")
+    return env
+
+
+def read_admin_envelope(routing_key: str, body: bytes) -> Envelope:
+    """A fleet-wide admin query: `system.admin.<type>`, the envelope of that type."""
+    env = _parse(body)
+    if env.type != parse_admin_key(routing_key):
         raise BadMessage(f"envelope type {env.type!r} does not match routing key {routing_key!r}")
     return env
 
@@ -84,7 +102,12 @@ def _outcome(reply: Reply) -> str:
 
 
 def register_subscribers(
-    broker: RabbitBroker, topology: Topology, handlers: Handlers, serializer: UserSerializer, settings: Settings
+    broker: RabbitBroker,
+    topology: Topology,
+    handlers: Handlers,
+    serializer: UserSerializer,
+    settings: Settings,
+    registry: SessionRegistry,
 ) -> None:
     async def on_command(message: RabbitMessage) -> RabbitResponse | None:
         raw = message.raw_message
@@ -111,7 +134,10 @@ def register_subscribers(
             MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
             return None
         loop = asyncio.get_running_loop()
-        deadline = reply_deadline(env, loop.time(), settings.request_timeout, settings.reply_margin)
+        if message.reply_to:
+            deadline = reply_deadline(env, loop.time(), settings.request_timeout, settings.reply_margin)
+        else:  # nobody waits (upkeep commands, fire-and-forget): the whole budget, from now
+            deadline = loop.time() + settings.request_timeout.total_seconds()
         reply = await handlers.command(env, deadline)
         MESSAGES.labels(env.type, _outcome(reply)).inc()
         MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
@@ -136,17 +162,42 @@ def register_subscribers(
             log.exception("status report of %s failed", env.user_id)
 
     async def on_query(message: RabbitMessage) -> RabbitResponse | None:
-        raw = message.raw_message
-        user_id = _routing_user(raw.routing_key)
-        if user_id is None:
-            return _refuse(message, f"not a user routing key: {raw.routing_key!r}")
+        key = message.raw_message.routing_key or ""
         try:
-            env = read_envelope(raw.routing_key, message.body, user_id)
+            if key.startswith(ADMIN_KEY_PREFIX):
+                env = read_admin_envelope(key, message.body)
+            else:
+                user_id = _routing_user(key)
+                if user_id is None:
+                    return _refuse(message, f"not a user routing key: {key!r}")
+                env = read_envelope(key, message.body, user_id)
         except (BadMessage, ValueError) as exc:
             return _refuse(message, str(exc))
         reply = await handlers.query(env)
         MESSAGES.labels(env.type, _outcome(reply)).inc()
         return answer(reply)
+
+    async def on_activity(message: RabbitMessage) -> None:
+        """A message to or from the user: their idle clock starts again (never backwards)."""
+        raw = message.raw_message
+        user_id = _routing_user(raw.routing_key)
+        if user_id is None:
+            raise RejectMessage(requeue=False)
+        try:
+            env = read_envelope(raw.routing_key, message.body, user_id)
+        except (BadMessage, ValueError) as exc:
+            log.warning("activity event %s refused: %s", message.message_id, exc)
+            raise RejectMessage(requeue=False) from exc
+        if env.type not in ACTIVITY_TYPES:
+            return
+        try:
+            # A message from the future (a phone's clock) counts as now.
+            await registry.note_activity(user_id, min(env.occurred_at, utcnow()))
+        except PyMongoError as exc:
+            deliveries = int((raw.headers or {}).get("x-delivery-count") or 0)
+            await asyncio.sleep(min(RETRY_BACKOFF_MAX, 0.25 * 2**deliveries))
+            raise NackMessage(requeue=True) from exc
+        ACTIVITY.inc()
 
     for name in topology.orchestrator_command_queues:
         # Declared (with their arguments) by declare_topology at start-up; here only consumed.
@@ -154,3 +205,5 @@ def register_subscribers(
         broker.subscriber(queue, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_command)
     queries = RabbitQueue(topology.orchestrator_queries, declare=False)
     broker.subscriber(queries, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_query)
+    activity = RabbitQueue(topology.orchestrator_activity, queue_type=QueueType.QUORUM, declare=False)
+    broker.subscriber(activity, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_activity)

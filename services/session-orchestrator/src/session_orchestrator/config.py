@@ -17,7 +17,11 @@ class Settings(FleetSettings, MongoSettings):
     webhook_url: str = "http://127.0.0.1:8081/webhooks/waha"
     webhook_hmac_key: str = ""
 
+    # A session nobody used (commands, messages) for this long is stopped (not logged out).
     session_idle_timeout: Duration = timedelta(hours=24)
+    # How often each replica looks for idle sessions.
+    idle_sweep_interval: Duration = timedelta(minutes=1)
+    # At most this many sessions run at once; starting one more answers 429 session_limit_reached.
     max_sessions: int = 1000
 
     # One WAHA HTTP attempt never takes longer than this (WAHA itself waits up to ~15 s on sends).

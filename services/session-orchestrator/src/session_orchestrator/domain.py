@@ -40,6 +40,10 @@ TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
 
 RUNNING: frozenset[SessionStatus] = frozenset({STARTING, SCAN_QR_CODE, WORKING})
 
+# What the user (or the idle clean-up) last asked for: kept in the registry as `desired`.
+DESIRED_RUNNING = "running"  # start, qr, restart
+DESIRED_STOPPED = "stopped"  # stop, idle stop: reconciliation never starts such a session again
+
 
 class UnknownStatus(ValueError):
     pass
@@ -112,13 +116,20 @@ class StatusReport:
     phone_number: str | None = None
 
 
+# Who said a status: WAHA (its session.status webhook) or the orchestrator itself (what it saw when
+# reconciling with WAHA's session list, or WAHA being unreachable).
+SOURCE_WAHA = "waha"
+SOURCE_ORCHESTRATOR = "orchestrator"
+
+
 @dataclass(frozen=True)
 class StatusChange:
     status: SessionStatus
     previous_status: SessionStatus
     phone_number: str | None
     last_error: str | None
-    reported_at_ms: int
+    reported_at_ms: int  # WAHA's report time, or the observation time for the orchestrator's own
+    source: str = SOURCE_WAHA
 
 
 @dataclass(frozen=True)
@@ -185,3 +196,43 @@ def decide_report(state: SessionState, report: StatusReport) -> ReportDecision:
         change=change,
         unexpected=changed and not is_allowed(state.status, report.status),
     )
+
+
+def decide_observation(
+    state: SessionState,
+    status: SessionStatus,
+    observed_at_ms: int,
+    *,
+    phone_number: str | None = None,
+    error: str | None = None,
+) -> ReportDecision:
+    """A status the orchestrator saw itself: WAHA's session list at start-up, or WAHA unreachable.
+
+    It changes the status but not `last_reported_at_ms`: WAHA's next webhook is still newer than
+    anything WAHA said before, so it is applied whatever our clock said. Same status: nothing to do.
+    """
+    if status == state.status:
+        return ReportDecision(apply=False, state=state, change=None)
+    phone = phone_number if status == WORKING and phone_number else state.phone_number
+    if status == WORKING:
+        last_error = None
+    elif status == FAILED:
+        last_error = error or state.last_error or FAILED_ERROR
+    else:
+        last_error = error or state.last_error
+    change = StatusChange(
+        status=status,
+        previous_status=state.status,
+        phone_number=phone,
+        last_error=last_error,
+        reported_at_ms=observed_at_ms,
+        source=SOURCE_ORCHESTRATOR,
+    )
+    new_state = SessionState(
+        status=status,
+        phone_number=phone,
+        last_error=last_error,
+        last_reported_at_ms=state.last_reported_at_ms,
+        last_change=change,
+    )
+    return ReportDecision(apply=True, state=new_state, change=change)

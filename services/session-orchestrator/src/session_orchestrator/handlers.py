@@ -1,7 +1,8 @@
 """One function per command, query and report; each returns the `Reply` to answer (None for reports).
 
 Errors become replies here, never crashes: WAHA unavailable -> 503 `waha_unavailable` (and the
-registry's lastError), WAHA refusing -> a 4xx/5xx saying why, anything unexpected -> 500.
+registry's lastError; a session being brought up is then FAILED), the session limit -> 429
+`session_limit_reached`, WAHA refusing -> a 4xx/5xx saying why, anything unexpected -> 500.
 Only reports may raise (`Retry`) so the broker delivers them again after a transient failure.
 """
 
@@ -10,34 +11,39 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Envelope, Reply, deterministic_id, envelope, utcnow
 from fleet_shared.contracts.commands import SendText, SentView
-from fleet_shared.contracts.events import (
-    MessageSent,
-    SessionQrUpdated,
-    SessionStatusChanged,
-    SessionStatusReported,
-)
+from fleet_shared.contracts.events import MessageSent, SessionQrUpdated, SessionStatusReported
 from fleet_shared.ids import session_name_for
 
+from .admin import AdminQueries
 from .domain import (
+    DESIRED_RUNNING,
+    DESIRED_STOPPED,
+    FAILED,
+    RUNNING,
     SCAN_QR_CODE,
+    SOURCE_ORCHESTRATOR,
     STOPPED,
     WORKING,
+    SessionStatus,
     StatusReport,
     UnknownStatus,
     decide_report,
     normalize_status,
 )
 from .lifecycle import WebhookTarget, ensure_running, session_config, wait_for_qr
+from .limits import Admission, SessionLimitReached
 from .metrics import STALE_REPORTS, STATUS_CHANGES
 from .registry import SessionRegistry, view_of
-from .sends import SendLedger, fingerprint
+from .repairs import Repairs
+from .sends import SendLedger, fingerprint, settle
+from .statuses import EventPublisher, StatusConflict, StatusRecorder
 from .waha_client import (
     WahaBadResponse,
     WahaClient,
@@ -50,11 +56,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ACK = 1  # SERVER: WAHA took the message
 REPORT_BUDGET = 5.0  # seconds a status report may spend on WAHA (fetching a rotated QR)
-CAS_ATTEMPTS = 3
-
-
-class EventPublisher(Protocol):
-    async def publish(self, env: Envelope) -> None: ...
+# Commands that bring a session up: WAHA still unreachable after the retries makes the session FAILED.
+BRING_UP = frozenset({"session.start", "session.qr", "session.restart"})
 
 
 class Retry(Exception):
@@ -70,6 +73,20 @@ class Handlers:
     webhook: WebhookTarget
     qr_poll_interval: float = 0.25
     clock: Callable[[], datetime] = field(default=utcnow)
+    admission: Admission | None = None  # None: no session limit
+    idle_timeout: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        self.recorder = StatusRecorder(self.registry, self.events, self.clock)
+        self.repairs = Repairs(
+            registry=self.registry,
+            waha=self.waha,
+            recorder=self.recorder,
+            webhook=self.webhook,
+            idle_timeout=self.idle_timeout,
+            clock=self.clock,
+        )
+        self.admin = AdminQueries(self.registry, self.admission.max_sessions if self.admission else None)
 
     # ---- entry points --------------------------------------------------------------------------
 
@@ -80,9 +97,18 @@ class Handlers:
             return Reply.failure("unsupported", f"{env.type} is not a command of the session orchestrator", 400)
         try:
             return await handler(env, deadline)
+        except SessionLimitReached as exc:
+            log.warning("%s for %s refused: %s", env.type, env.user_id, exc)
+            return Reply.failure(
+                "session_limit_reached",
+                f"at most {exc.limit} WhatsApp sessions may run at once; try again later",
+                429,
+            )
         except WahaUnavailable as exc:
             log.warning("%s for %s: %s", env.type, env.user_id, exc.message)
             await self._note_error(env.user_id, exc.message)
+            if env.type in BRING_UP:
+                await self._observe_failure(env, exc.message)
             return Reply.failure("waha_unavailable", "WhatsApp (WAHA) is unavailable, retry later", 503)
         except WahaNotFound as exc:
             return Reply.failure("session_not_found", exc.message, 404)
@@ -104,15 +130,18 @@ class Handlers:
             return Reply.failure("internal_error", "internal error", 500)
 
     async def query(self, env: Envelope) -> Reply:
-        if env.type != "session.get":
-            return Reply.failure("unsupported", f"{env.type} is not a query of the session orchestrator", 400)
+        """A query (never activity): the user's own status, or an operator's read."""
         try:
-            return Reply.success(view_of(env.user_id, await self.registry.get(env.user_id)))
+            if env.type == "session.get":
+                return Reply.success(view_of(env.user_id, await self.registry.get(env.user_id)))
+            if env.type in self.admin.TYPES:
+                return await self.admin.answer(env)
+            return Reply.failure("unsupported", f"{env.type} is not a query of the session orchestrator", 400)
         except PyMongoError as exc:
-            log.error("session.get for %s: database error %r", env.user_id, exc)
+            log.error("%s for %s: database error %r", env.type, env.user_id, exc)
             return Reply.failure("database_unavailable", "the session registry is unavailable, retry later", 503)
         except Exception:
-            log.exception("session.get for %s failed", env.user_id)
+            log.exception("%s for %s failed", env.type, env.user_id)
             return Reply.failure("internal_error", "internal error", 500)
 
     def _commands(self) -> dict[str, Callable[[Envelope, float], Awaitable[Reply]]]:
@@ -123,6 +152,8 @@ class Handlers:
             "session.logout": self.logout,
             "session.qr": self.qr,
             "message.send": self.send,
+            "session.idle_stop": self.repairs.idle_stop,
+            "session.reconcile": self.repairs.reconcile,
         }
 
     async def _note_error(self, user_id: str, message: str) -> None:
@@ -131,27 +162,51 @@ class Handlers:
         except PyMongoError as exc:
             log.warning("could not record the error of %s: %r", user_id, exc)
 
+    async def _observe_failure(self, env: Envelope, message: str) -> None:
+        """WAHA stayed unreachable while bringing the session up: it is FAILED, and says why."""
+        try:
+            await self.recorder.observe(env.user_id, FAILED, error=message, correlation_id=env.correlation_id or env.id)
+        except (PyMongoError, StatusConflict) as exc:
+            log.warning("could not record %s as FAILED: %r", env.user_id, exc)
+
+    async def _admit(self, user_id: str) -> None:
+        if self.admission is not None:
+            await self.admission.admit(user_id)
+
     # ---- session lifecycle ---------------------------------------------------------------------
 
-    async def _ensure(self, user_id: str, deadline: float) -> str:
-        await self.registry.touch(user_id, self.clock())
+    async def _ensure(self, user_id: str, deadline: float, correlation_id: str | None = None) -> SessionStatus:
+        doc = await self.registry.touch(user_id, self.clock(), desired=DESIRED_RUNNING)
         config = session_config(user_id, self.webhook)
-        status = await ensure_running(self.waha, session_name_for(user_id), config, deadline=deadline)
+        status = await ensure_running(
+            self.waha, session_name_for(user_id), config, deadline=deadline, admit=lambda: self._admit(user_id)
+        )
         await self.registry.clear_error(user_id, self.clock())
+        await self._correct_own_observation(user_id, doc, status, correlation_id)
         return status
 
+    async def _correct_own_observation(
+        self, user_id: str, doc: dict, status: SessionStatus, correlation_id: str | None
+    ) -> None:
+        """If the registry's status is one we inferred ourselves (WAHA unreachable: FAILED) and WAHA
+        now says otherwise, WAHA's word replaces it (a WORKING session sends no webhook to fix it)."""
+        last_change = doc.get("lastChange") or {}
+        if last_change.get("source") == SOURCE_ORCHESTRATOR and doc.get("status") != status:
+            await self.recorder.observe(user_id, status, correlation_id=correlation_id)
+
     async def start(self, env: Envelope, deadline: float) -> Reply:
-        return Reply.success({"status": await self._ensure(env.user_id, deadline)})
+        return Reply.success({"status": await self._ensure(env.user_id, deadline, env.correlation_id or env.id)})
 
     async def qr(self, env: Envelope, deadline: float) -> Reply:
-        status = await self._ensure(env.user_id, deadline)
+        status = await self._ensure(env.user_id, deadline, env.correlation_id or env.id)
         view = await wait_for_qr(
             self.waha, session_name_for(env.user_id), status, deadline=deadline, poll_interval=self.qr_poll_interval
         )
         return Reply.success(view)
 
     async def stop(self, env: Envelope, deadline: float) -> Reply:
-        await self.registry.touch(env.user_id, self.clock())
+        """Stop, keeping the phone linked: the next start needs no QR."""
+        await self.registry.touch(env.user_id, self.clock(), desired=DESIRED_STOPPED)
         try:
             info = await self.waha.session_action(session_name_for(env.user_id), "stop", deadline=deadline)
             status = normalize_status(info["status"])
@@ -160,13 +215,20 @@ class Handlers:
         return Reply.success({"status": status})
 
     async def restart(self, env: Envelope, deadline: float) -> Reply:
-        await self.registry.touch(env.user_id, self.clock())
+        name = session_name_for(env.user_id)
+        doc = await self.registry.touch(env.user_id, self.clock(), desired=DESIRED_RUNNING)
+        correlation_id = env.correlation_id or env.id
         try:
-            info = await self.waha.session_action(session_name_for(env.user_id), "restart", deadline=deadline)
-            status = normalize_status(info["status"])
+            current = normalize_status((await self.waha.get_session(name, deadline=deadline))["status"])
         except WahaNotFound:
-            status = await self._ensure(env.user_id, deadline)  # never created: restarting means starting
+            # never created: restarting means starting
+            return Reply.success({"status": await self._ensure(env.user_id, deadline, correlation_id)})
+        if current not in RUNNING:
+            await self._admit(env.user_id)  # a stopped or FAILED session is about to run again
+        info = await self.waha.session_action(name, "restart", deadline=deadline)
+        status = normalize_status(info["status"])
         await self.registry.clear_error(env.user_id, self.clock())
+        await self._correct_own_observation(env.user_id, doc, status, correlation_id)
         return Reply.success({"status": status})
 
     async def logout(self, env: Envelope, deadline: float) -> Reply:
@@ -200,25 +262,37 @@ class Handlers:
             return Reply.failure(
                 "idempotency_key_reused", "this Idempotency-Key was already used for a different message", 422
             )
-        if claim.outcome == "pending":
-            return Reply.failure(
-                "send_pending",
-                "a send with this Idempotency-Key is in progress or its outcome is unknown; use a new key to send again",
-                409,
-            )
-
         session = session_name_for(user_id)
-        try:
-            sent = await self.waha.send_text(session, command.chat_id, command.text, command.reply_to, deadline=deadline)
-        except WahaRejected as exc:
-            await self.sends.release(user_id, key)
-            if exc.status == 422:
-                return _not_working(exc.session_status or doc.get("status") or STOPPED)
-            raise
-        except WahaUnavailable as exc:
-            if exc.not_done:
+        message_id = claim.message_id
+        sent = None
+        if claim.outcome == "pending":
+            # A crash or timeout between WAHA's sendText and the result: did the message go out?
+            found = await self.waha.find_sent(session, command.chat_id, message_id, deadline=deadline) if message_id else None
+            verdict = settle(claim, found is not None, self.clock())
+            if verdict == "unknown":
+                return Reply.failure(
+                    "send_pending",
+                    "a send with this Idempotency-Key is in progress or its outcome is unknown; retry later",
+                    409,
+                )
+            sent = found
+        if sent is None:
+            try:
+                message_id = message_id or await self.waha.new_message_id(session, deadline=deadline)
+                remaining = deadline - asyncio.get_running_loop().time()
+                await self.sends.mark_sending(user_id, key, message_id, self.clock(), remaining)
+                sent = await self.waha.send_text(
+                    session, command.chat_id, command.text, command.reply_to, message_id=message_id, deadline=deadline
+                )
+            except WahaRejected as exc:
                 await self.sends.release(user_id, key)
-            raise
+                if exc.status == 422:
+                    return _not_working(exc.session_status or doc.get("status") or STOPPED)
+                raise
+            except WahaUnavailable as exc:
+                if exc.not_done:
+                    await self.sends.release(user_id, key)
+                raise
 
         result = SentView(id=sent.id, chat_id=command.chat_id, timestamp=sent.timestamp).wire()
         await self.sends.complete(user_id, key, result, self.clock())
@@ -268,13 +342,9 @@ class Handlers:
             return
         report = StatusReport(status=status, reported_at_ms=data.reported_at_ms, phone_number=data.phone_number)
         try:
-            for _ in range(CAS_ATTEMPTS):
-                previous = await self.registry.state(user_id)
-                decision = decide_report(previous, report)
-                if not decision.apply or await self.registry.apply_report(user_id, previous, decision, self.clock()):
-                    break
-            else:
-                raise Retry(f"status of {user_id} kept changing under us")
+            previous, decision = await self.recorder.apply(user_id, lambda state: decide_report(state, report))
+        except StatusConflict as exc:
+            raise Retry(str(exc)) from exc
         except PyMongoError as exc:
             raise Retry(f"registry unavailable: {exc!r}") from exc
 
@@ -288,21 +358,8 @@ class Handlers:
             change = decision.change
             if decision.apply:
                 STATUS_CHANGES.labels(change.status).inc()
-            out = envelope(
-                SessionStatusChanged(
-                    status=change.status,
-                    previous_status=change.previous_status,
-                    phone_number=change.phone_number,
-                    last_error=change.last_error,
-                ),
-                user_id,
-                id=deterministic_id(user_id, "status", change.status, str(change.reported_at_ms)),
-                session=session_name_for(user_id),
-                correlation_id=env.correlation_id or env.id,
-                occurred_at=datetime.fromtimestamp(change.reported_at_ms / 1000, UTC),
-            )
             try:
-                await self.events.publish(out)
+                await self.recorder.announce(user_id, change, env.correlation_id or env.id)
             except BrokerUnavailable as exc:
                 raise Retry(str(exc)) from exc
         if decision.apply and status == SCAN_QR_CODE:

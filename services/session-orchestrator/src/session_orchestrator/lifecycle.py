@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fleet_shared.contracts.commands import QrView
@@ -40,17 +41,23 @@ def session_config(user_id: str, webhook: WebhookTarget) -> dict:
     return {"metadata": {USER_ID_METADATA: user_id}, "webhooks": [hook]}
 
 
+Admit = Callable[[], Awaitable[None]]
+
+
 async def ensure_running(
-    waha: WahaClient, name: str, config: dict, *, deadline: float | None = None
+    waha: WahaClient, name: str, config: dict, *, deadline: float | None = None, admit: Admit | None = None
 ) -> SessionStatus:
     """Create the session if WAHA does not know it, start it if stopped, restart it if FAILED.
 
     Safe to repeat: an existing session is never created twice (a 422 "already exists" from a
-    concurrent creator is taken as success), and a running one is left alone.
+    concurrent creator is taken as success), and a running one is left alone. `admit` is awaited
+    before anything would start running (it raises to refuse: the session limit).
     """
     try:
         info = await waha.get_session(name, deadline=deadline)
     except WahaNotFound:
+        if admit is not None:
+            await admit()
         try:
             info = await waha.create_session(name, config, deadline=deadline)
             log.info("created WAHA session %s", name)
@@ -62,6 +69,8 @@ async def ensure_running(
     action = start_action(normalize_status(info["status"]))
     if action is StartAction.NONE:
         return normalize_status(info["status"])
+    if admit is not None:
+        await admit()
     log.info("%s WAHA session %s (was %s)", action.value, name, info["status"])
     info = await waha.session_action(name, action.value, deadline=deadline)
     return normalize_status(info["status"])

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .domain import STATUSES
+from .domain import RUNNING, STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +22,18 @@ SESSIONS = Gauge("orchestrator_sessions", "Users' sessions in the registry, by s
 STATUS_CHANGES = Counter("orchestrator_status_changes_total", "Session status changes applied", ["status"])
 STALE_REPORTS = Counter("orchestrator_stale_status_reports_total", "Status reports older than what the registry holds")
 USERS_IN_FLIGHT = Gauge("orchestrator_users_in_flight", "Users with a command being handled or waiting")
+SESSIONS_RUNNING = Gauge("orchestrator_sessions_running", "Sessions holding a slot (STARTING, SCAN_QR_CODE, WORKING)")
+SESSION_LIMIT = Gauge("orchestrator_session_limit", "MAX_SESSIONS: sessions that may run at once")
+LIMIT_REFUSALS = Counter("orchestrator_session_limit_refusals_total", "Sessions refused because MAX_SESSIONS run")
+IDLE_STOPS = Counter("orchestrator_idle_stops_total", "Sessions stopped after SESSION_IDLE_TIMEOUT without activity")
+REPAIRS = Counter("orchestrator_reconcile_repairs_total", "Reconciliation repairs applied, by kind", ["repair"])
+ACTIVITY = Counter("orchestrator_activity_events_total", "Message events noted as user activity")
 
 
 def set_session_counts(counts: dict[str, int]) -> None:
     for status in STATUSES:
         SESSIONS.labels(status).set(counts.get(status, 0))
+    SESSIONS_RUNNING.set(sum(counts.get(status, 0) for status in RUNNING))
 
 
 class RefreshOnScrape:

@@ -1,11 +1,14 @@
 """The `sessions` collection: one document per user, the orchestrator's record of their WAHA session.
 
-    {userId (unique), session, status, phoneNumber, lastError, lastActivity,
-     statusHistory: [{status, at, reportedAtMs}] (newest last, at most HISTORY_LENGTH),
+    {userId (unique), session, status, phoneNumber, lastError, lastActivity, desired,
+     idleStoppedAt, admittedAt,
+     statusHistory: [{status, at, reportedAtMs, source}] (newest last, at most HISTORY_LENGTH),
      lastReportedAtMs, lastChange, createdAt, updatedAt}
 
-`status` is written only from WAHA's own reports (webhooks), guarded by `lastReportedAtMs` so an
-older report never overwrites a newer one; commands record activity, errors and the session name.
+`status` is written from WAHA's own reports (webhooks), guarded by `lastReportedAtMs` so an older
+report never overwrites a newer one, and from the orchestrator's own observations (reconciliation,
+WAHA unreachable), which leave `lastReportedAtMs` alone so WAHA's next word still wins. Commands
+record activity, errors, what the user wants (`desired`) and the session name.
 """
 
 from dataclasses import asdict
@@ -19,13 +22,13 @@ from pymongo.errors import DuplicateKeyError
 from fleet_shared.contracts.commands import SessionView
 from fleet_shared.ids import session_name_for
 
-from .domain import STATUSES, STOPPED, ReportDecision, SessionState, StatusChange
+from .domain import DESIRED_STOPPED, RUNNING, SOURCE_WAHA, STATUSES, STOPPED, ReportDecision, SessionState, StatusChange
 
 COLLECTION = "sessions"
 HISTORY_LENGTH = 10
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
     if not isinstance(value, datetime):
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
@@ -53,8 +56,8 @@ def view_of(user_id: str, doc: dict | None) -> SessionView:
         status=doc.get("status") or STOPPED,
         phone_number=doc.get("phoneNumber"),
         last_error=doc.get("lastError"),
-        last_activity=_iso(doc.get("lastActivity")),
-        updated_at=_iso(doc.get("updatedAt")),
+        last_activity=iso(doc.get("lastActivity")),
+        updated_at=iso(doc.get("updatedAt")),
     )
 
 
@@ -64,11 +67,14 @@ _CHANGE_FIELDS = {
     "phoneNumber": "phone_number",
     "lastError": "last_error",
     "reportedAtMs": "reported_at_ms",
+    "source": "source",
 }
 
 
 def _snake(change: dict) -> dict:
-    return {snake: change.get(camel) for camel, snake in _CHANGE_FIELDS.items()}
+    values = {snake: change.get(camel) for camel, snake in _CHANGE_FIELDS.items()}
+    values["source"] = values["source"] or SOURCE_WAHA
+    return values
 
 
 def _camel(change: StatusChange) -> dict:
@@ -91,7 +97,9 @@ class SessionRegistry:
     async def state(self, user_id: str) -> SessionState:
         return state_of(await self.get(user_id))
 
-    async def _upsert(self, user_id: str, now: datetime, set_: dict, unset: tuple[str, ...] = ()) -> dict:
+    async def _upsert(
+        self, user_id: str, now: datetime, set_: dict, unset: tuple[str, ...] = (), on_insert: dict | None = None
+    ) -> dict:
         update: dict[str, Any] = {
             "$set": {"session": session_name_for(user_id), "updatedAt": now, **set_},
             "$setOnInsert": {
@@ -102,6 +110,7 @@ class SessionRegistry:
                 "createdAt": now,
                 **({} if "phoneNumber" in set_ or "phoneNumber" in unset else {"phoneNumber": None}),
                 **({} if "lastError" in set_ or "lastError" in unset else {"lastError": None}),
+                **(on_insert or {}),
             },
         }
         if unset:
@@ -117,9 +126,10 @@ class SessionRegistry:
             )
         return doc
 
-    async def touch(self, user_id: str, now: datetime) -> dict:
-        """A command or a message: the user is active (reading status is not activity)."""
-        return await self._upsert(user_id, now, {"lastActivity": now})
+    async def touch(self, user_id: str, now: datetime, *, desired: str | None = None) -> dict:
+        """A command: the user is active (reading status is not activity). `desired`: what the
+        command asks for (`domain.DESIRED_*`). Answers the record as it is now."""
+        return await self._upsert(user_id, now, {"lastActivity": now, **({"desired": desired} if desired else {})})
 
     async def record_error(self, user_id: str, message: str, now: datetime) -> None:
         await self._upsert(user_id, now, {"lastError": message[:500]})
@@ -132,6 +142,50 @@ class SessionRegistry:
     async def forget_phone(self, user_id: str, now: datetime) -> None:
         """After a logout the WhatsApp account is no longer linked."""
         await self._upsert(user_id, now, {"phoneNumber": None})
+
+    async def ensure_record(self, user_id: str, now: datetime) -> dict:
+        """A record for a session found running in WAHA; its idle clock starts now. Not activity."""
+        return await self._upsert(user_id, now, {}, on_insert={"lastActivity": now})
+
+    async def set_desired(self, user_id: str, desired: str, now: datetime, *, idle: bool = False) -> None:
+        """What the user last asked for (`domain.DESIRED_*`); `idle`: the idle clean-up asked."""
+        await self._upsert(user_id, now, {"desired": desired, **({"idleStoppedAt": now} if idle else {})})
+
+    async def note_activity(self, user_id: str, at: datetime) -> None:
+        """A message to or from the user: activity, never moved backwards (a late event is older)."""
+        await self._sessions.update_one({"userId": user_id}, {"$max": {"lastActivity": at}})
+
+    async def mark_admitted(self, user_id: str, now: datetime) -> None:
+        """The session is about to be started: it holds a slot until WAHA's report arrives."""
+        await self._upsert(user_id, now, {"admittedAt": now})
+
+    async def count_running(self, *, exclude: str, admitted_since: datetime) -> int:
+        """Sessions holding a slot under MAX_SESSIONS: running by the registry, or admitted so
+        recently that WAHA's report may still be on its way. `exclude`: the user asking."""
+        return await self._sessions.count_documents(
+            {
+                "userId": {"$ne": exclude},
+                "$or": [{"status": {"$in": sorted(RUNNING)}}, {"admittedAt": {"$gt": admitted_since}}],
+            }
+        )
+
+    async def idle_users(self, cutoff: datetime, limit: int) -> list[str]:
+        """Users whose session is not STOPPED and who have been idle since before `cutoff`, oldest first."""
+        # Already told to stop (by the user, or an earlier sweep): nothing to ask again.
+        query = {"status": {"$ne": STOPPED}, "desired": {"$ne": DESIRED_STOPPED}, "lastActivity": {"$lt": cutoff}}
+        cursor = self._sessions.find(query, {"_id": 0, "userId": 1}).sort("lastActivity", ASCENDING).limit(limit)
+        return [doc["userId"] async for doc in cursor]
+
+    async def not_stopped(self) -> dict[str, tuple[str, str | None]]:
+        """userId -> (status, desired) of every record that is not STOPPED (for reconciliation)."""
+        cursor = self._sessions.find({"status": {"$ne": STOPPED}}, {"_id": 0, "userId": 1, "status": 1, "desired": 1})
+        return {doc["userId"]: (doc["status"], doc.get("desired")) async for doc in cursor}
+
+    async def list(self, statuses: list[str] | None, limit: int) -> list[dict]:
+        """Records ordered by user id; `statuses`: only those (None: every record)."""
+        query = {"status": {"$in": statuses}} if statuses is not None else {}
+        cursor = self._sessions.find(query, {"_id": 0}).sort("userId", ASCENDING).limit(limit)
+        return [doc async for doc in cursor]
 
     async def apply_report(self, user_id: str, previous: SessionState, decision: ReportDecision, now: datetime) -> bool:
         """Write `decision.state` only if nobody applied another report since `previous` was read."""
@@ -146,12 +200,17 @@ class SessionRegistry:
             "updatedAt": now,
         }
         update: dict[str, Any] = {"$set": set_, "$setOnInsert": {"userId": user_id, "createdAt": now}}
+        # A status newer than the admission says whether the session runs: the slot is that status's now.
+        update["$unset"] = {"admittedAt": ""}
         if decision.change is not None:
-            entry = {"status": new.status, "at": now, "reportedAtMs": new.last_reported_at_ms}
+            change = decision.change
+            entry = {"status": new.status, "at": now, "reportedAtMs": change.reported_at_ms, "source": change.source}
             update["$push"] = {"statusHistory": {"$each": [entry], "$slice": -HISTORY_LENGTH}}
         try:
             result = await self._sessions.update_one(
-                {"userId": user_id, "lastReportedAtMs": previous.last_reported_at_ms}, update, upsert=True
+                {"userId": user_id, "lastReportedAtMs": previous.last_reported_at_ms, "status": previous.status},
+                update,
+                upsert=True,
             )
         except DuplicateKeyError:
             return False  # the user's document exists with another lastReportedAtMs: we lost the race

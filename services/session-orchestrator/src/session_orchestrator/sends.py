@@ -1,16 +1,21 @@
 """The `sends` collection: Idempotency-Key claims, so one key sends one WhatsApp message.
 
-    {userId, key (unique together), fingerprint, state: "pending" | "done", result, createdAt, updatedAt}
+    {userId, key (unique together), fingerprint, state: "pending" | "done", result,
+     messageId, sendingAt, sendingUntil, createdAt, updatedAt}
 
-A claim is written before WAHA is called and completed with the result after. A repeat of a done
-key gets the stored result; a pending claim means a send whose outcome is unknown (the process
-died mid-call), which is never sent a second time; a send WAHA certainly did not make releases
-the claim so the client can try again with the same key.
+A claim is written before WAHA is called and completed with the result after. Right before the
+sendText call the claim records the message id the message will have (WAHA's `new-message-id`)
+and until when that attempt may still be in flight (its reply deadline). A repeat of a done key
+gets the stored result. A pending claim (the process died, or timed out, between the WAHA call
+and the result) is settled by asking WAHA for the message by its id: sent -> completed with it;
+not sent and no attempt can still be in flight -> sent now, with the same id; otherwise the
+outcome stays unknown and nothing is sent. A send WAHA certainly did not make releases the claim
+so the client can try again with the same key.
 """
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pymongo import ASCENDING
@@ -18,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 COLLECTION = "sends"
+SENDING_MARGIN = 5.0  # seconds
 
 
 def fingerprint(chat_id: str, text: str, reply_to: str | None) -> str:
@@ -29,6 +35,31 @@ def fingerprint(chat_id: str, text: str, reply_to: str | None) -> str:
 class Claim:
     outcome: Literal["claimed", "done", "pending", "mismatch"]
     result: dict | None = None
+    # Of a pending claim: the id its message was sent with, and until when that attempt could run.
+    message_id: str | None = None
+    sending_at: datetime | None = None
+    sending_until: datetime | None = None
+    tracked: bool = True  # False: a claim from before sends were tracked; its outcome cannot be known
+
+
+def settle(claim: Claim, found: bool, now: datetime) -> Literal["sent", "send", "unknown"]:
+    """What to do with a pending claim, given whether WAHA has its message (`found`).
+
+    `sent`: WAHA sent it, complete the claim with it. `send`: WAHA never got it and no earlier
+    attempt can still be in flight, send now (with the claim's id). `unknown`: do not send.
+    """
+    if not claim.tracked:
+        return "unknown"
+    if claim.sending_at is None:
+        return "send"  # claimed, but WAHA was never called
+    if claim.message_id is None:
+        return "unknown"  # called without an id we could look the message up by
+    if found:
+        return "sent"
+    until = claim.sending_until
+    if until is not None and now > (until if until.tzinfo else until.replace(tzinfo=UTC)):
+        return "send"
+    return "unknown"
 
 
 class SendLedger:
@@ -48,6 +79,8 @@ class SendLedger:
                     "commandId": command_id,
                     "state": "pending",
                     "result": None,
+                    "messageId": None,
+                    "sendingAt": None,
                     "createdAt": now,
                     "updatedAt": now,
                 }
@@ -62,7 +95,17 @@ class SendLedger:
             return Claim("mismatch")
         if doc.get("state") == "done":
             return Claim("done", doc.get("result"))
-        return Claim("pending")
+        return Claim("pending", message_id=doc.get("messageId"), sending_at=doc.get("sendingAt"),
+                     sending_until=doc.get("sendingUntil"), tracked="sendingAt" in doc)
+
+    async def mark_sending(self, user_id: str, key: str, message_id: str | None, now: datetime, budget: float) -> None:
+        """Recorded right before WAHA's sendText: the message's id and how long the attempt may run
+        (`budget` seconds, plus a margin for the last HTTP attempt and clock skew between replicas)."""
+        until = now + timedelta(seconds=max(0.0, budget) + SENDING_MARGIN)
+        await self._sends.update_one(
+            {"userId": user_id, "key": key},
+            {"$set": {"messageId": message_id, "sendingAt": now, "sendingUntil": until, "updatedAt": now}},
+        )
 
     async def complete(self, user_id: str, key: str, result: dict, now: datetime) -> None:
         await self._sends.update_one(

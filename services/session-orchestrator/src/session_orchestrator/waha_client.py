@@ -143,6 +143,11 @@ def sent_message_id(body: Any, chat_id: str) -> str | None:
     return None
 
 
+def sent_serialized_id(chat_id: str, raw_id: str) -> str:
+    """The serialized id of an own message (reference §4: `true_<chatId>_<rawId>`)."""
+    return f"true_{chat_id}_{raw_id}"
+
+
 def sent_message_timestamp(body: Any, default: int) -> int:
     """Unix seconds of a sent message: WAMessage `timestamp`, Baileys `messageTimestamp`, else `default`."""
     if isinstance(body, dict):
@@ -276,6 +281,13 @@ class WahaClient:
     async def get_session(self, name: str, *, deadline: float | None = None) -> dict:
         return _session_info(await self._call("GET", f"/api/sessions/{name}", op="session.get", deadline=deadline), "get")
 
+    async def list_sessions(self, *, deadline: float | None = None) -> list[dict]:
+        """Every session WAHA has, the STOPPED ones too (`?all=true`)."""
+        body = await self._call("GET", "/api/sessions", op="session.list", params={"all": "true"}, deadline=deadline)
+        if not isinstance(body, list):
+            raise WahaBadResponse("WAHA's session list is not a list", None, body)
+        return [info for info in body if isinstance(info, dict)]
+
     async def create_session(self, name: str, config: dict, *, deadline: float | None = None) -> dict:
         body = {"name": name, "start": True, "config": config}
         return _session_info(
@@ -307,17 +319,51 @@ class WahaClient:
         return str(body.get("mimetype") or "image/png"), data
 
     async def send_text(
-        self, session: str, chat_id: str, text: str, reply_to: str | None = None, *, deadline: float | None = None
+        self,
+        session: str,
+        chat_id: str,
+        text: str,
+        reply_to: str | None = None,
+        *,
+        message_id: str | None = None,
+        deadline: float | None = None,
     ) -> SentMessage:
+        """`message_id`: a raw id from `new_message_id`, so the message can be looked up by it later."""
         body: dict[str, Any] = {"session": session, "chatId": chat_id, "text": text}
         if reply_to:
             body["reply_to"] = reply_to
+        if message_id:
+            body["id"] = message_id
         answer = await self._call("POST", "/api/sendText", op="send.text", json=body, idempotent=False, deadline=deadline)
-        message_id = sent_message_id(answer, chat_id)
-        if message_id is None:
-            raise WahaBadResponse("WAHA's sendText answer carries no message id", None, answer)
-        now = int(datetime.now(UTC).timestamp())
-        return SentMessage(message_id, sent_message_timestamp(answer, now), sent_message_ack(answer))
+        return _sent(answer, chat_id)
+
+    async def new_message_id(self, session: str, *, deadline: float | None = None) -> str | None:
+        """A raw id for the next message (`GET /api/{session}/new-message-id`); None if this WAHA has none."""
+        try:
+            body = await self._call("GET", f"/api/{session}/new-message-id", op="send.new_id", deadline=deadline)
+        except WahaNotFound:
+            return None
+        raw = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(raw, str) or not raw or "_" in raw:
+            raise WahaBadResponse("WAHA's new-message-id answer carries no id", None, body)
+        return raw
+
+    async def find_sent(self, session: str, chat_id: str, raw_id: str, *, deadline: float | None = None) -> SentMessage | None:
+        """The message this session sent to `chat_id` with the raw id `raw_id`, or None if it never did."""
+        path = f"/api/{session}/chats/{chat_id}/messages/{sent_serialized_id(chat_id, raw_id)}"
+        try:
+            body = await self._call("GET", path, op="send.find", params={"downloadMedia": "false"}, deadline=deadline)
+        except WahaNotFound:
+            return None
+        return _sent(body, chat_id)
+
+
+def _sent(answer: Any, chat_id: str) -> SentMessage:
+    message_id = sent_message_id(answer, chat_id)
+    if message_id is None:
+        raise WahaBadResponse("WAHA's answer carries no message id", None, answer)
+    now = int(datetime.now(UTC).timestamp())
+    return SentMessage(message_id, sent_message_timestamp(answer, now), sent_message_ack(answer))
 
 
 def _body(response: httpx.Response) -> Any:

@@ -6,10 +6,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from fleet_shared.http import install_error_handlers, ops_router
+from fleet_shared.queue_depth import PARKED, QueueDepths
 from fleet_shared.topology import Topology
 
 from .config import Settings
-from .link import make_link
+from .link import SERVICE, make_link
 from .routes import make_router
 
 # How long start-up waits for the first connection attempt before serving anyway (answering 503).
@@ -19,6 +20,7 @@ STARTUP_WAIT = 5.0
 def create_app(settings: Settings) -> FastAPI:
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
     link = make_link(settings, topology)
+    parked = QueueDepths(settings.rabbitmq_url, SERVICE, PARKED, [topology.ingest_parked])
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -27,9 +29,10 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await link.stop()
+            await parked.close()
 
     app = FastAPI(title="waha-fleet webhook-ingest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    app.include_router(ops_router({"rabbitmq": link.ready}))
+    app.include_router(ops_router({"rabbitmq": link.ready}, before_metrics=[parked.refresh]))
     app.include_router(make_router(settings, link, topology))
     return app

@@ -1,5 +1,6 @@
 """Versioned contracts of every command, query and event; see docs/contracts.md."""
 
+from .admin import ADMIN_TYPES
 from .base import (
     Contract,
     Envelope,
@@ -13,7 +14,7 @@ from .base import (
 from .commands import COMMAND_TYPES, QUERY_TYPES
 from .events import EVENT_TYPES
 
-ALL_TYPES = {**COMMAND_TYPES, **QUERY_TYPES, **EVENT_TYPES}
+ALL_TYPES = {**COMMAND_TYPES, **QUERY_TYPES, **EVENT_TYPES, **ADMIN_TYPES}
 
 
 def parse_envelope(raw: dict) -> Envelope:

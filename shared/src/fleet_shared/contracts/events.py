@@ -74,3 +74,8 @@ class SessionQrUpdated(Contract):
 EVENT_TYPES: dict[str, type[Contract]] = {
     c.TYPE: c for c in (MessageReceived, MessageSent, MessageAck, SessionStatusReported, SessionStatusChanged, SessionQrUpdated)
 }
+
+# Facts only the services act on: never forwarded to clients (the gateway's live WebSocket).
+INTERNAL_EVENT_TYPES = frozenset({SessionStatusReported.TYPE})
+# What a client may be told about its own account.
+PUBLIC_EVENT_TYPES: dict[str, type[Contract]] = {t: m for t, m in EVENT_TYPES.items() if t not in INTERNAL_EVENT_TYPES}

@@ -15,6 +15,8 @@ class Faults:
     rate: float = 0.0
     latency_ms: int = 0
     duplicate_webhooks: int = 0
+    # Only API calls of these sessions are failed or delayed (None: every call).
+    sessions: frozenset[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -22,10 +24,20 @@ class Faults:
             "rate": self.rate if self.status is not None else None,
             "latencyMs": self.latency_ms,
             "duplicateWebhooks": self.duplicate_webhooks,
+            "sessions": sorted(self.sessions) if self.sessions is not None else None,
         }
 
-    def should_fail(self) -> bool:
-        return self.status is not None and self.rate > 0 and random.random() < self.rate
+    def applies_to(self, session: str | None) -> bool:
+        return self.sessions is None or session in self.sessions
+
+    def should_fail(self, session: str | None = None) -> bool:
+        return (
+            self.status is not None and self.rate > 0 and self.applies_to(session) and random.random() < self.rate
+        )
+
+    def latency(self, session: str | None = None) -> float:
+        """Seconds to hold an API call of `session` before answering it."""
+        return self.latency_ms / 1000 if self.applies_to(session) else 0.0
 
     def failure(self, path: str, method: str, version: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         status = self.status or 500
@@ -64,6 +76,9 @@ def parse_faults(body: Any) -> Faults:
         dup = 0
     if isinstance(dup, bool) or not isinstance(dup, int) or dup < 0:
         errors.append("duplicateWebhooks must be a non-negative integer")
+    sessions = body.get("sessions")
+    if sessions is not None and (not isinstance(sessions, list) or not all(isinstance(n, str) for n in sessions)):
+        errors.append("sessions must be a list of session names")
     if errors:
         raise ValidationFailed(errors)
     return Faults(
@@ -71,4 +86,5 @@ def parse_faults(body: Any) -> Faults:
         rate=(1.0 if rate is None else float(rate)) if status is not None else 0.0,
         latency_ms=int(latency),
         duplicate_webhooks=dup,
+        sessions=frozenset(sessions) if sessions is not None else None,
     )

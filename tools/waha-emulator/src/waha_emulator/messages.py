@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
@@ -15,6 +16,10 @@ def ack_name(ack: int | None) -> str:
 
 def ensure_suffix(chat_id: str) -> str:
     return chat_id if "@" in chat_id else f"{chat_id}@c.us"
+
+
+# The raw part of a message id (no `_`, which separates the parts of a serialized id).
+RAW_ID_RE = re.compile(r"^[A-Za-z0-9]{8,64}$")
 
 
 def new_sent_raw_id() -> str:

@@ -38,11 +38,16 @@ class Messaging:
                 return m
         return None
 
-    def send_text(self, s: Session, chat_id: str, text: str, reply_to: str | None) -> dict[str, Any]:
-        """Record an API send on a WORKING session; answer in the configured engine shape."""
+    def send_text(self, s: Session, chat_id: str, text: str, reply_to: str | None,
+                  raw_id: str | None = None) -> dict[str, Any]:
+        """Record an API send on a WORKING session; answer in the configured engine shape.
+
+        `raw_id` is sendText's optional `id` (from new-message-id). The emulator does not
+        deduplicate by it: sending twice with one id records two messages.
+        """
         chat_id = ensure_suffix(chat_id)
         me_id = s.linked_me["id"] if s.linked_me else None
-        raw_id = new_sent_raw_id()
+        raw_id = raw_id or new_sent_raw_id()
         ts = now_s()
         quoted = None
         if reply_to:

@@ -26,8 +26,10 @@ class CallLog:
     def __init__(self, keep: int = 10_000) -> None:
         self.entries: deque[dict[str, Any]] = deque(maxlen=keep)
 
-    def add(self, **entry: Any) -> None:
+    def add(self, **entry: Any) -> dict[str, Any]:
+        """Log a call as it starts; the caller fills in its `status` when it is answered (None: in flight)."""
         self.entries.append(entry)
+        return entry
 
     def query(self, method: str | None = None, path: str | None = None,
               session: str | None = None) -> list[dict[str, Any]]:
@@ -96,20 +98,20 @@ class ApiMiddleware:
         body, receive = await _buffer_body(receive)
         query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
         state = scope.setdefault("state", {})
-        entry: dict[str, Any] = {
-            "method": scope["method"], "path": path, "query": scope.get("query_string", b"").decode(),
-            "session": _session_from(path, query, body), "status": None, "fault": False,
-            "timestamp": int(time.time() * 1000),
-        }
+        entry = self.emulator.calls.add(
+            method=scope["method"], path=path, query=scope.get("query_string", b"").decode(),
+            session=_session_from(path, query, body), status=None, fault=False,
+            timestamp=int(time.time() * 1000),
+        )
         try:
             if not self._authorized(scope, path, query):
                 entry["status"] = 401
                 await _send_json(send, 401, {"message": "Unauthorized", "statusCode": 401})
                 return
             faults = self.emulator.faults
-            if faults.latency_ms:
-                await asyncio.sleep(faults.latency_ms / 1000)
-            if faults.should_fail():
+            if latency := faults.latency(entry["session"]):
+                await asyncio.sleep(latency)
+            if faults.should_fail(entry["session"]):
                 status, fault_body, headers = faults.failure(path, scope["method"], self.emulator.environment)
                 entry["status"], entry["fault"] = status, True
                 await _send_json(send, status, fault_body, headers)
@@ -128,7 +130,8 @@ class ApiMiddleware:
         finally:
             if state.get("waha_session"):
                 entry["session"] = state["waha_session"]
-            self.emulator.calls.add(**entry)
+            if entry["status"] is None:  # the client went away before an answer started
+                entry["status"] = 499
 
     def _authorized(self, scope: dict[str, Any], path: str, query: dict[str, list[str]]) -> bool:
         config = self.emulator.config

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from .deps import created, emulator, json_body, note_session, ok, query_bool
 from .errors import NotFound, ValidationFailed
-from .messages import chat_of, chats_view, ensure_suffix, sort_page
+from .messages import RAW_ID_RE, chat_of, chats_view, ensure_suffix, new_sent_raw_id, sort_page
 
 router = APIRouter()
 
@@ -38,12 +38,22 @@ async def send_text(request: Request) -> JSONResponse:
     reply_to = body.get("reply_to")
     if reply_to is not None and not isinstance(reply_to, str):
         errors.append("reply_to must be a string")
+    message_id = body.get("id")
+    if message_id is not None and (not isinstance(message_id, str) or not RAW_ID_RE.fullmatch(message_id)):
+        errors.append("id must be a message id from GET /api/{session}/new-message-id")
     if errors:
         raise ValidationFailed(errors)
     note_session(request, body["session"])
     emu = emulator(request)
     s = await emu.sessions.working(body["session"])
-    return created(emu.messaging.send_text(s, body["chatId"], body["text"], reply_to))
+    return created(emu.messaging.send_text(s, body["chatId"], body["text"], reply_to, message_id))
+
+
+@router.get("/api/{session}/new-message-id")
+async def new_message_id(request: Request, session: str) -> JSONResponse:
+    """An id for the next message, to pass as sendText's `id` (WAHA generates it; it is not reserved)."""
+    await emulator(request).sessions.working(session)
+    return ok({"id": new_sent_raw_id()})
 
 
 @router.get("/api/{session}/chats")

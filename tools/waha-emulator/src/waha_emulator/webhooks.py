@@ -155,8 +155,10 @@ class WebhookDispatcher:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             # verify=False like WAHA (rejectUnauthorized:false); trust_env=False keeps proxies out of loopback calls.
-            self._client = httpx.AsyncClient(timeout=self.timeout, verify=False, follow_redirects=True,
-                                             trust_env=False)
+            # No pool timeout: waiting for a free connection is the emulator's own queueing, not a failed
+            # delivery (WAHA's axios has no pool), so under load deliveries wait instead of failing.
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, pool=None), verify=False,
+                                             follow_redirects=True, trust_env=False)
         return self._client
 
     def _headers(self, hook: dict[str, Any], body: bytes, timestamp: int) -> dict[str, str]:

@@ -1,0 +1,268 @@
+"""What every benchmark shares: the context, result rows, processes, load generators, machine facts."""
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import aio_pika
+
+from fleet_shared.localdev import free_port
+from fleet_shared.testing.fixtures import delete_topology
+from fleet_shared.topology import Topology
+from local_launcher.processes import Child, base_environment, python_module
+from local_launcher.stack import DEFAULT_PORTS, Stack, StackConfig
+from local_launcher.tokens import make_token
+
+from .stats import median
+
+PARTITIONS = 4
+SECRETS = {
+    "JWT_SECRET": "bench-jwt-" + uuid.uuid4().hex,
+    "WAHA_API_KEY": "bench-waha-" + uuid.uuid4().hex,
+    "WEBHOOK_HMAC_KEY": "bench-hmac-" + uuid.uuid4().hex,
+}
+# The emulator's timings as the e2e tests use them: a session shows its QR 0.1 s after start.
+FAST_EMULATOR = {
+    "WAHA_EMULATOR_STARTING_DELAY": "0.1",
+    "WAHA_EMULATOR_ACK_DELAY": "0.1",
+    "WAHA_EMULATOR_QR_FIRST_LIFETIME": "60",
+    "WAHA_EMULATOR_QR_NEXT_LIFETIME": "20",
+}
+LOADGEN_TIMEOUT = 300
+
+
+@dataclass
+class Context:
+    rabbitmq_url: str
+    log_dir: Path
+    quick: bool = False
+    runs: int = 3
+    say: callable = print
+
+    def n(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def seconds(self, full: float, quick: float) -> float:
+        return quick if self.quick else full
+
+
+@dataclass
+class Row:
+    """One figure of the results table: the system's median beside the baseline's median."""
+
+    bench: str
+    metric: str
+    unit: str
+    samples: list[float | None]
+    baseline_samples: list[float | None] = field(default_factory=list)
+    baseline: str = ""  # what the baseline is, for the table
+    goal: str = ""  # e.g. "≥ 0.5× baseline", "≤ 25 ms"
+    goal_check: callable = None  # (value, ratio) -> bool
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def value(self) -> float | None:
+        return median(self.samples)
+
+    @property
+    def baseline_value(self) -> float | None:
+        return median(self.baseline_samples) if self.baseline_samples else None
+
+    @property
+    def ratio(self) -> float | None:
+        v, b = self.value, self.baseline_value
+        if v is None or not b:
+            return None
+        return v / b
+
+    @property
+    def met(self) -> bool | None:
+        if self.goal_check is None or self.value is None:
+            return None
+        return bool(self.goal_check(self.value, self.ratio))
+
+    def as_dict(self) -> dict:
+        return {
+            "bench": self.bench, "metric": self.metric, "unit": self.unit, "value": self.value,
+            "samples": self.samples, "baseline": self.baseline, "baseline_value": self.baseline_value,
+            "baseline_samples": self.baseline_samples, "ratio": self.ratio, "goal": self.goal, "met": self.met,
+            "note": self.note,
+        }
+
+
+def fresh_prefix(tag: str) -> str:
+    return f"bench{tag}{uuid.uuid4().hex[:6]}"
+
+
+def service_env(ctx: Context, prefix: str, **extra: str) -> dict[str, str]:
+    return base_environment(
+        {
+            "ENVIRONMENT": "dev",
+            "RABBITMQ_URL": ctx.rabbitmq_url,
+            "BROKER_PREFIX": prefix,
+            "ORCHESTRATOR_PARTITIONS": str(PARTITIONS),
+            "LOG_LEVEL": "INFO",
+            **SECRETS,
+            **extra,
+        }
+    )
+
+
+@contextmanager
+def service(ctx: Context, name: str, module: str, env: dict[str, str]) -> Iterator[Child]:
+    """One service as its own process, on a free port, stopped afterwards."""
+    port = free_port()
+    child = Child(name, python_module(module), port, env={"PORT": str(port)}, log_path=ctx.log_dir / f"{name}-{port}.log")
+    child.start(env)
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+@contextmanager
+def whole_system(ctx: Context, tag: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """SecantusDB, the emulator and the four services as processes under a fresh prefix."""
+    prefix = fresh_prefix(tag)
+    config = StackConfig(
+        env={
+            "ENVIRONMENT": "dev",
+            "RABBITMQ_URL": ctx.rabbitmq_url,
+            "BROKER_PREFIX": prefix,
+            "ORCHESTRATOR_PARTITIONS": str(PARTITIONS),
+            "REQUEST_TIMEOUT": "15s",
+            "LOG_LEVEL": "INFO",
+            **SECRETS,
+            **FAST_EMULATOR,
+            **(env or {}),
+        },
+        ports={name: free_port() for name in DEFAULT_PORTS},
+        log_dir=ctx.log_dir / f"{tag}-{prefix}",
+    )
+    system = Stack(config)
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
+        asyncio.run(delete_topology(ctx.rabbitmq_url, Topology(prefix, PARTITIONS)))
+
+
+def token(user_id: str, *, admin: bool = False) -> str:
+    return make_token(SECRETS["JWT_SECRET"], user_id, admin=admin, lifetime=6 * 3600)
+
+
+def run_loadgen(target: str, spec: dict, timeout: float = LOADGEN_TIMEOUT) -> dict:
+    """Run `module:function(spec)` in a load-generator process of its own; answer what it returned."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", target],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=base_environment({}),
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator {target} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"load generator {target} printed no result:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (VmRSS in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def purge(url: str, queues: list[str]) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for name in queues:
+            queue = await channel.get_queue(name, ensure=False)
+            await queue.purge()
+
+
+async def queue_depth(url: str, name: str) -> int:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return queue.declaration_result.message_count
+
+
+async def rabbitmq_version(url: str) -> str:
+    try:
+        connection = await aio_pika.connect(url)
+    except Exception:  # only for the report
+        return "?"
+    async with connection:
+        props = connection.transport.connection.server_properties if connection.transport else {}
+        raw = props.get("version", "?")
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def wait_for_low_load(say, threshold: float, deadline_s: float) -> tuple[float, float, float]:
+    """Wait (bounded) until the 1-minute load average is under `threshold`; answer the load then."""
+    end = time.monotonic() + deadline_s
+    load = load_average()
+    announced = False
+    while load[0] > threshold and time.monotonic() < end:
+        if not announced:
+            say(f"load average {load[0]:.2f} > {threshold}: waiting up to {deadline_s:.0f}s for a quieter machine")
+            announced = True
+        time.sleep(5)
+        load = load_average()
+    return load
+
+
+def machine_info(rabbitmq_url: str) -> dict:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "rabbitmq": asyncio.run(rabbitmq_version(rabbitmq_url)),
+        "secantusdb": _version("secantusdb"),
+        "aio-pika": _version("aio-pika"),
+        "faststream": _version("faststream"),
+        "pymongo": _version("pymongo"),
+        "uvicorn": _version("uvicorn"),
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except Exception:
+        return "?"

@@ -1,0 +1,78 @@
+"""Examples of every request and answer body of the REST API, by the name of its schema.
+
+Built from model instances (a stale example fails at import), and attached to the OpenAPI
+document by `openapi.py` wherever a body of that schema has no example of its own.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from fleet_shared.contracts.admin import AdminSessionCount, AdminSessionItem, AdminSessionRecord, StatusEntry
+from fleet_shared.contracts.examples import (
+    AT,
+    CHAT_CURSOR,
+    CONTACT,
+    GROUP,
+    MESSAGE_CURSOR,
+    PHONE,
+    QR_VIEW,
+    RECEIVED_ID,
+    SENT_ID,
+    SENT_VIEW,
+    SESSION,
+    SESSION_VIEW,
+    TS,
+    USER,
+)
+
+from .schemas import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage, SendMessageBody, SessionStatusView
+
+_RECEIVED = MessageItem(
+    id=RECEIVED_ID, chatId=CONTACT, fromMe=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,
+    body="Hi Alice!", type="chat", hasMedia=False, timestamp=TS, ack=2,
+)
+_SENT = MessageItem(
+    id=SENT_ID, chatId=CONTACT, fromMe=True, from_=f"{PHONE}@c.us", to=CONTACT, participant=None,
+    body="Hi! Got it.", type="chat", hasMedia=False, timestamp=TS + 30, ack=3,
+)
+_CHATS = [
+    ChatItem(
+        chatId=CONTACT, name="Max Mustermann", isGroup=False, updatedAt=(AT.replace(second=30)).isoformat(),
+        lastMessage=LastMessage(id=SENT_ID, body="Hi! Got it.", fromMe=True, timestamp=TS + 30),
+    ),
+    ChatItem(
+        chatId=GROUP, name="Family", isGroup=True, updatedAt=AT.isoformat(),
+        lastMessage=LastMessage(id=f"false_{GROUP}_3EB05D2A7C_49151999@c.us", body="Dinner at 8?", fromMe=False, timestamp=TS - 600),
+    ),
+]
+_RECORD = AdminSessionRecord(
+    user_id=USER, session=SESSION, status="WORKING", phone_number=PHONE, last_activity=AT.isoformat(),
+    desired="running", created_at=AT.replace(hour=9).isoformat(), updated_at=AT.isoformat(),
+    status_history=[
+        StatusEntry(status="STARTING", at=AT.replace(hour=9).isoformat()),
+        StatusEntry(status="SCAN_QR_CODE", at=AT.replace(hour=9, second=2).isoformat()),
+        StatusEntry(status="WORKING", at=AT.replace(hour=9, minute=1).isoformat()),
+    ],
+)
+
+_BY_SCHEMA: dict[str, BaseModel] = {
+    "SessionView": SESSION_VIEW,
+    "QrView": QR_VIEW,
+    "SentView": SENT_VIEW,
+    "SessionStatusView": SessionStatusView(status="STARTING"),
+    "SendMessageBody": SendMessageBody(chatId=CONTACT, text="Hi! Got it.", replyTo=RECEIVED_ID),
+    "ChatPage": ChatPage(items=_CHATS, nextCursor=CHAT_CURSOR),
+    "MessagePage": MessagePage(items=[_SENT, _RECEIVED], nextCursor=MESSAGE_CURSOR),
+    "AdminSessionItem": AdminSessionItem(user_id=USER, session=SESSION, status="WORKING", last_activity=AT.isoformat()),
+    "AdminSessionCount": AdminSessionCount(
+        count=3, by_status={"WORKING": 1, "SCAN_QR_CODE": 1, "STOPPED": 1}, running=2, max_sessions=1000
+    ),
+    "AdminSessionRecord": _RECORD,
+}
+
+
+def example_for(schema_name: str) -> Any | None:
+    """The JSON example of the component schema `schema_name`, or None when there is none."""
+    model = _BY_SCHEMA.get(schema_name)
+    return None if model is None else model.model_dump(mode="json", by_alias=True)

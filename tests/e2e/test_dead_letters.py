@@ -1,0 +1,84 @@
+"""2: a message that can never be handled goes to a dead-letter queue with its reason, its depth is a
+metric, and the documented command (`python -m fleet_shared.dlq`, `make dlq-replay`) replays it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import aio_pika
+import httpx
+import pytest
+
+from fleet_shared.contracts import deterministic_id, envelope
+from fleet_shared.contracts.events import MessageReceived
+from fleet_shared.localdev import wait_until
+
+from ..conftest import PARTITIONS
+from ..helpers import metric, unique_user
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def dlq_command(stack, *args: str) -> str:
+    """The operators' command, as a process of its own, configured like the services."""
+    env = {**os.environ, "RABBITMQ_URL": stack.env["RABBITMQ_URL"], "BROKER_PREFIX": stack.env["BROKER_PREFIX"],
+           "ORCHESTRATOR_PARTITIONS": str(PARTITIONS)}
+    done = subprocess.run([sys.executable, "-m", "fleet_shared.dlq", *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def publish(rabbitmq_url: str, exchange: str, routing_key: str, body: bytes, message_id: str) -> None:
+    async with await aio_pika.connect(rabbitmq_url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange, ensure=False) if exchange else channel.default_exchange
+        await target.publish(aio_pika.Message(body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                             routing_key=routing_key)
+
+
+async def test_poison_is_dead_lettered_with_its_reason_counted_and_replayable(stack, topology, rabbitmq_url, db):
+    user = unique_user("poison")
+    dlq = topology.dead_letter_queue(topology.persister_events)
+    async with httpx.AsyncClient(base_url=stack.url("persister")) as persister, \
+            httpx.AsyncClient(base_url=stack.url("session-orchestrator")) as orchestrator:
+        before = await metric(persister, "fleet_dead_letter_messages", queue=dlq)
+        # An envelope of a type nobody knows, on a routing key the persister consumes.
+        poison = {"id": f"poison-{user}", "type": "message.deleted", "version": 1, "userId": user, "data": {}}
+        await publish(rabbitmq_url, topology.events, f"user.{user}.message.deleted", json.dumps(poison).encode(), poison["id"])
+
+        async def counted() -> bool:
+            return await metric(persister, "fleet_dead_letter_messages", queue=dlq) == before + 1
+
+        await wait_until(counted, timeout=15, what="the poison counted in the DLQ depth")
+        shown = [json.loads(line) for line in dlq_command(stack, "show", "persister.events", "--limit", "1000").splitlines()]
+        [letter] = [s for s in shown if s["messageId"] == poison["id"]]
+        assert letter["reason"].startswith("malformed: not an event the persister stores: 'message.deleted'")
+        assert letter["queue"] == topology.persister_events
+
+        # The orchestrator exposes the depth of its own dead-letter queues the same way.
+        text = (await orchestrator.get("/metrics")).text
+        assert f'fleet_dead_letter_messages{{queue="{topology.dead_letter_queue(topology.orchestrator_commands(0))}"}}' in text
+
+        # Replayed, the poison is refused again and goes back to the DLQ: no loop, nothing lost.
+        assert "replayed" in dlq_command(stack, "replay", "persister.events")
+        await wait_until(counted, timeout=15, what="the replayed poison back in the DLQ")
+        shown = [json.loads(line) for line in dlq_command(stack, "show", "persister.events", "--limit", "1000").splitlines()]
+        assert [s["messageId"] for s in shown].count(poison["id"]) == 1
+
+
+async def test_a_dead_letter_that_can_be_handled_now_is_stored_after_a_replay(stack, topology, rabbitmq_url, db):
+    """What a long MongoDB outage leaves behind (deliveries past the delivery limit) is stored once replayed."""
+    user = unique_user("later")
+    data = MessageReceived(id=f"false_4915900000001@c.us_{user.upper()}", chat_id="4915900000001@c.us", from_me=False,
+                           from_="4915900000001@c.us", body="stored after all", timestamp=1_700_000_000)
+    env = envelope(data, user, id=deterministic_id(user, "message", data.id))
+    dlq = topology.dead_letter_queue(topology.persister_events)
+    await publish(rabbitmq_url, "", dlq, json.dumps(env.wire()).encode(), env.id)  # as RabbitMQ's DLX left it
+
+    dlq_command(stack, "replay", dlq)
+
+    async def stored() -> bool:
+        return await db.messages.count_documents({"userId": user, "body": "stored after all"}) == 1
+
+    await wait_until(stored, timeout=15, what="the replayed event stored")

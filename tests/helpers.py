@@ -1,0 +1,186 @@
+"""Driving the running system from a test: connect users, play the phone, read what was stored and counted.
+
+Everything here talks to the processes over their public interfaces (the gateway's API, the
+emulator's WAHA and control API, RabbitMQ, the services' /metrics, MongoDB for what was stored).
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import aio_pika
+import httpx
+from aio_pika.abc import AbstractIncomingMessage
+from pymongo import AsyncMongoClient
+
+from fleet_shared.ids import session_name_for
+from fleet_shared.localdev import wait_until
+from fleet_shared.topology import Topology
+from local_launcher.stack import Stack
+
+from .conftest import SECRETS, auth
+
+DATABASE = "waha_fleet"
+SERVICES = ("persister", "session-orchestrator", "webhook-ingest", "gateway")
+
+
+def unique_user(tag: str) -> str:
+    return f"{tag}_{uuid.uuid4().hex[:8]}"
+
+
+async def connect(gateway: httpx.AsyncClient, waha: httpx.AsyncClient, user: str, phone: str, timeout: float = 20) -> None:
+    """The user asks for a QR, "scans" it with `phone`, and is WORKING."""
+    r = await gateway.get("/api/v1/waha/qr", headers=auth(user))
+    assert r.status_code == 200, r.text
+    r = await waha.post(f"/_emulator/sessions/{session_name_for(user)}/scan", json={"phone": phone})
+    assert r.status_code in (200, 201), r.text
+
+    async def working() -> bool:
+        r = await gateway.get("/api/v1/waha/status", headers=auth(user))
+        return r.status_code == 200 and r.json()["status"] == "WORKING"
+
+    await wait_until(working, timeout=timeout, what=f"{user} WORKING")
+
+
+async def inbound(waha: httpx.AsyncClient, user: str, sender: str, body: str, raw_id: str | None = None) -> dict:
+    """Someone writes to `user` on WhatsApp: the emulator sends WAHA's `message` and `message.any` webhooks."""
+    payload: dict[str, Any] = {"from": sender, "body": body}
+    if raw_id:
+        payload["id"] = raw_id
+    r = await waha.post(f"/_emulator/sessions/{session_name_for(user)}/inbound", json=payload)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def bounded(calls: Iterable[Callable[[], Awaitable[Any]]], concurrency: int) -> list[Any]:
+    """Run the calls with at most `concurrency` in flight (a load loop that never floods loopback)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        async with gate:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+def mongo(stack: Stack) -> AsyncMongoClient:
+    return AsyncMongoClient(stack.env["MONGODB_URL"], serverSelectionTimeoutMS=3000)
+
+
+async def stored_messages(client: AsyncMongoClient, user: str) -> list[dict]:
+    """The user's message documents as the persister wrote them (stubs included)."""
+    return await client[DATABASE]["messages"].find({"userId": user}, {"_id": 0}).to_list()
+
+
+async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """The sum of a Prometheus sample `name` over the series whose labels include `labels`."""
+    text = (await client.get("/metrics")).text
+    total = 0.0
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$")
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def all_ready(stack: Stack) -> bool:
+    async with httpx.AsyncClient(timeout=3) as client:
+        for name in SERVICES:
+            try:
+                if (await client.get(f"{stack.url(name)}/readyz")).status_code != 200:
+                    return False
+            except httpx.HTTPError:
+                return False
+    return True
+
+
+def signature_headers(body: bytes) -> dict[str, str]:
+    """The headers WAHA sends with `body`, signed with the fleet's key."""
+    signature = hmac.new(SECRETS["WEBHOOK_HMAC_KEY"].encode(), body, hashlib.sha512).hexdigest()
+    return {"X-Webhook-Hmac": signature, "X-Webhook-Hmac-Algorithm": "sha512", "content-type": "application/json"}
+
+
+def signed(envelope: dict) -> tuple[bytes, dict[str, str]]:
+    """A webhook body and headers as WAHA signs them with the fleet's key."""
+    body = json.dumps(envelope).encode()
+    return body, signature_headers(body)
+
+
+def wa_message(raw_id: str, sender: str, body: str, *, timestamp: int = 1_700_000_000, to: str = "15550000000@c.us") -> dict:
+    """WAHA's WAMessage of an incoming message from `sender` (digits)."""
+    chat = f"{sender}@c.us"
+    return {"id": f"false_{chat}_{raw_id}", "timestamp": timestamp, "from": chat, "to": to, "fromMe": False,
+            "body": body, "hasMedia": False, "ack": 1}
+
+
+async def deliver(ingest: httpx.AsyncClient, envelope: dict, *, attempts: int = 16, delay: float = 0.5) -> None:
+    """POST a signed webhook the way WAHA does: the same body again after every failure, a bounded number of times."""
+    body, headers = signed(envelope)
+    for _ in range(attempts):
+        try:
+            if (await ingest.post("/webhooks/waha", content=body, headers=headers)).is_success:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(delay)
+    raise AssertionError(f"webhook {envelope['id']} not taken after {attempts} attempts")
+
+
+def webhook(user: str, event: str, payload: dict, *, session: str | None = None, metadata_user: str | None = None) -> dict:
+    """A WAHA webhook envelope for `user`'s session (or another `session` / metadata, to test refusals)."""
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:26]}",
+        "timestamp": 1_700_000_000_000,
+        "event": event,
+        "session": session or session_name_for(user),
+        "metadata": {"fleet.userId": metadata_user or user},
+        "me": None,
+        "payload": payload,
+        "engine": "NOWEB",
+    }
+
+
+class BusRecorder:
+    """Copies of everything published on a system's exchanges (commands, queries, events, parked),
+    on queues of the recorder's own (exclusive: gone with its connection)."""
+
+    def __init__(self, url: str, topology: Topology) -> None:
+        self._url = url
+        self._exchanges = {topology.commands: "#", topology.queries: "#", topology.events: "#", topology.parked: ""}
+        self.seen: list[AbstractIncomingMessage] = []
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def __aenter__(self) -> "BusRecorder":
+        self._connection = await aio_pika.connect(self._url)
+        channel = await self._connection.channel()
+        for exchange, key in self._exchanges.items():
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(exchange, routing_key=key)
+            await queue.consume(self._record, no_ack=True)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def _record(self, message: AbstractIncomingMessage) -> None:
+        self.seen.append(message)
+
+    def mentioning(self, text: str) -> list[AbstractIncomingMessage]:
+        """Messages with `text` in their routing key, headers or body."""
+        return [
+            m for m in self.seen
+            if text in (m.routing_key or "") or text in repr(m.headers) or text in m.body.decode(errors="replace")
+        ]
+
+    async def wait_for(self, text: str, timeout: float = 15) -> list[AbstractIncomingMessage]:
+        async def seen() -> list[AbstractIncomingMessage]:
+            return self.mentioning(text)
+
+        return await wait_until(seen, timeout=timeout, what=f"a message mentioning {text!r} on the bus")
