@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults
+.PHONY: run test install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -54,3 +54,7 @@ dlq-replay: install
 ## make faults: only the fault tests (real processes; part of make test)
 faults: install broker
 	@$(UV) run --frozen pytest tests/faults
+
+## make bench: the benchmarks beside raw baselines; prints a table and writes docs/benchmarks.md (ARGS=--quick for a short run)
+bench: install broker
+	@$(UV) run --frozen python -m bench $(ARGS)

@@ -200,6 +200,19 @@ async def persister_duplicates(stack) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("persister_events_duplicate_total "))
 
 
+async def test_a_private_chat_gets_the_senders_name(connected, gateway, waha):
+    sender = "4915144444444"
+    r = await waha.post(f"/_emulator/sessions/{SESSIONS[ALICE]}/inbound", json={"from": sender, "body": "hallo", "pushName": "Hans"})
+    assert r.status_code == 201, r.text
+
+    async def named():
+        chats = (await gateway.get("/api/v1/waha/chats", headers=auth(ALICE))).json()["items"]
+        return [c for c in chats if c["chatId"] == f"{sender}@c.us" and c["name"] == "Hans"]
+
+    [chat] = await wait_until(named, timeout=15, what="the chat named after its sender")
+    assert chat["isGroup"] is False and chat["lastMessage"]["body"] == "hallo"
+
+
 async def test_bob_reads_nothing_of_alices_through_any_endpoint(connected, gateway, waha):
     sender = "4915166666666"
     r = await waha.post(f"/_emulator/sessions/{SESSIONS[ALICE]}/inbound", json={"from": sender, "body": "secret for alice"})

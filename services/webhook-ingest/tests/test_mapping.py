@@ -87,6 +87,19 @@ def test_group_message_keeps_participant_and_chat_is_the_group(waha):
     assert env.data.participant == "33333333333@c.us"
 
 
+@pytest.mark.parametrize("raw", [{"pushName": "Hans"}, {"notifyName": "Hans"}])
+def test_a_private_chat_is_named_after_the_senders_profile_name(waha, raw):
+    env = translate(hook(waha.webhook("message", waha.message(_data=raw))), "alice")
+    assert env.data.chat_name == "Hans"
+
+
+def test_groups_and_own_messages_name_no_chat(waha):
+    group = waha.message(peer="120363000000000000@g.us", participant="3@c.us", _data={"pushName": "Hans"})
+    own = waha.message(from_me=True, peer="22222222222@c.us", _data={"pushName": "Me"})
+    assert translate(hook(waha.webhook("message", group)), "alice").data.chat_name is None
+    assert translate(hook(waha.webhook("message.any", own)), "alice").data.chat_name is None
+
+
 def test_media_message_without_type_is_media(waha):
     env = translate(hook(waha.webhook("message", waha.message(hasMedia=True, body=None))), "alice")
     assert (env.data.type, env.data.has_media, env.data.body) == ("media", True, None)

@@ -15,7 +15,7 @@ from fleet_shared.contracts.events import (
     MessageSent,
     SessionStatusReported,
 )
-from fleet_shared.ids import InvalidIdError, session_name_for, validate_user_id
+from fleet_shared.ids import InvalidIdError, is_group_chat, session_name_for, validate_user_id
 
 from .waha import WaAck, WahaWebhook, WaMessage, WaSessionStatus, parse_payload
 
@@ -105,6 +105,8 @@ def _message(hook: WahaWebhook, user_id: str, msg: WaMessage) -> Envelope:
         has_media=bool(msg.has_media),
         timestamp=msg.timestamp,
         ack=msg.ack,
+        # A private chat is named after the person; a group's name is not in the message.
+        chat_name=None if msg.from_me or is_group_chat(chat_id) else msg.sender_name,
     )
     return envelope(
         payload,

@@ -57,6 +57,17 @@ class WaMessage(_Waha):
     has_media: bool | None = Field(default=False, alias="hasMedia")
     ack: int | None = None
     type: str | None = Field(default=None, max_length=64)
+    data: dict[str, Any] | None = Field(default=None, alias="_data")  # raw engine object
+
+    @property
+    def sender_name(self) -> str | None:
+        """The sender's WhatsApp profile name, where the engine's raw object has it.
+
+        NOWEB/GOWS (Baileys, whatsmeow) call it `pushName`, WEBJS `notifyName`.
+        """
+        raw = self.data or {}
+        name = raw.get("pushName") or raw.get("notifyName")
+        return name[:_SHORT] if isinstance(name, str) and name.strip() else None
 
 
 class WaAck(_Waha):

@@ -25,10 +25,16 @@ class Child:
     restarts: int = 0
 
     def start(self, base_env: dict[str, str], timeout: float = 30.0) -> None:
+        self.spawn(base_env)
+        self.wait_ready(timeout)
+
+    def spawn(self, base_env: dict[str, str]) -> None:
         env = {**base_env, **self.env}
         out = open(self.log_path, "ab") if self.log_path else None
         # Own process group, so Ctrl-C in the terminal reaches the launcher only, which stops us in order.
         self.process = subprocess.Popen(self.args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
         wait_for_port("127.0.0.1", self.port, timeout, self.process)
         if self.health_path:
             self._wait_healthy(timeout)

@@ -65,14 +65,18 @@ class Stack:
         if cfg.waha_url is None:
             port = cfg.ports["waha-emulator"]
             args = python_module("waha_emulator", "--host", "127.0.0.1", "--port", str(port), *cfg.emulator_args)
-            self._start_child(Child("waha-emulator", args, port, health_path="/ping", log_path=self._log("waha-emulator")))
+            self._add(Child("waha-emulator", args, port, health_path="/ping", log_path=self._log("waha-emulator")))
         for name, module in SERVICE_MODULES.items():
             port = cfg.ports[name]
-            self._start_child(Child(name, python_module(module), port, env={"PORT": str(port)}, log_path=self._log(name)))
+            self._add(Child(name, python_module(module), port, env={"PORT": str(port)}, log_path=self._log(name)))
+        # All at once: each process spends seconds importing; none needs another to start.
+        for child in self.children.values():
+            child.spawn(self.env)
+        for child in self.children.values():
+            child.wait_ready()
 
-    def _start_child(self, child: Child) -> None:
+    def _add(self, child: Child) -> None:
         self.children[child.name] = child
-        child.start(self.env)
 
     def restart(self, name: str) -> None:
         child = self.children[name]

@@ -92,7 +92,7 @@ class Messaging:
         return [{**message, **request} for request, message in s.sent]
 
     def inbound(self, s: Session, from_: str, body: str, participant: str | None,
-                raw_id: str | None) -> dict[str, Any]:
+                raw_id: str | None, push_name: str | None = None) -> dict[str, Any]:
         if s.status != Status.WORKING:
             raise StateConflict(s, [str(Status.WORKING)])
         from_ = ensure_suffix(from_)
@@ -101,7 +101,9 @@ class Messaging:
         suffix = participant if from_.endswith("@g.us") else None
         message = wa_message(message_id=serialized_id(False, from_, raw_id, suffix), from_=from_,
                              to=s.linked_me["id"] if s.linked_me else None, from_me=False, body=body,
-                             source="app", ack=2, participant=participant)
+                             source="app", ack=2, participant=participant,
+                             # NOWEB's raw Baileys record carries the sender's profile name.
+                             data={"pushName": push_name} if push_name else None)
         self._log(s, message)
         # Two separate events (own evt ids), same WhatsApp message.
         self.manager.emit(s, "message", dict(message))

@@ -62,13 +62,13 @@ async def inbound(request: Request, name: str) -> JSONResponse:
     body = _object(await json_body(request, {}))
     s = _session(request, name)
     errors = [f"{f} must be a string" for f in ("from", "body") if not isinstance(body.get(f), str)]
-    errors += [f"{f} must be a string" for f in ("participant", "id")
+    errors += [f"{f} must be a string" for f in ("participant", "id", "pushName")
                if body.get(f) is not None and not isinstance(body.get(f), str)]
     if errors:
         raise ValidationFailed(errors)
     try:
         message = emulator(request).messaging.inbound(s, body["from"], body["body"], body.get("participant"),
-                                                      body.get("id"))
+                                                      body.get("id"), body.get("pushName"))
     except StateConflict as exc:
         return _conflict(exc)
     return created(message)
