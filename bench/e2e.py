@@ -34,7 +34,7 @@ USERS = 100
 RATE = 200
 LOW_RATE = 50
 POLL = 0.02
-SETTLE = 20.0  # how long a message may take before it counts as missing
+SETTLE = 10.0  # how long a message may take before it counts as missing
 
 
 class _Tracker:
@@ -263,7 +263,7 @@ def _raw_baseline(ctx: Context, rate: int, duration: float, warmup: float, tag: 
 
 
 def run(ctx: Context) -> list[Row]:
-    duration, warmup = ctx.seconds(6, 4), ctx.seconds(2, 1)
+    duration, warmup = ctx.seconds(5, 4), ctx.seconds(1, 1)
     # The goal's rate, and (full runs) a lower one this machine's MongoDB-wire server can keep up with.
     rates = [RATE] if ctx.quick else [RATE, LOW_RATE]
     figures = {r: {"p50": [], "p99": [], "base_p50": [], "base_p99": [], "notes": []} for r in rates}

@@ -128,8 +128,8 @@ def run(ctx: Context) -> list[Row]:
     prefix = fresh_prefix("ing")
     topology = Topology(prefix, PARTITIONS)
     queues = [topology.persister_events, topology.orchestrator_activity]
-    duration, warmup = ctx.seconds(5, 2), ctx.seconds(1, 0.5)
-    rate_duration = ctx.seconds(6, 3)
+    duration, warmup = ctx.seconds(4, 2), ctx.seconds(1, 0.5)
+    rate_duration = ctx.seconds(5, 3)
     tput, base_tput, p50, p99, base_p50, base_p99, sut_errors = [], [], [], [], [], [], 0
     with service(ctx, "webhook-ingest", "webhook_ingest", service_env(ctx, prefix)) as ingest:
         http = {"port": ingest.port, "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"]}

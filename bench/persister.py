@@ -130,7 +130,7 @@ async def _drained_rate(mongodb_url: str, database: str, count: int, timeout: fl
 
 
 def run(ctx: Context) -> list[Row]:
-    count = ctx.n(3_000, 1_000)
+    count = ctx.n(2_000, 1_000)
     prefix = fresh_prefix("per")
     topology = Topology(prefix, PARTITIONS)
     asyncio.run(declare_topology_at(ctx.rabbitmq_url, topology))

@@ -28,18 +28,6 @@ def stack(rabbitmq_url, tmp_path_factory):
         yield system
 
 
-@pytest.fixture
-async def gateway(stack):
-    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def waha(stack):
-    async with httpx.AsyncClient(base_url=stack.waha_url, timeout=30) as client:
-        yield client
-
-
 async def _ready(stack) -> None:
     await wait_until(lambda: all_ready(stack), 30, what="every service ready")
 

@@ -68,15 +68,9 @@ async def healthy(fault_stack, broker_proxy):
 
 
 @pytest.fixture
-async def gateway(healthy):
-    async with httpx.AsyncClient(base_url=healthy.url("gateway"), timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def waha(healthy):
-    async with httpx.AsyncClient(base_url=healthy.waha_url, timeout=30) as client:
-        yield client
+def stack(healthy):
+    """Here the root `gateway` and `waha` clients talk to the fault stack."""
+    return healthy
 
 
 @pytest.fixture
