@@ -4,7 +4,7 @@ Each figure is the median of several runs, next to a raw baseline measured in th
 same machine, and their ratio. Nothing fails on a slow machine: a goal that is not met is reported,
 and the command still exits 0 (it exits 1 only when a benchmark could not run at all).
 
-    python -m bench                      # everything, 3 runs each (a sessions run of 1,000 users takes longest)
+    python -m bench                      # everything, 3 runs each (~15 min on 2 cores; session start-up takes longest)
     python -m bench --quick              # smaller and shorter, 1 run: a smoke test of the whole harness
     python -m bench --only ingest,persister --runs 5
 """
@@ -64,7 +64,9 @@ def fmt(value: float | None, unit: str) -> str:
 
 def ratio_text(row: Row) -> str:
     r = row.ratio
-    return "—" if r is None else f"{r:.2f}×"
+    if r is None:
+        return "—"
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
 
 
 def met_text(row: Row) -> str:
