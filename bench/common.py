@@ -17,27 +17,13 @@ from pathlib import Path
 import aio_pika
 
 from fleet_shared.localdev import free_port
-from fleet_shared.testing.fixtures import delete_topology
-from fleet_shared.topology import Topology
 from local_launcher.processes import Child, base_environment, python_module
-from local_launcher.stack import DEFAULT_PORTS, Stack, StackConfig
+from local_launcher.stack import Stack
+from local_launcher.throwaway import PARTITIONS, SECRETS, launched, throwaway_config
 from local_launcher.tokens import make_token
 
 from .stats import median
 
-PARTITIONS = 4
-SECRETS = {
-    "JWT_SECRET": "bench-jwt-" + uuid.uuid4().hex,
-    "WAHA_API_KEY": "bench-waha-" + uuid.uuid4().hex,
-    "WEBHOOK_HMAC_KEY": "bench-hmac-" + uuid.uuid4().hex,
-}
-# The emulator's timings as the e2e tests use them: a session shows its QR 0.1 s after start.
-FAST_EMULATOR = {
-    "WAHA_EMULATOR_STARTING_DELAY": "0.1",
-    "WAHA_EMULATOR_ACK_DELAY": "0.1",
-    "WAHA_EMULATOR_QR_FIRST_LIFETIME": "60",
-    "WAHA_EMULATOR_QR_NEXT_LIFETIME": "20",
-}
 LOADGEN_TIMEOUT = 300
 
 
@@ -135,28 +121,9 @@ def service(ctx: Context, name: str, module: str, env: dict[str, str]) -> Iterat
 def whole_system(ctx: Context, tag: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
     """SecantusDB, the emulator and the four services as processes under a fresh prefix."""
     prefix = fresh_prefix(tag)
-    config = StackConfig(
-        env={
-            "ENVIRONMENT": "dev",
-            "RABBITMQ_URL": ctx.rabbitmq_url,
-            "BROKER_PREFIX": prefix,
-            "ORCHESTRATOR_PARTITIONS": str(PARTITIONS),
-            "REQUEST_TIMEOUT": "15s",
-            "LOG_LEVEL": "INFO",
-            **SECRETS,
-            **FAST_EMULATOR,
-            **(env or {}),
-        },
-        ports={name: free_port() for name in DEFAULT_PORTS},
-        log_dir=ctx.log_dir / f"{tag}-{prefix}",
-    )
-    system = Stack(config)
-    try:
-        system.start()
+    config = throwaway_config(ctx.rabbitmq_url, ctx.log_dir / f"{tag}-{prefix}", env={"BROKER_PREFIX": prefix, **(env or {})})
+    with launched(config, ctx.rabbitmq_url) as system:
         yield system
-    finally:
-        system.stop()
-        asyncio.run(delete_topology(ctx.rabbitmq_url, Topology(prefix, PARTITIONS)))
 
 
 def token(user_id: str, *, admin: bool = False) -> str:
