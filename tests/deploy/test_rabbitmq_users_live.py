@@ -248,9 +248,8 @@ async def refused(url: str, action) -> bool:
 def publish_to(exchange: str):
     async def action(channel):
         ex = await channel.get_exchange(exchange, ensure=False)
+        # The channel has publisher confirms: the publish waits for the broker's answer, which is the refusal.
         await ex.publish(aio_pika.Message(b"{}"), routing_key=f"user.{USER}.session.start")
-        await asyncio.sleep(0.3)  # the refusal closes the channel asynchronously
-        await channel.declare_exchange(exchange, passive=True)
 
     return action
 
