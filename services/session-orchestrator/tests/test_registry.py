@@ -1,5 +1,6 @@
 """The registry and the send ledger on a real MongoDB-wire server (SecantusDB)."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,8 +14,9 @@ from session_orchestrator.domain import (
     StatusReport,
     decide_report,
 )
+from session_orchestrator.limits import Admission, SessionLimitReached
 from session_orchestrator.registry import HISTORY_LENGTH, SessionRegistry, view_of
-from session_orchestrator.sends import SendLedger, fingerprint
+from session_orchestrator.sends import Sending, SendLedger, fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +154,70 @@ async def test_list_in_user_order(registry):
     assert [d["userId"] for d in await registry.list(None, 10)] == ["amy", "kim", "zed"]
     assert [d["userId"] for d in await registry.list([WORKING, SCAN_QR_CODE], 10)] == ["amy", "zed"]
     assert [d["userId"] for d in await registry.list(None, 2)] == ["amy", "kim"]
+
+
+async def test_message_activity_is_written_once_per_precision_and_never_backwards(db, registry):
+    coalescing = SessionRegistry(db, activity_precision=timedelta(minutes=1))
+    await coalescing.touch("hana", T0)  # a command: lastActivity T0, written
+
+    async def stored() -> datetime:
+        return (await registry.get("hana"))["lastActivity"]
+
+    assert not await coalescing.note_activity("hana", T0 + timedelta(seconds=30))  # within a minute of T0
+    assert await stored() == T0
+    assert await coalescing.note_activity("hana", T0 + timedelta(seconds=61))
+    assert await stored() == T0 + timedelta(seconds=61)
+    assert not await coalescing.note_activity("hana", T0 + timedelta(seconds=10))  # late, older: never backwards
+    assert await coalescing.note_activity("hana", T0 + timedelta(minutes=5))
+    assert await stored() == T0 + timedelta(minutes=5)
+    # Another replica moved it further: nothing this one skips can take it back.
+    await registry.note_activity("hana", T0 + timedelta(minutes=9))
+    assert await coalescing.note_activity("hana", T0 + timedelta(minutes=7)) is True  # $max: a no-op write
+    assert await stored() == T0 + timedelta(minutes=9)
+    assert not await coalescing.note_activity("nobody", T0)  # activity creates no record
+    assert await registry.get("nobody") is None
+
+
+async def test_the_status_view_reads_what_it_shows(registry):
+    await registry.touch("ivy", T0)
+    await apply(registry, "ivy", WORKING, 10, "15550001111")
+    assert await registry.view("ivy") == view_of("ivy", await registry.get("ivy"))
+    assert await registry.view("nobody") == view_of("nobody", None)
+
+
+async def test_several_users_excluded_and_which_of_them_hold_slots(registry):
+    since = T0 - timedelta(seconds=60)
+    await apply(registry, "a", WORKING, 10)
+    await apply(registry, "b", STOPPED, 10)
+    await registry.mark_admitted("c", T0)
+    await apply(registry, "d", WORKING, 10)
+    await registry.mark_admitted("d", T0)  # running and admitted: one slot, counted once
+    assert await registry.count_running(exclude="x", admitted_since=since) == 3
+    assert await registry.count_running(exclude=["a", "c"], admitted_since=since) == 1
+    assert await registry.holding_slots(["a", "b", "c", "d", "nobody"], admitted_since=since) == {"a", "c", "d"}
+    assert await registry.holding_slots(["c"], admitted_since=T0 + timedelta(seconds=1)) == set()
+
+
+async def test_admissions_asked_together_are_decided_as_one_at_a_time(registry):
+    await apply(registry, "old", WORKING, 10)
+    await registry.mark_admitted("back", T0)  # admitted a moment ago, asks again: its own slot is not counted
+    admission = Admission(registry, max_sessions=3, clock=lambda: T0 + timedelta(seconds=1))
+    users = ["back", "n1", "n2", "n3"]
+    outcomes = await asyncio.gather(*(admission.admit(u) for u in users), return_exceptions=True)
+    assert [o is None for o in outcomes] == [True, True, False, False], outcomes
+    assert all(isinstance(o, SessionLimitReached) and o.running == 3 for o in outcomes[2:])
+    assert (await registry.get("n1"))["admittedAt"] == T0 + timedelta(seconds=1)
+    assert await registry.get("n2") is None
+    # The next one, alone, sees the same slots.
+    with pytest.raises(SessionLimitReached):
+        await admission.admit("n4")
+
+
+async def test_a_claim_can_record_its_sending_attempt_in_the_same_write(db):
+    ledger = SendLedger(db)
+    await ledger.ensure_indexes()
+    fp = fingerprint("1@c.us", "hi", None)
+    assert (await ledger.claim("jo", "key:k", fp, "cmd-1", T0, sending=Sending("3EB0AA", 10))).outcome == "claimed"
+    again = await ledger.claim("jo", "key:k", fp, "cmd-2", T0)
+    assert (again.outcome, again.message_id, again.sending_at, again.tracked) == ("pending", "3EB0AA", T0, True)
+    assert again.sending_until == T0 + timedelta(seconds=15)  # the budget plus SENDING_MARGIN

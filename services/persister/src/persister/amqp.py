@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import BrokerUnavailable, answer, make_broker
 from fleet_shared.deadletter import dead_letter
+from fleet_shared.delivery import whole_delivery
 from fleet_shared.topology import Topology
 
 from .batching import EventBatcher
@@ -29,17 +30,6 @@ from .queries import QueryService
 from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
-
-
-async def whole_delivery(message: RabbitMessageType) -> RabbitMessageType:
-    """Decoder that hands the handler the delivery itself, body untouched (parsing is ours, so a bad
-    body cannot fail before us).
-
-    Not `body: bytes, message: RabbitMessage`: FastStream resolves a context parameter such as
-    `RabbitMessage` through a worker thread for every delivery, which cost ~400 µs of CPU per
-    message and halved how many the persister could take (profiled; docs/benchmarks.md).
-    """
-    return message
 
 
 def build_broker(settings: Settings, topology: Topology, events: EventHandler, queries: QueryService) -> RabbitBroker:

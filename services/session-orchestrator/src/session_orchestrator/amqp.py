@@ -16,15 +16,17 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 from faststream.exceptions import NackMessage, RejectMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue, RabbitResponse
-from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.message import RabbitMessage
 from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import answer, publish_envelope
 from fleet_shared.contracts import Envelope, Reply, parse_envelope, utcnow
+from fleet_shared.delivery import whole_delivery
 from fleet_shared.routing import ADMIN_KEY_PREFIX, parse_admin_key, parse_user_key
 from fleet_shared.topology import Topology
 
@@ -109,7 +111,7 @@ def register_subscribers(
     settings: Settings,
     registry: SessionRegistry,
 ) -> None:
-    async def on_command(message: RabbitMessage) -> RabbitResponse | None:
+    async def on_command(message: Any) -> RabbitResponse | None:  # the RabbitMessage (`whole_delivery`)
         raw = message.raw_message
         user_id = _routing_user(raw.routing_key)
         if user_id is None:
@@ -161,7 +163,7 @@ def register_subscribers(
             MESSAGES.labels(env.type, "internal_error").inc()
             log.exception("status report of %s failed", env.user_id)
 
-    async def on_query(message: RabbitMessage) -> RabbitResponse | None:
+    async def on_query(message: Any) -> RabbitResponse | None:  # the RabbitMessage (`whole_delivery`)
         key = message.raw_message.routing_key or ""
         try:
             if key.startswith(ADMIN_KEY_PREFIX):
@@ -177,7 +179,7 @@ def register_subscribers(
         MESSAGES.labels(env.type, _outcome(reply)).inc()
         return answer(reply)
 
-    async def on_activity(message: RabbitMessage) -> None:
+    async def on_activity(message: Any) -> None:  # the RabbitMessage (`whole_delivery`)
         """A message to or from the user: their idle clock starts again (never backwards)."""
         raw = message.raw_message
         user_id = _routing_user(raw.routing_key)
@@ -202,8 +204,8 @@ def register_subscribers(
     for name in topology.orchestrator_command_queues:
         # Declared (with their arguments) by declare_topology at start-up; here only consumed.
         queue = RabbitQueue(name, queue_type=QueueType.QUORUM, declare=False)
-        broker.subscriber(queue, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_command)
+        broker.subscriber(queue, decoder=whole_delivery, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_command)
     queries = RabbitQueue(topology.orchestrator_queries, declare=False)
-    broker.subscriber(queries, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_query)
+    broker.subscriber(queries, decoder=whole_delivery, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_query)
     activity = RabbitQueue(topology.orchestrator_activity, queue_type=QueueType.QUORUM, declare=False)
-    broker.subscriber(activity, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_activity)
+    broker.subscriber(activity, decoder=whole_delivery, ack_policy=AckPolicy.REJECT_ON_ERROR)(on_activity)

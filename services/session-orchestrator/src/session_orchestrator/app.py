@@ -25,7 +25,7 @@ from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
 
 from .amqp import BrokerEvents, register_subscribers
-from .config import SERVICE_NAME, Settings
+from .config import ACTIVITY_PRECISION_SHARE, SERVICE_NAME, Settings
 from .dispatch import UserSerializer
 from .handlers import Handlers
 from .lifecycle import WebhookTarget
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
         mongo = make_mongo_client(settings.mongodb_url, SERVICE_NAME)
         db = mongo[settings.mongodb_database]
-        registry = SessionRegistry(db)
+        registry = SessionRegistry(db, activity_precision=settings.session_idle_timeout * ACTIVITY_PRECISION_SHARE)
         sends = SendLedger(db)
         await registry.ensure_indexes()
         await sends.ensure_indexes()

@@ -6,6 +6,9 @@ from typing import ClassVar
 from fleet_shared.settings import Duration, FleetSettings, MongoSettings
 
 SERVICE_NAME = "session-orchestrator"
+# A user's lastActivity may lag behind their newest message by this share of SESSION_IDLE_TIMEOUT
+# (message activity is written at most once per that span per user: docs/sessions.md §5).
+ACTIVITY_PRECISION_SHARE = 0.01
 
 
 class Settings(FleetSettings, MongoSettings):

@@ -40,13 +40,14 @@ from .domain import (
 from .lifecycle import WebhookTarget, ensure_running, session_config, wait_for_qr
 from .limits import Admission, SessionLimitReached
 from .metrics import STALE_REPORTS, STATUS_CHANGES
-from .registry import SessionRegistry, view_of
+from .registry import SessionRegistry
 from .repairs import Repairs
-from .sends import SendLedger, fingerprint, settle
+from .sends import Sending, SendLedger, fingerprint, settle
 from .statuses import EventPublisher, StatusConflict, StatusRecorder
 from .waha_client import (
     WahaBadResponse,
     WahaClient,
+    WahaError,
     WahaNotFound,
     WahaRejected,
     WahaUnavailable,
@@ -133,7 +134,7 @@ class Handlers:
         """A query (never activity): the user's own status, or an operator's read."""
         try:
             if env.type == "session.get":
-                return Reply.success(view_of(env.user_id, await self.registry.get(env.user_id)))
+                return Reply.success(await self.registry.view(env.user_id))
             if env.type in self.admin.TYPES:
                 return await self.admin.answer(env)
             return Reply.failure("unsupported", f"{env.type} is not a query of the session orchestrator", 400)
@@ -181,9 +182,16 @@ class Handlers:
         status = await ensure_running(
             self.waha, session_name_for(user_id), config, deadline=deadline, admit=lambda: self._admit(user_id)
         )
-        await self.registry.clear_error(user_id, self.clock())
+        await self._clear_error(user_id, doc)
         await self._correct_own_observation(user_id, doc, status, correlation_id)
         return status
+
+    async def _clear_error(self, user_id: str, doc: dict) -> None:
+        """After a success: the last error is history. `doc`: the record as this command found it;
+        nothing else writes this user's record while their command runs (one at a time), so a
+        record without an error needs no write."""
+        if doc.get("lastError") is not None:
+            await self.registry.clear_error(user_id, self.clock())
 
     async def _correct_own_observation(
         self, user_id: str, doc: dict, status: SessionStatus, correlation_id: str | None
@@ -227,7 +235,7 @@ class Handlers:
             await self._admit(env.user_id)  # a stopped or FAILED session is about to run again
         info = await self.waha.session_action(name, "restart", deadline=deadline)
         status = normalize_status(info["status"])
-        await self.registry.clear_error(env.user_id, self.clock())
+        await self._clear_error(env.user_id, doc)
         await self._correct_own_observation(env.user_id, doc, status, correlation_id)
         return Reply.success({"status": status})
 
@@ -246,23 +254,40 @@ class Handlers:
     async def send(self, env: Envelope, deadline: float) -> Reply:
         user_id = env.user_id
         command: SendText = env.data
-        doc = await self.registry.touch(user_id, self.clock())
-        if doc.get("status") != WORKING:
-            return _not_working(doc.get("status") or STOPPED)
-
-        # Every send is claimed before WAHA is called, by the client's Idempotency-Key or else by
-        # the command's id, so neither a client retry nor a redelivery sends a message twice.
-        key = f"key:{command.idempotency_key}" if command.idempotency_key else f"cmd:{env.id}"
-        claim = await self.sends.claim(
-            user_id, key, fingerprint(command.chat_id, command.text, command.reply_to), env.id, self.clock()
-        )
+        session = session_name_for(user_id)
+        loop = asyncio.get_running_loop()
+        # The id the message will have, asked of WAHA while the registry is written: the claim can
+        # then record it (and that WAHA may be called from now on) in the same write.
+        next_id = asyncio.create_task(self.waha.new_message_id(session, deadline=deadline))
+        try:
+            doc = await self.registry.touch(user_id, self.clock())
+            if doc.get("status") != WORKING:
+                return _not_working(doc.get("status") or STOPPED)
+            fresh_id: str | None = None
+            id_error: WahaError | None = None
+            try:
+                fresh_id = await next_id
+            except WahaError as exc:
+                id_error = exc  # raised below if this send needs the id (a repeat of a done key does not)
+            # Every send is claimed before WAHA's sendText, by the client's Idempotency-Key or else by
+            # the command's id, so neither a client retry nor a redelivery sends a message twice.
+            key = f"key:{command.idempotency_key}" if command.idempotency_key else f"cmd:{env.id}"
+            sending = None if id_error is not None else Sending(fresh_id, deadline - loop.time())
+            claim = await self.sends.claim(
+                user_id, key, fingerprint(command.chat_id, command.text, command.reply_to), env.id, self.clock(),
+                sending=sending,
+            )
+        finally:
+            if not next_id.done():
+                next_id.cancel()  # not needed (not WORKING, or the registry failed)
+            elif not next_id.cancelled():
+                next_id.exception()  # looked at: a failure nobody needed is not logged as lost
         if claim.outcome == "done":
             return Reply.success(claim.result)
         if claim.outcome == "mismatch":
             return Reply.failure(
                 "idempotency_key_reused", "this Idempotency-Key was already used for a different message", 422
             )
-        session = session_name_for(user_id)
         message_id = claim.message_id
         sent = None
         if claim.outcome == "pending":
@@ -278,9 +303,14 @@ class Handlers:
             sent = found
         if sent is None:
             try:
-                message_id = message_id or await self.waha.new_message_id(session, deadline=deadline)
-                remaining = deadline - asyncio.get_running_loop().time()
-                await self.sends.mark_sending(user_id, key, message_id, self.clock(), remaining)
+                if claim.outcome == "claimed" and sending is not None:
+                    message_id = sending.message_id  # recorded with the claim
+                else:
+                    if claim.outcome == "claimed" and id_error is not None:
+                        raise id_error  # WAHA failed to give an id: as if asked now
+                    message_id = message_id or await self.waha.new_message_id(session, deadline=deadline)
+                    remaining = deadline - loop.time()
+                    await self.sends.mark_sending(user_id, key, message_id, self.clock(), remaining)
                 sent = await self.waha.send_text(
                     session, command.chat_id, command.text, command.reply_to, message_id=message_id, deadline=deadline
                 )
@@ -296,7 +326,7 @@ class Handlers:
 
         result = SentView(id=sent.id, chat_id=command.chat_id, timestamp=sent.timestamp).wire()
         await self.sends.complete(user_id, key, result, self.clock())
-        await self.registry.clear_error(user_id, self.clock())
+        await self._clear_error(user_id, doc)
         await self._publish_sent(env, doc.get("phoneNumber"), sent.id, sent.timestamp, sent.ack)
         return Reply.success(result)
 

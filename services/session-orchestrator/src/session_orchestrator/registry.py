@@ -12,7 +12,7 @@ record activity, errors, what the user wants (`desired`) and the session name.
 """
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -26,6 +26,10 @@ from .domain import DESIRED_STOPPED, RUNNING, SOURCE_WAHA, STATUSES, STOPPED, Re
 
 COLLECTION = "sessions"
 HISTORY_LENGTH = 10
+# At most this many users' last written activity are remembered (`note_activity`), ~200 bytes each.
+ACTIVITY_MEMORY = 50_000
+# What `view_of` shows: a status query reads nothing more (not the history).
+VIEW_PROJECTION = {"_id": 0, "session": 1, "status": 1, "phoneNumber": 1, "lastError": 1, "lastActivity": 1, "updatedAt": 1}
 
 
 def iso(value: Any) -> str | None:
@@ -83,16 +87,28 @@ def _camel(change: StatusChange) -> dict:
 
 
 class SessionRegistry:
-    def __init__(self, db: AsyncDatabase) -> None:
+    """`activity_precision`: how far `lastActivity` may lag behind the user's newest message (see
+    `note_activity`); zero writes every message's activity."""
+
+    def __init__(self, db: AsyncDatabase, activity_precision: timedelta = timedelta(0)) -> None:
         self._sessions = db[COLLECTION]
+        self.activity_precision = activity_precision
+        # userId -> a lastActivity this process knows the record holds at least (it wrote it).
+        self._activity_written: dict[str, datetime] = {}
 
     async def ensure_indexes(self) -> None:
         await self._sessions.create_index([("userId", ASCENDING)], unique=True, name="userId_unique")
         await self._sessions.create_index([("status", ASCENDING)], name="status")
         await self._sessions.create_index([("lastActivity", ASCENDING)], name="lastActivity")
+        # The admissions still waiting for WAHA's first report (`count_running`).
+        await self._sessions.create_index([("admittedAt", ASCENDING)], name="admittedAt")
 
     async def get(self, user_id: str) -> dict | None:
         return await self._sessions.find_one({"userId": user_id}, {"_id": 0})
+
+    async def view(self, user_id: str) -> SessionView:
+        """The user's status (`view_of`), reading only the fields it shows (one indexed lookup)."""
+        return view_of(user_id, await self._sessions.find_one({"userId": user_id}, VIEW_PROJECTION))
 
     async def state(self, user_id: str) -> SessionState:
         return state_of(await self.get(user_id))
@@ -129,7 +145,10 @@ class SessionRegistry:
     async def touch(self, user_id: str, now: datetime, *, desired: str | None = None) -> dict:
         """A command: the user is active (reading status is not activity). `desired`: what the
         command asks for (`domain.DESIRED_*`). Answers the record as it is now."""
-        return await self._upsert(user_id, now, {"lastActivity": now, **({"desired": desired} if desired else {})})
+        doc = await self._upsert(user_id, now, {"lastActivity": now, **({"desired": desired} if desired else {})})
+        # `$set`, not `$max`: the record now holds exactly `now`, whatever this process knew before.
+        self._activity_now(user_id, now, exact=True)
+        return doc
 
     async def record_error(self, user_id: str, message: str, now: datetime) -> None:
         await self._upsert(user_id, now, {"lastError": message[:500]})
@@ -151,23 +170,69 @@ class SessionRegistry:
         """What the user last asked for (`domain.DESIRED_*`); `idle`: the idle clean-up asked."""
         await self._upsert(user_id, now, {"desired": desired, **({"idleStoppedAt": now} if idle else {})})
 
-    async def note_activity(self, user_id: str, at: datetime) -> None:
-        """A message to or from the user: activity, never moved backwards (a late event is older)."""
-        await self._sessions.update_one({"userId": user_id}, {"$max": {"lastActivity": at}})
+    async def note_activity(self, user_id: str, at: datetime) -> bool:
+        """A message to or from the user: activity, never moved backwards (a late event is older).
+        Activity creates no record. Answers whether it wrote.
+
+        Coalesced: when this process knows the record's `lastActivity` is already at most
+        `activity_precision` older than `at` (it wrote that value itself: an earlier message or a
+        command of the user), nothing is written. So a chatting user costs one write per
+        `activity_precision` instead of one per message, and `lastActivity` lags behind the newest
+        message by less than `activity_precision` (the idle clean-up may stop a session that much
+        early). Never backwards: skipping a write leaves the stored value as it was.
+        """
+        known = self._activity_written.get(user_id)
+        if known is not None and at <= known + self.activity_precision:
+            return False
+        result = await self._sessions.update_one({"userId": user_id}, {"$max": {"lastActivity": at}})
+        if result.matched_count == 1 and self.activity_precision:
+            self._activity_now(user_id, at)
+        return result.matched_count == 1
+
+    def _activity_now(self, user_id: str, at: datetime, *, exact: bool = False) -> None:
+        """The record's lastActivity is `at` or later (this process just wrote it; `exact`: with `$set`)."""
+        if not self.activity_precision:
+            return
+        known = self._activity_written
+        if len(known) >= ACTIVITY_MEMORY and user_id not in known:
+            # Entries older than the precision save no write any more (a newer message is past them).
+            horizon = max(known.values()) - self.activity_precision
+            for user in [u for u, t in known.items() if t < horizon]:
+                del known[user]
+            if len(known) >= ACTIVITY_MEMORY:
+                known.clear()
+        previous = known.get(user_id)
+        known[user_id] = at if previous is None or exact else max(previous, at)
 
     async def mark_admitted(self, user_id: str, now: datetime) -> None:
         """The session is about to be started: it holds a slot until WAHA's report arrives."""
         await self._upsert(user_id, now, {"admittedAt": now})
 
-    async def count_running(self, *, exclude: str, admitted_since: datetime) -> int:
+    async def count_running(self, *, exclude: str | list[str], admitted_since: datetime) -> int:
         """Sessions holding a slot under MAX_SESSIONS: running by the registry, or admitted so
-        recently that WAHA's report may still be on its way. `exclude`: the user asking."""
-        return await self._sessions.count_documents(
-            {
-                "userId": {"$ne": exclude},
-                "$or": [{"status": {"$in": sorted(RUNNING)}}, {"admittedAt": {"$gt": admitted_since}}],
-            }
+        recently that WAHA's report may still be on its way. `exclude`: the user(s) asking."""
+        # Two counts, each on an index (a top-level `$or` is a collection scan on some servers), whose
+        # sets do not overlap: admitted and not running, then running. In this order a record that
+        # WAHA's report moves from the first set to the second in between is counted twice (one
+        # slot too many, for an instant), never zero times: the count never comes out too low.
+        running = sorted(RUNNING)
+        others = {"$ne": exclude} if isinstance(exclude, str) else {"$nin": exclude}
+        waiting = await self._sessions.count_documents(
+            {"admittedAt": {"$gt": admitted_since}, "status": {"$nin": running}, "userId": others}
         )
+        return waiting + await self._sessions.count_documents({"status": {"$in": running}, "userId": others})
+
+    async def holding_slots(self, users: list[str], *, admitted_since: datetime) -> set[str]:
+        """Which of `users` hold a slot (as `count_running` counts them)."""
+        cursor = self._sessions.find({"userId": {"$in": users}}, {"_id": 0, "userId": 1, "status": 1, "admittedAt": 1})
+        held = set()
+        async for doc in cursor:
+            admitted = doc.get("admittedAt")
+            if isinstance(admitted, datetime) and admitted.tzinfo is None:
+                admitted = admitted.replace(tzinfo=UTC)
+            if doc.get("status") in RUNNING or (isinstance(admitted, datetime) and admitted > admitted_since):
+                held.add(doc["userId"])
+        return held
 
     async def idle_users(self, cutoff: datetime, limit: int) -> list[str]:
         """Users whose session is not STOPPED and who have been idle since before `cutoff`, oldest first."""

@@ -5,7 +5,8 @@
 
 A claim is written before WAHA is called and completed with the result after. Right before the
 sendText call the claim records the message id the message will have (WAHA's `new-message-id`)
-and until when that attempt may still be in flight (its reply deadline). A repeat of a done key
+and until when that attempt may still be in flight (its reply deadline): in the claim's own insert
+when the id is known by then (`Sending`, one write), else with `mark_sending`. A repeat of a done key
 gets the stored result. A pending claim (the process died, or timed out, between the WAHA call
 and the result) is settled by asking WAHA for the message by its id: sent -> completed with it;
 not sent and no attempt can still be in flight -> sent now, with the same id; otherwise the
@@ -42,6 +43,20 @@ class Claim:
     tracked: bool = True  # False: a claim from before sends were tracked; its outcome cannot be known
 
 
+@dataclass(frozen=True)
+class Sending:
+    """Recorded with a new claim: WAHA's sendText may be called from now on, with this id, for at
+    most `budget` seconds (as `mark_sending` records it)."""
+
+    message_id: str | None
+    budget: float
+
+
+def _sending_fields(message_id: str | None, now: datetime, budget: float) -> dict:
+    until = now + timedelta(seconds=max(0.0, budget) + SENDING_MARGIN)
+    return {"messageId": message_id, "sendingAt": now, "sendingUntil": until}
+
+
 def settle(claim: Claim, found: bool, now: datetime) -> Literal["sent", "send", "unknown"]:
     """What to do with a pending claim, given whether WAHA has its message (`found`).
 
@@ -69,7 +84,10 @@ class SendLedger:
     async def ensure_indexes(self) -> None:
         await self._sends.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True, name="userId_key_unique")
 
-    async def claim(self, user_id: str, key: str, print_: str, command_id: str, now: datetime) -> Claim:
+    async def claim(
+        self, user_id: str, key: str, print_: str, command_id: str, now: datetime, *, sending: Sending | None = None
+    ) -> Claim:
+        """`sending`: a new claim also records what `mark_sending` would (WAHA may be called from now)."""
         try:
             await self._sends.insert_one(
                 {
@@ -81,6 +99,7 @@ class SendLedger:
                     "result": None,
                     "messageId": None,
                     "sendingAt": None,
+                    **(_sending_fields(sending.message_id, now, sending.budget) if sending else {}),
                     "createdAt": now,
                     "updatedAt": now,
                 }
@@ -90,7 +109,7 @@ class SendLedger:
             pass
         doc = await self._sends.find_one({"userId": user_id, "key": key})
         if doc is None:  # released between our insert and this read: claim it again
-            return await self.claim(user_id, key, print_, command_id, now)
+            return await self.claim(user_id, key, print_, command_id, now, sending=sending)
         if doc.get("fingerprint") != print_:
             return Claim("mismatch")
         if doc.get("state") == "done":
@@ -101,10 +120,9 @@ class SendLedger:
     async def mark_sending(self, user_id: str, key: str, message_id: str | None, now: datetime, budget: float) -> None:
         """Recorded right before WAHA's sendText: the message's id and how long the attempt may run
         (`budget` seconds, plus a margin for the last HTTP attempt and clock skew between replicas)."""
-        until = now + timedelta(seconds=max(0.0, budget) + SENDING_MARGIN)
         await self._sends.update_one(
             {"userId": user_id, "key": key},
-            {"$set": {"messageId": message_id, "sendingAt": now, "sendingUntil": until, "updatedAt": now}},
+            {"$set": {**_sending_fields(message_id, now, budget), "updatedAt": now}},
         )
 
     async def complete(self, user_id: str, key: str, result: dict, now: datetime) -> None:
