@@ -122,3 +122,41 @@ async def test_admin_endpoints_need_the_admin_role(offline_gateway, tokens, path
     assert_error(await offline_gateway.get(path, headers=tokens.auth("alice")), 403, "forbidden")
     assert_error(await offline_gateway.get(path, headers=tokens.auth("alice", role="user")), 403, "forbidden")
     assert_error(await offline_gateway.get(path, headers=tokens.auth("ops", role="admin")), 503, "broker_unavailable")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_verified_token_is_remembered_until_it_expires(tokens):
+    clock = Clock()
+    verifier = TokenVerifier(tokens.secret, clock=clock)
+    token = tokens.make("alice", expires_in=60)
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # served from the cache, not decoded again
+    clock.now = first.expires_at - 0.001
+    assert verifier.verify(token) is first
+    clock.now = first.expires_at  # PyJWT's rule: refused once now >= exp + leeway
+    assert rejected(verifier, token).code == "token_expired"
+
+
+def test_refused_tokens_are_never_remembered(verifier, tokens):
+    header, _, signature = tokens.make("alice").split(".")
+    forged_payload = jwt.utils.base64url_encode(b'{"sub":"bob","exp":9999999999}').decode()
+    for token in (f"{header}.{forged_payload}.{signature}", tokens.make("alice", expires_in=-5)):
+        first = rejected(verifier, token).code
+        assert rejected(verifier, token).code == first
+    assert not verifier._verified
+
+
+def test_the_cache_is_bounded(tokens):
+    verifier = TokenVerifier(tokens.secret, cache_size=3)
+    users = [f"user_{i}" for i in range(5)]
+    for user in users:
+        assert verifier.verify(tokens.make(user)).user_id == user
+    assert len(verifier._verified) == 3
+    assert [p.user_id for p in verifier._verified.values()] == users[2:]  # the oldest went first

@@ -316,3 +316,12 @@ async def test_gateway_starts_without_broker_connects_when_it_appears_and_surviv
 
 async def _not(check) -> bool:
     return not await check()
+
+
+async def test_start_up_objects_are_frozen_while_serving(gateway_factory):
+    import gc
+
+    gc.unfreeze()
+    async with gateway_factory(wait_ready=False):
+        assert gc.get_freeze_count() > 0  # full collections under load no longer walk the modules and the app
+    assert gc.get_freeze_count() == 0

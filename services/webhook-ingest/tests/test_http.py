@@ -1,11 +1,16 @@
 """The HTTP side with no RabbitMQ at all (its URL points to a closed port): everything refused
 before publishing behaves the same, and anything that would be published is answered 503."""
 
+import gc
+import json
+
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 
 from fleet_shared.localdev import free_port
+from webhook_ingest.app import create_app
 
 
 def webhooks_counted(outcome: str) -> float:
@@ -147,3 +152,42 @@ async def test_metrics_exposes_the_outcomes(offline):
     text = (await offline.get("/metrics")).text
     for outcome in ("published", "parked", "ignored", "invalid_signature", "too_large", "invalid", "unavailable"):
         assert f'webhook_ingest_webhooks_total{{outcome="{outcome}"}}' in text
+
+
+async def test_other_methods_on_the_webhook_path_are_405(offline):
+    response = await offline.get("/webhooks/waha")
+    assert response.status_code == 405
+    assert response.json() == {"error": {"code": "method_not_allowed", "message": "Method Not Allowed"}}
+
+
+async def test_a_client_gone_before_the_whole_body_is_400(settings_for, waha):
+    """Straight on the ASGI app: a body cut short by an `http.disconnect` is refused as incomplete."""
+    raw = waha.encode(waha.webhook("message", waha.message()))
+    app = create_app(settings_for(f"amqp://guest:guest@127.0.0.1:{free_port()}/"))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        events = [{"type": "http.request", "body": raw[:10], "more_body": True}, {"type": "http.disconnect"}]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return events.pop(0)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": "/webhooks/waha", "raw_path": b"/webhooks/waha", "query_string": b"", "root_path": "",
+            "headers": [(k.encode(), v.encode()) for k, v in waha.headers(raw).items()],
+            "client": ("127.0.0.1", 1), "server": ("ingest", 80),
+        }
+        await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["error"]["code"] == "incomplete_body"
+
+
+async def test_start_up_objects_are_kept_out_of_the_collector_while_serving(run_app, settings_for):
+    assert gc.get_freeze_count() == 0
+    async with run_app(settings_for(f"amqp://guest:guest@127.0.0.1:{free_port()}/")) as client:
+        assert gc.get_freeze_count() > 0
+        assert (await client.get("/healthz")).status_code == 200
+    assert gc.get_freeze_count() == 0

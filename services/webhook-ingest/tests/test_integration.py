@@ -1,6 +1,7 @@
 """webhook-ingest against the real RabbitMQ, under a topology (prefix) of the test's own."""
 
 import json
+from datetime import UTC, datetime
 
 import aio_pika
 import pytest
@@ -60,6 +61,29 @@ async def test_incoming_message_reaches_the_users_binding(ingest, topology, amqp
     assert (env.data.chat_id, env.data.body, env.data.from_me) == ("11111111111@c.us", "hello", False)
     assert (await next_message(persister_view)).message_id == expected_id
     assert counted("published") == before + 1
+
+
+async def test_published_event_on_the_wire(ingest, topology, amqp, waha):
+    """Every AMQP property and the body's exact bytes, as consumers see them."""
+    alice = await bind(amqp, topology.events, one_user_binding("alice"))
+    body = waha.webhook("message", waha.message(body="grüße ☃", raw_id="W" * 20), event_id="evt_wire")
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    assert (await waha.post(ingest, body)).status_code == 200
+
+    msg = await next_message(alice)
+    expected_id = deterministic_id("alice", "message", body["payload"]["id"])
+    assert (msg.exchange, msg.routing_key) == (topology.events, "user.alice.message.received")
+    assert (msg.message_id, msg.correlation_id, msg.type) == (expected_id, "evt_wire", "message.received")
+    assert (msg.content_type, msg.content_encoding, msg.app_id, msg.user_id) == ("application/json", None, "webhook-ingest", None)
+    assert (msg.delivery_mode, msg.priority, msg.reply_to, msg.expiration) == (aio_pika.DeliveryMode.PERSISTENT, 0, None, None)
+    assert {k: v for k, v in msg.headers.items() if k != "x-delivery-count"} == {"x-user-id": "alice", "x-schema-version": 1}
+    assert before <= msg.timestamp <= datetime.now(UTC)
+    # Compact UTF-8 JSON, non-ASCII unescaped: the bytes FastStream's publish sent.
+    assert msg.body == json.dumps(json.loads(msg.body), separators=(",", ":"), ensure_ascii=False).encode()
+    assert "grüße ☃".encode() in msg.body
+    env = parse_envelope(json.loads(msg.body))
+    assert (env.id, env.correlation_id, env.data.body) == (expected_id, "evt_wire", "grüße ☃")
 
 
 async def test_own_message_is_message_sent(ingest, topology, amqp, waha):
@@ -195,6 +219,9 @@ async def test_unknown_session_is_parked_and_not_routed_to_anyone(ingest, topolo
     assert parked.headers["x-webhook-hmac"] == waha.headers(raw)["x-webhook-hmac"]
     assert parked.correlation_id == "evt_park_1"
     assert parked.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert parked.message_id == deterministic_id("parked", "wf_mallory", "evt_park_1")
+    assert (parked.type, parked.content_type, parked.app_id) == ("waha.webhook", "application/json", "webhook-ingest")
+    assert parked.timestamp is not None
     assert counted("parked") == before + 1
 
     no_metadata = waha.webhook("session.status", waha.status(), session="default", metadata=None, event_id="evt_park_2")

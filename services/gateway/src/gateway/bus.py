@@ -1,5 +1,6 @@
 """API calls -> RabbitMQ request/reply: one envelope per call, scoped to the caller's user id."""
 
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -20,6 +21,10 @@ from .metrics import RPC_DURATION, RPC_REQUESTS
 log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# The labelled metric children, looked up once per message type (and outcome) rather than per call.
+_rpc_requests = functools.cache(RPC_REQUESTS.labels)
+_rpc_duration = functools.cache(RPC_DURATION.labels)
 
 
 class Bus:
@@ -62,8 +67,8 @@ class Bus:
             log.warning("%s for %s: %s", payload.TYPE, user_id, exc)
             raise ApiError(504, "timeout", f"no answer to {payload.TYPE} in time") from exc
         finally:
-            RPC_REQUESTS.labels(payload.TYPE, outcome).inc()
-            RPC_DURATION.labels(payload.TYPE).observe(time.perf_counter() - started)
+            _rpc_requests(payload.TYPE, outcome).inc()
+            _rpc_duration(payload.TYPE).observe(time.perf_counter() - started)
         if reply.ok:
             return reply.data
         error = reply.error

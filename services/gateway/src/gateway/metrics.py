@@ -1,6 +1,7 @@
 """Prometheus metrics of the gateway: HTTP requests by route and status, RPC round trips."""
 
 import time
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,16 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The labelled children, looked up once per (method, route, status): `labels()` takes a lock
+        # and builds its key on every call. Bounded: routes are the app's own (or "unmatched").
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def _record(self, labels: tuple[str, str, str], seconds: float) -> None:
+        children = self._children.get(labels)
+        if children is None:
+            children = self._children[labels] = (HTTP_REQUESTS.labels(*labels), HTTP_DURATION.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,6 +60,4 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            labels = (scope["method"], _route_of(scope), str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_DURATION.labels(*labels).observe(time.perf_counter() - started)
+            self._record((scope["method"], _route_of(scope), str(status)), time.perf_counter() - started)

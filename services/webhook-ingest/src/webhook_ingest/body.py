@@ -1,6 +1,7 @@
-"""Reading a request body whole, but never more than a cap."""
+"""Reading a request body whole, straight from the ASGI `receive`, but never more than a cap."""
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.datastructures import Headers
+from starlette.types import Receive
 
 
 class BodyTooLarge(Exception):
@@ -15,9 +16,9 @@ class IncompleteBody(Exception):
     pass
 
 
-async def read_capped_body(request: Request, max_bytes: int) -> bytes:
+async def read_capped_body(headers: Headers, receive: Receive, max_bytes: int) -> bytes:
     """The raw body; `BodyTooLarge` as soon as the declared or streamed size passes `max_bytes`."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         try:
             size = int(declared)
@@ -29,12 +30,14 @@ async def read_capped_body(request: Request, max_bytes: int) -> bytes:
             raise BodyTooLarge(f"body of {size} bytes is over the {max_bytes}-byte limit")
     chunks: list[bytes] = []
     received = 0
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > max_bytes:
-                raise BodyTooLarge(f"body is over the {max_bytes}-byte limit")
-            chunks.append(chunk)
-    except ClientDisconnect as exc:
-        raise IncompleteBody(f"the client went away after {received} bytes") from exc
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise IncompleteBody(f"the client went away after {received} bytes")
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise BodyTooLarge(f"body is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

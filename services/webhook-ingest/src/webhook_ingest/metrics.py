@@ -7,9 +7,17 @@ OUTCOMES = ("published", "parked", "ignored", "invalid_signature", "too_large", 
 WEBHOOKS = Counter("webhook_ingest_webhooks_total", "WAHA webhooks received, by outcome", ["outcome"])
 EVENTS = Counter("webhook_ingest_events_published_total", "Fleet events published to the events exchange, by type", ["type"])
 
-for _outcome in OUTCOMES:
-    WEBHOOKS.labels(_outcome)
+# The labelled children, looked up once rather than per webhook (`labels()` takes a lock each time).
+_BY_OUTCOME = {outcome: WEBHOOKS.labels(outcome) for outcome in OUTCOMES}
+_BY_TYPE: dict = {}
 
 
 def count(outcome: str) -> None:
-    WEBHOOKS.labels(outcome).inc()
+    _BY_OUTCOME[outcome].inc()
+
+
+def count_event(event_type: str) -> None:
+    child = _BY_TYPE.get(event_type)
+    if child is None:
+        child = _BY_TYPE[event_type] = EVENTS.labels(event_type)
+    child.inc()

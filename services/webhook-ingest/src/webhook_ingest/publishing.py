@@ -3,14 +3,13 @@
 Both wait for the broker's confirm and raise `BrokerUnavailable` when it did not take the message.
 """
 
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from starlette.datastructures import Headers
 
-from fleet_shared.broker import CONFIRM_TIMEOUT, BrokerUnavailable, publish_envelope
-from fleet_shared.connect import BrokerLink
+from fleet_shared.broker import json_properties
 from fleet_shared.contracts import Envelope, deterministic_id
 from fleet_shared.topology import Topology
 
+from .link import PublisherLink
 from .waha import WahaWebhook
 
 # Request headers kept with a parked webhook (so it can be inspected, re-verified and replayed).
@@ -25,9 +24,9 @@ MAX_HEADER_VALUE = 512
 PARKED_MESSAGE_TYPE = "waha.webhook"
 
 
-async def publish_event(link: BrokerLink, topology: Topology, env: Envelope) -> None:
+async def publish_event(link: PublisherLink, topology: Topology, env: Envelope) -> None:
     # mandatory: an event no queue took is refused (503) instead of silently lost.
-    await publish_envelope(link.require(), topology.events, env, mandatory=True)
+    await link.require().publish_envelope(topology.events, env, mandatory=True)
 
 
 def parked_headers(hook: WahaWebhook, headers: Headers, reason: str) -> dict[str, str]:
@@ -45,22 +44,16 @@ def parked_message_id(hook: WahaWebhook) -> str:
     return deterministic_id("parked", hook.session, hook.id)
 
 
-async def park(link: BrokerLink, topology: Topology, raw: bytes, hook: WahaWebhook, headers: Headers, reason: str) -> None:
+async def park(
+    link: PublisherLink, topology: Topology, raw: bytes, hook: WahaWebhook, headers: Headers, reason: str
+) -> None:
     """Publish the raw webhook body, unchanged, with the headers of interest, to the parked fanout."""
-    broker = link.require()
-    try:
-        await broker.publish(
-            raw,
-            exchange=topology.parked,
-            routing_key="",
-            mandatory=True,
-            persist=True,
-            timeout=CONFIRM_TIMEOUT,
-            content_type="application/json",
-            message_id=parked_message_id(hook),
-            correlation_id=hook.id,
-            message_type=PARKED_MESSAGE_TYPE,
-            headers=parked_headers(hook, headers, reason),
-        )
-    except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
-        raise BrokerUnavailable(f"broker did not confirm the parked webhook: {exc!r}") from exc
+    publisher = link.require()
+    properties = json_properties(
+        publisher.name,
+        message_id=parked_message_id(hook),
+        correlation_id=hook.id,
+        message_type=PARKED_MESSAGE_TYPE,
+        headers=parked_headers(hook, headers, reason),
+    )
+    await publisher.publish(topology.parked, "", raw, properties, mandatory=True)

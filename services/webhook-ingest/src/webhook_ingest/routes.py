@@ -1,24 +1,36 @@
-"""`POST /webhooks/waha`: cap -> verify -> parse -> map -> publish (confirmed) -> 2xx; else 4xx/503."""
+"""`POST /webhooks/waha`: cap -> verify -> parse -> map -> publish (confirmed) -> 2xx; else 4xx/503.
+
+The endpoint is a bare ASGI app, and `WebhookShortcut` hands it its requests before FastAPI's
+routing, dependency and exception layers, which cost more CPU per webhook than the work itself
+(docs/benchmarks.md, benchmark 1). The route stays registered, so every other method still gets
+FastAPI's 405 and an unexpected error still its JSON 500 (`ServerErrorMiddleware` is outside).
+Every answer is built as FastAPI's route built it: `JSONResponse`s and `fleet_shared.http`
+error bodies.
+"""
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Address, Headers
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleet_shared.broker import BrokerUnavailable
-from fleet_shared.connect import BrokerLink
-from fleet_shared.http import ApiError
+from fleet_shared.http import ApiError, error_response
 from fleet_shared.topology import Topology
 
 from . import mapping, signature
 from .body import BadContentLength, BodyTooLarge, IncompleteBody, read_capped_body
 from .config import Settings
-from .metrics import EVENTS, count
+from .link import PublisherLink
+from .metrics import count, count_event
 from .publishing import park, publish_event
 from .waha import InvalidJson, InvalidWebhook, parse_webhook
 
 log = logging.getLogger(__name__)
 
+WEBHOOK_PATH = "/webhooks/waha"
 SIGNATURE_HEADER = "x-webhook-hmac"
 ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
 RETRY_AFTER_SECONDS = "5"
@@ -38,13 +50,26 @@ def _unavailable(exc: BrokerUnavailable) -> ApiError:
     )
 
 
-def make_router(settings: Settings, link: BrokerLink, topology: Topology) -> APIRouter:
-    router = APIRouter()
+class WebhookEndpoint:
+    """The ASGI app of `POST /webhooks/waha`."""
 
-    @router.post("/webhooks/waha", status_code=200)
-    async def receive_waha_webhook(request: Request) -> JSONResponse:
+    def __init__(self, settings: Settings, link: PublisherLink, topology: Topology) -> None:
+        self._key = settings.webhook_hmac_key
+        self._max_bytes = settings.webhook_max_bytes
+        self._link = link
+        self._topology = topology
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            raw = await read_capped_body(request, settings.webhook_max_bytes)
+            response = await self._receive_waha_webhook(scope, receive)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.code, exc.message, exc.headers)
+        await response(scope, receive, send)
+
+    async def _receive_waha_webhook(self, scope: Scope, receive: Receive) -> JSONResponse:
+        headers = Headers(scope=scope)
+        try:
+            raw = await read_capped_body(headers, receive, self._max_bytes)
         except BodyTooLarge as exc:
             raise _refuse("too_large", 413, "payload_too_large", str(exc)) from exc
         except BadContentLength as exc:
@@ -52,10 +77,9 @@ def make_router(settings: Settings, link: BrokerLink, topology: Topology) -> API
         except IncompleteBody as exc:
             raise _refuse("invalid", 400, "incomplete_body", str(exc)) from exc
 
-        if not signature.verify(
-            settings.webhook_hmac_key, raw, request.headers.get(SIGNATURE_HEADER), request.headers.get(ALGORITHM_HEADER)
-        ):
-            log.warning("refused a webhook with a missing or wrong signature from %s", request.client)
+        if not signature.verify(self._key, raw, headers.get(SIGNATURE_HEADER), headers.get(ALGORITHM_HEADER)):
+            client = scope.get("client")
+            log.warning("refused a webhook with a missing or wrong signature from %s", client and Address(*client))
             raise _refuse("invalid_signature", 401, "invalid_signature", "X-Webhook-Hmac is missing or does not sign the body")
 
         try:
@@ -73,7 +97,7 @@ def make_router(settings: Settings, link: BrokerLink, topology: Topology) -> API
         user_id = mapping.user_for(hook)
         if user_id is None:
             try:
-                await park(link, topology, raw, hook, request.headers, UNKNOWN_SESSION)
+                await park(self._link, self._topology, raw, hook, headers, UNKNOWN_SESSION)
             except BrokerUnavailable as exc:
                 raise _unavailable(exc) from exc
             log.warning("parked %s %s of unknown session %r", hook.event, hook.id, hook.session)
@@ -89,12 +113,30 @@ def make_router(settings: Settings, link: BrokerLink, topology: Topology) -> API
             raise _refuse("invalid", 422, "contract_violation", str(exc)) from exc
 
         try:
-            await publish_event(link, topology, env)
+            await publish_event(self._link, self._topology, env)
         except BrokerUnavailable as exc:
             raise _unavailable(exc) from exc
         count("published")
-        EVENTS.labels(env.type).inc()
+        count_event(env.type)
         log.debug("published %s %s for user %s (WAHA event %s)", env.type, env.id, user_id, hook.id)
         return JSONResponse({"status": "published", "id": env.id, "type": env.type})
 
-    return router
+
+class WebhookShortcut:
+    """Middleware: `POST /webhooks/waha` straight to its endpoint; everything else on to the app."""
+
+    def __init__(self, app: ASGIApp, endpoint: WebhookEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == WEBHOOK_PATH:
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def install_webhook_route(app: FastAPI, settings: Settings, link: PublisherLink, topology: Topology) -> None:
+    endpoint = WebhookEndpoint(settings, link, topology)
+    app.router.routes.append(Route(WEBHOOK_PATH, endpoint, methods=["POST"]))
+    app.add_middleware(WebhookShortcut, endpoint=endpoint)
