@@ -24,7 +24,7 @@ from fleet_shared.routing import user_key
 from fleet_shared.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology, declare_topology_at
 from persister.config import Settings as PersisterSettings
-from persister.store import MESSAGES, Store, last_message_update, message_update
+from persister.store import MESSAGES, Store, chat_updates, message_update
 
 from . import payloads
 from .common import PARTITIONS, Context, Row, fresh_prefix, purge, queue_depth, run_loadgen, service, service_env
@@ -63,13 +63,6 @@ async def fill(spec: dict) -> dict:
     return {"published": spec["count"]}
 
 
-def _tie_break(env, stamp):
-    from persister import store
-
-    same_second = getattr(store, "same_second_update", None)  # absent before the profiled fix
-    return same_second(env, stamp) if same_second else None
-
-
 async def raw_bulk(spec: dict) -> dict:
     """Baseline: the same UpdateOne operations with raw `bulk_write`, `writers` batches at once."""
     client = AsyncMongoClient(spec["mongodb_url"])
@@ -84,8 +77,8 @@ async def raw_bulk(spec: dict) -> dict:
         batches = []
         for i in range(0, len(events), spec["batch"]):
             chunk = events[i : i + spec["batch"]]
-            # The chats' conditional upserts, and (where the persister has them) its same-second tie-breaks.
-            chats = [last_message_update(e, stamp) for e in chunk] + [op for e in chunk if (op := _tie_break(e, stamp))]
+            # Each chat's conditional updates and creation, as the persister writes them.
+            chats = [op for e in chunk for op in chat_updates(e, stamp)]
             batches.append(([message_update(e, stamp) for e in chunk], chats))
         conflicts = 0
         queue = iter(batches)

@@ -176,6 +176,13 @@ async def test_message_activity_is_written_once_per_precision_and_never_backward
     assert await stored() == T0 + timedelta(minutes=9)
     assert not await coalescing.note_activity("nobody", T0)  # activity creates no record
     assert await registry.get("nobody") is None
+    # Without a record the user is remembered too: the next message within a minute costs nothing,
+    # even once another replica made the record (which starts at the time it was made).
+    await registry.touch("nobody", T0 + timedelta(seconds=10))
+    assert not await coalescing.note_activity("nobody", T0 + timedelta(seconds=30))
+    assert (await registry.get("nobody"))["lastActivity"] == T0 + timedelta(seconds=10)
+    assert await coalescing.note_activity("nobody", T0 + timedelta(minutes=2))
+    assert (await registry.get("nobody"))["lastActivity"] == T0 + timedelta(minutes=2)
 
 
 async def test_the_status_view_reads_what_it_shows(registry):

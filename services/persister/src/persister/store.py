@@ -124,24 +124,22 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
     return UpdateOne(key, update, upsert=upsert)
 
 
-def last_message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> UpdateOne | None:
-    """Make this message the chat's `lastMessage` if it is from a later second than the stored one
-    (or there is no chat yet: the upsert creates it). `same_second_update` settles ties.
+def newer_message_update(env: Envelope, now: datetime) -> UpdateOne | None:
+    """Make this message its chat's `lastMessage` if the stored one is from an earlier second.
+    `same_second_update` settles ties; `new_chat_insert` creates a chat that does not exist yet.
 
-    No top-level `$or` in either filter: SecantusDB answers a filter with a top-level operator by
-    scanning the whole collection (about 20× slower, profiled), where a plain equality prefix plus
-    one range rides the `user_chat_unique` index. Every chat is created by this upsert, so each one
-    has a `lastMessageAt`, and the two filters together say what `newer than stored` means.
+    No upsert and no top-level `$or`: a conditional upsert on an existing chat whose condition fails
+    tries an insert that the unique index refuses (an error and a second round trip, which under
+    steady traffic is most messages); and SecantusDB answers a filter with a top-level operator by
+    scanning the whole collection (profiled), where an equality prefix plus one range rides the
+    `user_chat_unique` index. Every chat is created with a `lastMessageAt`, so the three operations
+    together say what `newer than stored` means, in whatever order they run.
     """
     m = env.data
     if not isinstance(m, Message):
         return None
-    update: dict = {"$set": _last_message(m, now)}
-    if upsert:
-        kind = chat_kind(m.chat_id)
-        update["$setOnInsert"] = {"kind": kind, "isGroup": kind == GROUP, "createdAt": now}
     key = {"userId": env.user_id, "chatId": m.chat_id, "lastMessageAt": {"$lt": m.timestamp}}
-    return UpdateOne(key, update, upsert=upsert)
+    return UpdateOne(key, {"$set": _last_message(m, now)})
 
 
 def same_second_update(env: Envelope, now: datetime) -> UpdateOne | None:
@@ -151,6 +149,22 @@ def same_second_update(env: Envelope, now: datetime) -> UpdateOne | None:
         return None
     key = {"userId": env.user_id, "chatId": m.chat_id, "lastMessageAt": m.timestamp, "lastMessage.id": {"$lt": m.id}}
     return UpdateOne(key, {"$set": _last_message(m, now)})
+
+
+def new_chat_insert(env: Envelope, now: datetime) -> UpdateOne | None:
+    """Create the chat with this message as its `lastMessage`; a chat that exists is left as it is."""
+    m = env.data
+    if not isinstance(m, Message):
+        return None
+    kind = chat_kind(m.chat_id)
+    created = {**_last_message(m, now), "kind": kind, "isGroup": kind == GROUP, "createdAt": now}
+    return UpdateOne({"userId": env.user_id, "chatId": m.chat_id}, {"$setOnInsert": created}, upsert=True)
+
+
+def chat_updates(env: Envelope, now: datetime) -> list[UpdateOne]:
+    """The writes that make a message its chat's `lastMessage` when it is the newest (any order)."""
+    ops = (newer_message_update(env, now), same_second_update(env, now), new_chat_insert(env, now))
+    return [op for op in ops if op is not None]
 
 
 def _last_message(m: Message, now: datetime) -> dict:
@@ -216,25 +230,26 @@ class Store:
     async def _write_messages(self, events: Sequence[Envelope], now: datetime) -> ApplyResult:
         ops = [message_update(env, now) for env in events]
 
-        def retry(i: int) -> UpdateOne:
+        def retry(i: int) -> list[UpdateOne]:
             # Lost a concurrent insert race: the document exists now, so update it in place.
-            return message_update(events[i], now, upsert=False)
+            return [message_update(events[i], now, upsert=False)]
 
         changed, unchanged = await _bulk_write(self.messages, ops, retry)
         return ApplyResult(written=changed, duplicates=unchanged)
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
-        with_chat = _newest_per_chat([env for env in events if isinstance(env.data, Message)])
-        # The upserts (one per chat) first, then the same-second tie-breaks (never upserts).
-        ops = [last_message_update(env, now) for env in with_chat] + [same_second_update(env, now) for env in with_chat]
+        newest = _newest_per_chat([env for env in events if isinstance(env.data, Message)])
+        creating: dict[int, Envelope] = {}
+        ops: list[UpdateOne] = []
+        for env in newest:
+            ops += chat_updates(env, now)
+            creating[len(ops) - 1] = env  # `chat_updates` ends with the chat's creation
 
-        def retry(i: int) -> UpdateOne:
-            # The conditional upsert hit the unique index: the chat exists, and either our message
-            # was not newer or a concurrent writer created the chat first. Apply it again without
-            # upsert: it changes the chat only if the stored lastMessage is still older.
-            if i >= len(with_chat):
-                return ops[i]
-            return last_message_update(with_chat[i], now, upsert=False)
+        def retry(i: int) -> list[UpdateOne]:
+            # Another writer created the chat between our conditional updates and our insert:
+            # apply the conditional updates again, now that the chat exists.
+            env = creating[i]
+            return [op for op in (newer_message_update(env, now), same_second_update(env, now)) if op]
 
         await _bulk_write(self.chats, ops, retry)
         names = [op for env in events if isinstance(env.data, Message) and (op := chat_name_update(env, now)) is not None]
@@ -254,9 +269,9 @@ def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
 
 
 async def _bulk_write(
-    collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], UpdateOne]
+    collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], list[UpdateOne]]
 ) -> tuple[int, int]:
-    """One unordered bulk write; duplicate-key losers are retried once as plain updates.
+    """One unordered bulk write; each duplicate-key loser `i` is replaced by `retry(i)` (plain updates).
 
     Returns (operations that changed a document, operations that matched and changed nothing).
     """
@@ -272,5 +287,8 @@ async def _bulk_write(
             raise
         changed = details.get("nUpserted", 0) + details.get("nModified", 0)
         unchanged = details.get("nMatched", 0) - details.get("nModified", 0)
-    r = await collection.bulk_write([retry(e["index"]) for e in errors], ordered=False)
+    again = [op for e in errors for op in retry(e["index"])]
+    if not again:
+        return changed, unchanged
+    r = await collection.bulk_write(again, ordered=False)
     return changed + r.modified_count, unchanged + r.matched_count - r.modified_count

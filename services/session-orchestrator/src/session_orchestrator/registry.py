@@ -176,7 +176,9 @@ class SessionRegistry:
 
         Coalesced: when this process knows the record's `lastActivity` is already at most
         `activity_precision` older than `at` (it wrote that value itself: an earlier message or a
-        command of the user), nothing is written. So a chatting user costs one write per
+        command of the user), nothing is written. A user without a record is remembered the same
+        way (a record made later starts with the time it was made, which is after that message), so
+        their messages cost one lookup per `activity_precision` too. So a chatting user costs one write per
         `activity_precision` instead of one per message, and `lastActivity` lags behind the newest
         message by less than `activity_precision` (the idle clean-up may stop a session that much
         early). Never backwards: skipping a write leaves the stored value as it was.
@@ -185,12 +187,13 @@ class SessionRegistry:
         if known is not None and at <= known + self.activity_precision:
             return False
         result = await self._sessions.update_one({"userId": user_id}, {"$max": {"lastActivity": at}})
-        if result.matched_count == 1 and self.activity_precision:
+        if self.activity_precision:
             self._activity_now(user_id, at)
         return result.matched_count == 1
 
     def _activity_now(self, user_id: str, at: datetime, *, exact: bool = False) -> None:
-        """The record's lastActivity is `at` or later (this process just wrote it; `exact`: with `$set`)."""
+        """The record's lastActivity is `at` or later, or there is no record (this process just wrote
+        or looked; `exact`: written with `$set`)."""
         if not self.activity_precision:
             return
         known = self._activity_written
