@@ -88,16 +88,18 @@ def json_properties(app_id: str | None, **properties: Any) -> Basic.Properties:
     )
 
 
-def envelope_properties(env: Envelope, *, app_id: str | None = None) -> Basic.Properties:
-    """The AMQP properties `publish_envelope` sends with `env` (`amqp_properties`, as aiormq takes them)."""
+def envelope_properties(env: Envelope, *, app_id: str | None = None, **overrides: Any) -> Basic.Properties:
+    """The AMQP properties `publish_envelope` sends with `env` (`amqp_properties`, as aiormq takes
+    them); `overrides`: more or other properties (a request's `reply_to`, say)."""
     props = amqp_properties(env)
-    return json_properties(
-        app_id,
-        message_id=props["message_id"],
-        correlation_id=props["correlation_id"],
-        headers=props["headers"],
-        message_type=props["message_type"],
-    )
+    fields = {
+        "message_id": props["message_id"],
+        "correlation_id": props["correlation_id"],
+        "headers": props["headers"],
+        "message_type": props["message_type"],
+        **overrides,
+    }
+    return json_properties(app_id, **fields)
 
 
 def envelope_body(env: Envelope) -> bytes:
@@ -128,10 +130,15 @@ class ConfirmedPublisher:
         )
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await self._prepare(channel)
         except BaseException:
             await connection.close()
             raise
+        # Only now `connected`: `_prepare` may set up what publishing needs (a reply consumer).
         self._connection, self._channel = connection, channel
+
+    async def _prepare(self, channel: AbstractRobustChannel) -> None:
+        """Set up on the new channel what must exist before the first publish (subclasses)."""
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -161,6 +168,8 @@ class ConfirmedPublisher:
                 # Do not wait for aiormq's writer to flush the frame: the confirm follows it anyway.
                 wait=False,
             )
+        except DeliveryError as exc:  # returned: no queue is bound to take it
+            raise BrokerUnavailable(f"nobody can take {what} now: {exc!r}") from exc
         # aiormq raises ChannelInvalidStateError (a RuntimeError) while the connection is down.
         except (AMQPError, ConnectionError, TimeoutError, RuntimeError) as exc:
             raise BrokerUnavailable(f"broker did not confirm {what}: {exc!r}") from exc
@@ -185,7 +194,7 @@ def answer(reply: Reply) -> RabbitResponse:
     return RabbitResponse(reply.model_dump(mode="json"), mandatory=False, content_type="application/json")
 
 
-class RpcClient:
+class RpcClient(ConfirmedPublisher):
     """Request/reply over RabbitMQ's direct reply-to, many requests in flight at once.
 
     FastStream's `broker.request` holds one lock for a whole round trip, so a gateway using it
@@ -193,35 +202,14 @@ class RpcClient:
     """
 
     def __init__(self, url: str, topology: Topology, name: str) -> None:
-        self._url = url
+        super().__init__(url, f"{name}-rpc")
         self._topology = topology
-        self._name = name
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractRobustChannel | None = None
         self._pending: dict[str, asyncio.Future[Reply]] = {}
 
-    async def connect(self) -> None:
-        connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": f"{self._name}-rpc"}, reconnect_interval=1.0
-        )
-        try:
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            # Declared (passively) rather than merely named, so the robust channel re-consumes it after a reconnect.
-            reply_queue = await channel.declare_queue(REPLY_TO, passive=True)
-            await reply_queue.consume(self._on_reply, no_ack=True)
-        except BaseException:
-            await connection.close()
-            raise
-        # Only now `connected`: until the reply consumer exists, a request could not be answered.
-        self._connection, self._channel = connection, channel
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-
-    @property
-    def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed and self._connection.connected.is_set()
+    async def _prepare(self, channel: AbstractRobustChannel) -> None:
+        # Declared (passively) rather than merely named, so the robust channel re-consumes it after a reconnect.
+        reply_queue = await channel.declare_queue(REPLY_TO, passive=True)
+        await reply_queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")
@@ -235,47 +223,27 @@ class RpcClient:
     async def request(
         self, exchange: str, env: Envelope, timeout: timedelta | float, *, routing_key: str | None = None
     ) -> Reply:
-        """Publish `env` (to `user.<its user>.<its type>`, or to `routing_key` when given) and wait for the reply."""
+        """Publish `env` (to `user.<its user>.<its type>`, or to `routing_key` when given) and wait
+        for the reply. `BrokerUnavailable` when the broker did not take it or nobody can receive it
+        (unroutable), `BrokerTimeout` when no reply came within `timeout`."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        if not self.connected or self._channel is None:
-            raise BrokerUnavailable("not connected to RabbitMQ")
         correlation_id = env.correlation_id or env.id
+        properties = envelope_properties(
+            env,
+            app_id=self.name,
+            correlation_id=correlation_id,
+            reply_to=REPLY_TO,
+            # Nobody waits for the answer after the timeout: the request expires with it.
+            expiration=str(int(seconds * 1000)),
+        )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
-            # Straight on aiormq's channel with the AMQP properties built once: aio-pika's `Message` and
-            # `Exchange` wrappers cost more CPU than the rest of the publish. Same properties as before.
-            if self._channel.is_closed:
-                raise BrokerUnavailable("the RabbitMQ channel is closed")
-            channel = await self._channel.get_underlay_channel()
-            properties = Basic.Properties(
-                content_type="application/json",
-                delivery_mode=PERSISTENT,
-                message_id=env.id,
-                correlation_id=correlation_id,
-                headers={USER_ID_HEADER: env.user_id, "x-schema-version": env.version},
-                message_type=env.type,
-                reply_to=REPLY_TO,
-                expiration=str(int(seconds * 1000)),
+            await self.publish(
+                exchange, routing_key or user_key(env.user_id, env.type), envelope_body(env), properties, mandatory=True
             )
-            confirm = await channel.basic_publish(
-                env.model_dump_json(by_alias=True).encode(),
-                exchange=exchange,
-                routing_key=routing_key or user_key(env.user_id, env.type),
-                properties=properties,
-                mandatory=True,
-                timeout=CONFIRM_TIMEOUT,
-                # Do not wait for aiormq's writer to flush the frame: the confirm below follows it anyway.
-                wait=False,
-            )
-            if not isinstance(confirm, Basic.Ack):
-                raise BrokerUnavailable(f"broker refused {env.type}")
             return await asyncio.wait_for(future, seconds)
-        except DeliveryError as exc:
-            raise BrokerUnavailable(f"nobody can take {env.type} now") from exc
         except TimeoutError as exc:
             raise BrokerTimeout(f"no answer to {env.type} within {seconds:.0f}s") from exc
-        except (AMQPError, ConnectionError, RuntimeError) as exc:
-            raise BrokerUnavailable(f"broker error: {exc!r}") from exc
         finally:
             self._pending.pop(correlation_id, None)
