@@ -1,8 +1,10 @@
 """What every service's HTTP side shares: JSON errors, /healthz, /readyz, /metrics, serving."""
 
 import asyncio
+import gc
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -83,6 +85,20 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("aio_pika", "aiormq", "pymongo", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def startup_objects_frozen() -> Iterator[None]:
+    """For a service's lifespan, once started: what is alive then (modules, the app, its routes,
+    models and connections) lives as long as the process, so it is moved out of the garbage
+    collector's sight. Otherwise each full collection under load walks ~100k objects again: a
+    45-55 ms pause in the middle of requests every few 10k of them (profiled in webhook-ingest)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def serve(app: FastAPI, host: str, port: int, log_level: str) -> None:

@@ -1,6 +1,5 @@
 """The gateway's FastAPI app: JWT-authenticated REST API turned into RabbitMQ requests."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,7 +7,7 @@ from fastapi import FastAPI
 
 from fleet_shared.broker import RpcClient
 from fleet_shared.connect import BackgroundConnection
-from fleet_shared.http import install_error_handlers, ops_router
+from fleet_shared.http import install_error_handlers, ops_router, startup_objects_frozen
 from fleet_shared.topology import Topology
 
 from . import routes_admin, routes_console, routes_events, routes_waha
@@ -20,13 +19,6 @@ from .metrics import MetricsMiddleware
 from .openapi import install_openapi
 
 SERVICE = "gateway"
-
-
-def freeze_startup_objects() -> None:
-    """Move everything alive after start-up (modules, the app, its routes and models) out of the
-    garbage collector's sight: otherwise each full collection under load walks them all again."""
-    gc.collect()
-    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,11 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_connection = BackgroundConnection(settings.rabbitmq_url, topology, live.connect, f"{SERVICE}-live")
         await connection.start()
         await live_connection.start()
-        freeze_startup_objects()
         try:
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
-            gc.unfreeze()
             await live_connection.stop()
             await connection.stop()
             await live.close()

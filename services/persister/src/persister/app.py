@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from fleet_shared.connect import BrokerLink
-from fleet_shared.http import install_error_handlers, ops_router
+from fleet_shared.http import install_error_handlers, ops_router, startup_objects_frozen
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await link.start(wait=STARTUP_WAIT)
             app.state.store, app.state.link = store, link
             try:
-                yield
+                with startup_objects_frozen():
+                    yield
             finally:
                 await link.stop()
                 await dead_letters.close()

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from fleet_shared.broker import make_broker, publish_envelope
 from fleet_shared.connect import BrokerLink
 from fleet_shared.contracts import Envelope, utcnow
-from fleet_shared.http import install_error_handlers, ops_router
+from fleet_shared.http import install_error_handlers, ops_router, startup_objects_frozen
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
@@ -122,7 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await link.start(wait=STARTUP_WAIT)
             upkeep.start()
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
             log.info("shutting down: draining the commands in hand; WAHA sessions keep running")
             await upkeep.stop()
