@@ -160,3 +160,13 @@ def test_the_cache_is_bounded(tokens):
         assert verifier.verify(tokens.make(user)).user_id == user
     assert len(verifier._verified) == 3
     assert [p.user_id for p in verifier._verified.values()] == users[2:]  # the oldest went first
+
+
+def test_a_fractional_exp_expires_when_pyjwt_says(tokens):
+    exp = time.time() + 60.7
+    token = jwt.encode({"sub": "alice", "exp": exp}, tokens.secret, algorithm="HS256")
+    clock = Clock()
+    verifier = TokenVerifier(tokens.secret, clock=clock)
+    verifier.verify(token)
+    clock.now = int(exp) + 0.1  # PyJWT compares int(exp): refused from here on, cached or not
+    assert rejected(verifier, token).code == "token_expired"

@@ -3,8 +3,9 @@
 import asyncio
 import itertools
 import random
+from datetime import UTC, datetime
 
-from persister.store import CHAT_INDEXES, MESSAGE_INDEXES, Store
+from persister.store import CHAT_INDEXES, MESSAGE_INDEXES, Store, chat_updates
 
 ALICE, BOB = "alice", "bob"
 
@@ -113,6 +114,25 @@ async def test_concurrent_writers_keep_the_newest_last_message(store, events):
     # The same messages replayed concurrently change nothing.
     results = await asyncio.gather(*(store.apply([env]) for env in batch))
     assert sum(r.duplicates for r in results) == 40 and sum(r.written for r in results) == 0
+
+
+async def test_a_chat_write_landing_inside_another_keeps_the_newest(store, events):
+    """Two writers' chat writes for a new chat, one's run between any two steps of the other's."""
+    now = datetime.now(UTC)
+    for n, (first_ts, second_ts) in enumerate(((20, 10), (10, 20), (15, 15))):
+        chat = f"5550{n}@c.us"
+        first = events.received(ALICE, f"x-{n}", chat=chat, ts=first_ts)
+        second = events.received(ALICE, f"y-{n}", chat=chat, ts=second_ts)
+        newest = max((first, second), key=lambda env: (env.data.timestamp, env.data.id))
+        ops = chat_updates(first, now)
+        for split in range(len(ops) + 1):
+            await store.chats.delete_many({"userId": ALICE, "chatId": chat})
+            for op in ops[:split]:
+                await store.chats.bulk_write([op])
+            await store.chats.bulk_write(chat_updates(second, now), ordered=True)
+            for op in ops[split:]:
+                await store.chats.bulk_write([op])
+            assert (await chat_doc(store, ALICE, chat))["lastMessage"]["id"] == newest.data.id, (first_ts, second_ts, split)
 
 
 async def test_chat_name_kind_and_group_flag(store, events):

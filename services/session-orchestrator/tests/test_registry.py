@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from session_orchestrator import registry as registry_module
 from session_orchestrator.domain import (
     DESIRED_STOPPED,
     SCAN_QR_CODE,
@@ -176,13 +177,25 @@ async def test_message_activity_is_written_once_per_precision_and_never_backward
     assert await stored() == T0 + timedelta(minutes=9)
     assert not await coalescing.note_activity("nobody", T0)  # activity creates no record
     assert await registry.get("nobody") is None
-    # Without a record the user is remembered too: the next message within a minute costs nothing,
-    # even once another replica made the record (which starts at the time it was made).
-    await registry.touch("nobody", T0 + timedelta(seconds=10))
-    assert not await coalescing.note_activity("nobody", T0 + timedelta(seconds=30))
-    assert (await registry.get("nobody"))["lastActivity"] == T0 + timedelta(seconds=10)
-    assert await coalescing.note_activity("nobody", T0 + timedelta(minutes=2))
-    assert (await registry.get("nobody"))["lastActivity"] == T0 + timedelta(minutes=2)
+    # A record made later (here by another replica, without lastActivity) takes the next message.
+    await registry.mark_admitted("nobody", T0)
+    assert await coalescing.note_activity("nobody", T0 + timedelta(seconds=30))
+    assert (await registry.get("nobody"))["lastActivity"] == T0 + timedelta(seconds=30)
+
+
+async def test_the_activity_memory_is_bounded_and_forgets_the_least_recent_first(db, monkeypatch):
+    monkeypatch.setattr(registry_module, "ACTIVITY_MEMORY", 10)
+    coalescing = SessionRegistry(db, activity_precision=timedelta(minutes=1))
+    for n in range(12):
+        await coalescing.touch(f"u{n}", T0)
+    await coalescing.touch("u0", T0)  # written again: now the most recent
+    await coalescing.touch("u12", T0)
+    stored = SessionRegistry(db)
+    # u0 is still known (no write within the minute); u1, written longest ago, is not (a write).
+    assert not await coalescing.note_activity("u0", T0 + timedelta(seconds=30))
+    assert await coalescing.note_activity("u1", T0 + timedelta(seconds=30))
+    assert (await stored.get("u1"))["lastActivity"] == T0 + timedelta(seconds=30)
+    assert len(coalescing._activity_written) <= 10
 
 
 async def test_the_status_view_reads_what_it_shows(registry):
@@ -218,6 +231,44 @@ async def test_admissions_asked_together_are_decided_as_one_at_a_time(registry):
     # The next one, alone, sees the same slots.
     with pytest.raises(SessionLimitReached):
         await admission.admit("n4")
+
+
+class CountingPauses(SessionRegistry):
+    """The real registry, whose counts wait for `go` (so a request can give up mid-decision)."""
+
+    def __init__(self, db) -> None:
+        super().__init__(db)
+        self.counting, self.go = asyncio.Event(), asyncio.Event()
+
+    async def count_running(self, **kwargs) -> int:
+        self.counting.set()
+        await self.go.wait()
+        return await super().count_running(**kwargs)
+
+
+async def test_a_request_given_up_during_the_count_takes_no_slot_and_fails_nobody_else(db):
+    registry = CountingPauses(db)
+    admission = Admission(registry, max_sessions=2, clock=lambda: T0)
+    asking = {user: asyncio.create_task(admission.admit(user)) for user in ("a", "b", "c")}
+    await asyncio.wait_for(registry.counting.wait(), 5)
+    asking["b"].cancel()
+    registry.go.set()
+    assert await asking["a"] is None and await asking["c"] is None  # two slots, two admitted
+    with pytest.raises(asyncio.CancelledError):
+        await asking["b"]
+    assert await registry.get("b") is None
+    await admission.close()
+
+
+async def test_closing_cancels_the_requests_not_decided_yet(db):
+    registry = CountingPauses(db)
+    admission = Admission(registry, max_sessions=2, clock=lambda: T0)
+    waiting = asyncio.create_task(admission.admit("a"))
+    await asyncio.wait_for(registry.counting.wait(), 5)
+    await admission.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await registry.get("a") is None
 
 
 async def test_a_claim_can_record_its_sending_attempt_in_the_same_write(db):

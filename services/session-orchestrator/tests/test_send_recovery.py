@@ -5,6 +5,7 @@ Each scenario writes the `sends` claim exactly as a process that died at that po
 Idempotency-Key arrives again.
 """
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -89,3 +90,17 @@ async def test_a_claim_that_never_reached_waha_is_sent(orchestrator, db):
 
     assert reply.ok, reply
     assert [m["text"] for m in await orchestrator.waha.sent("wf_uma")] == ["early"]
+
+
+async def test_a_repeat_of_a_finished_send_is_answered_without_waiting_for_waha(orchestrator):
+    await orchestrator.link("vic", phone="15550007781")
+    command = SendText(chat_id=CHAT, text="once", idempotency_key="k-done")
+    first = await orchestrator.ask(command, "vic")
+    assert first.ok, first
+    await orchestrator.waha.faults(latencyMs=6_000)  # WAHA now answers after the repeat is due
+    try:
+        again = await asyncio.wait_for(orchestrator.ask(command, "vic"), 3)
+    finally:
+        await orchestrator.waha.faults()
+    assert again.data == first.data
+    assert [m["text"] for m in await orchestrator.waha.sent("wf_vic")] == ["once"]

@@ -99,7 +99,7 @@ class TokenVerifier:
         if not isinstance(sub, str) or not USER_ID_RE.fullmatch(sub):
             raise _unauthorized("invalid_token", "the token's 'sub' must match ^[A-Za-z0-9_-]{1,64}$")
         role = claims.get("role")
-        expires_at = float(claims["exp"]) + self._leeway.total_seconds()
+        expires_at = int(claims["exp"]) + self._leeway.total_seconds()  # PyJWT compares int(exp)
         return Principal(user_id=sub, role=role if isinstance(role, str) else None, expires_at=expires_at)
 
 

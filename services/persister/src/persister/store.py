@@ -126,14 +126,14 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
 
 def newer_message_update(env: Envelope, now: datetime) -> UpdateOne | None:
     """Make this message its chat's `lastMessage` if the stored one is from an earlier second.
-    `same_second_update` settles ties; `new_chat_insert` creates a chat that does not exist yet.
+    `same_second_update` settles ties; `new_chat_insert`, sent before both, creates the chat.
 
     No upsert and no top-level `$or`: a conditional upsert on an existing chat whose condition fails
     tries an insert that the unique index refuses (an error and a second round trip, which under
     steady traffic is most messages); and SecantusDB answers a filter with a top-level operator by
     scanning the whole collection (profiled), where an equality prefix plus one range rides the
-    `user_chat_unique` index. Every chat is created with a `lastMessageAt`, so the three operations
-    together say what `newer than stored` means, in whatever order they run.
+    `user_chat_unique` index. Every chat is created with a `lastMessageAt`, so once the chat exists
+    the two conditional updates together say what `newer than stored` means.
     """
     m = env.data
     if not isinstance(m, Message):
@@ -162,8 +162,11 @@ def new_chat_insert(env: Envelope, now: datetime) -> UpdateOne | None:
 
 
 def chat_updates(env: Envelope, now: datetime) -> list[UpdateOne]:
-    """The writes that make a message its chat's `lastMessage` when it is the newest (any order)."""
-    ops = (newer_message_update(env, now), same_second_update(env, now), new_chat_insert(env, now))
+    """The writes that make a message its chat's `lastMessage` when it is the newest, in the order
+    they must run: the chat is created first (if missing), then the conditional updates apply to it.
+    Run the other way round, the updates could find no chat, another writer could then create it
+    with an older message, and this one would be lost."""
+    ops = (new_chat_insert(env, now), newer_message_update(env, now), same_second_update(env, now))
     return [op for op in ops if op is not None]
 
 
@@ -230,28 +233,16 @@ class Store:
     async def _write_messages(self, events: Sequence[Envelope], now: datetime) -> ApplyResult:
         ops = [message_update(env, now) for env in events]
 
-        def retry(i: int) -> list[UpdateOne]:
+        def retry(i: int) -> UpdateOne:
             # Lost a concurrent insert race: the document exists now, so update it in place.
-            return [message_update(events[i], now, upsert=False)]
+            return message_update(events[i], now, upsert=False)
 
         changed, unchanged = await _bulk_write(self.messages, ops, retry)
         return ApplyResult(written=changed, duplicates=unchanged)
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
         newest = _newest_per_chat([env for env in events if isinstance(env.data, Message)])
-        creating: dict[int, Envelope] = {}
-        ops: list[UpdateOne] = []
-        for env in newest:
-            ops += chat_updates(env, now)
-            creating[len(ops) - 1] = env  # `chat_updates` ends with the chat's creation
-
-        def retry(i: int) -> list[UpdateOne]:
-            # Another writer created the chat between our conditional updates and our insert:
-            # apply the conditional updates again, now that the chat exists.
-            env = creating[i]
-            return [op for op in (newer_message_update(env, now), same_second_update(env, now)) if op]
-
-        await _bulk_write(self.chats, ops, retry)
+        await _ordered_bulk_write(self.chats, [op for env in newest for op in chat_updates(env, now)])
         names = [op for env in events if isinstance(env.data, Message) and (op := chat_name_update(env, now)) is not None]
         if names:
             await self.chats.bulk_write(names, ordered=False)
@@ -269,9 +260,9 @@ def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
 
 
 async def _bulk_write(
-    collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], list[UpdateOne]]
+    collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], UpdateOne]
 ) -> tuple[int, int]:
-    """One unordered bulk write; each duplicate-key loser `i` is replaced by `retry(i)` (plain updates).
+    """One unordered bulk write; duplicate-key losers are retried once as plain updates (`retry(i)`).
 
     Returns (operations that changed a document, operations that matched and changed nothing).
     """
@@ -287,8 +278,22 @@ async def _bulk_write(
             raise
         changed = details.get("nUpserted", 0) + details.get("nModified", 0)
         unchanged = details.get("nMatched", 0) - details.get("nModified", 0)
-    again = [op for e in errors for op in retry(e["index"])]
-    if not again:
-        return changed, unchanged
-    r = await collection.bulk_write(again, ordered=False)
+    r = await collection.bulk_write([retry(e["index"]) for e in errors], ordered=False)
     return changed + r.modified_count, unchanged + r.matched_count - r.modified_count
+
+
+async def _ordered_bulk_write(collection: AsyncCollection, ops: list[UpdateOne]) -> None:
+    """One ordered bulk write (each chat's writes must run in `chat_updates`' order). An ordered
+    write stops at its first error; the only one expected is a chat's creation refused because
+    another writer created it in between: it exists now, so the rest is sent again from there."""
+    start = 0
+    while start < len(ops):
+        try:
+            await collection.bulk_write(ops[start:], ordered=True)
+            return
+        except BulkWriteError as exc:
+            details = exc.details
+            errors = details.get("writeErrors", [])
+            if details.get("writeConcernErrors") or not errors or errors[0].get("code") != DUPLICATE_KEY:
+                raise
+            start += errors[0]["index"] + 1

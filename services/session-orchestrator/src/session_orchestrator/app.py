@@ -128,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("shutting down: draining the commands in hand; WAHA sessions keep running")
             await upkeep.stop()
             await link.stop()
+            if handlers.admission is not None:
+                await handlers.admission.close()
             await dead_letters.close()
             await waha.aclose()
             await mongo.close()

@@ -47,7 +47,6 @@ from .statuses import EventPublisher, StatusConflict, StatusRecorder
 from .waha_client import (
     WahaBadResponse,
     WahaClient,
-    WahaError,
     WahaNotFound,
     WahaRejected,
     WahaUnavailable,
@@ -252,36 +251,35 @@ class Handlers:
     # ---- sending -------------------------------------------------------------------------------
 
     async def send(self, env: Envelope, deadline: float) -> Reply:
+        # The id the message will have, asked of WAHA while the registry is written: when it is
+        # there by the time of the claim, the claim records it (and that WAHA may be called from
+        # now on) in the same write. Nothing waits for it unless the send needs it.
+        next_id = asyncio.create_task(self.waha.new_message_id(session_name_for(env.user_id), deadline=deadline))
+        try:
+            return await self._send(env, deadline, next_id)
+        finally:
+            if not next_id.done():
+                next_id.cancel()  # not needed (not WORKING, a repeat, or the registry failed)
+            elif not next_id.cancelled():
+                next_id.exception()  # looked at: a failure nobody needed is not logged as lost
+
+    async def _send(self, env: Envelope, deadline: float, next_id: asyncio.Task[str]) -> Reply:
         user_id = env.user_id
         command: SendText = env.data
         session = session_name_for(user_id)
         loop = asyncio.get_running_loop()
-        # The id the message will have, asked of WAHA while the registry is written: the claim can
-        # then record it (and that WAHA may be called from now on) in the same write.
-        next_id = asyncio.create_task(self.waha.new_message_id(session, deadline=deadline))
-        try:
-            doc = await self.registry.touch(user_id, self.clock())
-            if doc.get("status") != WORKING:
-                return _not_working(doc.get("status") or STOPPED)
-            fresh_id: str | None = None
-            id_error: WahaError | None = None
-            try:
-                fresh_id = await next_id
-            except WahaError as exc:
-                id_error = exc  # raised below if this send needs the id (a repeat of a done key does not)
-            # Every send is claimed before WAHA's sendText, by the client's Idempotency-Key or else by
-            # the command's id, so neither a client retry nor a redelivery sends a message twice.
-            key = f"key:{command.idempotency_key}" if command.idempotency_key else f"cmd:{env.id}"
-            sending = None if id_error is not None else Sending(fresh_id, deadline - loop.time())
-            claim = await self.sends.claim(
-                user_id, key, fingerprint(command.chat_id, command.text, command.reply_to), env.id, self.clock(),
-                sending=sending,
-            )
-        finally:
-            if not next_id.done():
-                next_id.cancel()  # not needed (not WORKING, or the registry failed)
-            elif not next_id.cancelled():
-                next_id.exception()  # looked at: a failure nobody needed is not logged as lost
+        doc = await self.registry.touch(user_id, self.clock())
+        if doc.get("status") != WORKING:
+            return _not_working(doc.get("status") or STOPPED)
+        # Every send is claimed before WAHA's sendText, by the client's Idempotency-Key or else by
+        # the command's id, so neither a client retry nor a redelivery sends a message twice.
+        key = f"key:{command.idempotency_key}" if command.idempotency_key else f"cmd:{env.id}"
+        ready = next_id.done() and not next_id.cancelled() and next_id.exception() is None
+        sending = Sending(next_id.result(), deadline - loop.time()) if ready else None
+        claim = await self.sends.claim(
+            user_id, key, fingerprint(command.chat_id, command.text, command.reply_to), env.id, self.clock(),
+            sending=sending,
+        )
         if claim.outcome == "done":
             return Reply.success(claim.result)
         if claim.outcome == "mismatch":
@@ -306,9 +304,7 @@ class Handlers:
                 if claim.outcome == "claimed" and sending is not None:
                     message_id = sending.message_id  # recorded with the claim
                 else:
-                    if claim.outcome == "claimed" and id_error is not None:
-                        raise id_error  # WAHA failed to give an id: as if asked now
-                    message_id = message_id or await self.waha.new_message_id(session, deadline=deadline)
+                    message_id = message_id or await next_id  # WAHA's failure to give one is raised here
                     remaining = deadline - loop.time()
                     await self.sends.mark_sending(user_id, key, message_id, self.clock(), remaining)
                 sent = await self.waha.send_text(

@@ -21,6 +21,7 @@ MAX_SESSIONS. Sessions restarted by reconciliation held a slot before and are no
 """
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -52,6 +53,16 @@ class Admission:
         if self._decider is None or self._decider.done():
             self._decider = asyncio.create_task(self._decide_all())
         await decided  # cancelling the caller cancels the request (skipped unless already decided)
+
+    async def close(self) -> None:
+        """Stop deciding (shutting down): requests not decided yet are cancelled."""
+        if self._decider is not None and not self._decider.done():
+            self._decider.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._decider
+        waiting, self._waiting = self._waiting, []
+        for _, decided in waiting:
+            decided.cancel()
 
     async def _decide_all(self) -> None:
         """The one task that decides: batch after batch, until nobody waits."""
@@ -85,6 +96,8 @@ class Admission:
             holding = await self._registry.count_running(exclude=users, admitted_since=since) + len(held)
         admitted: list[tuple[str, asyncio.Future[None]]] = []
         for user, decided in batch:
+            if decided.done():
+                continue  # the requester gave up while the batch was counted: no slot taken
             others = holding - 1 if user in held else holding
             if others >= self.max_sessions:
                 LIMIT_REFUSALS.inc()

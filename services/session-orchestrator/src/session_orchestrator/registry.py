@@ -11,6 +11,7 @@ WAHA unreachable), which leave `lastReportedAtMs` alone so WAHA's next word stil
 record activity, errors, what the user wants (`desired`) and the session name.
 """
 
+import itertools
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -176,9 +177,7 @@ class SessionRegistry:
 
         Coalesced: when this process knows the record's `lastActivity` is already at most
         `activity_precision` older than `at` (it wrote that value itself: an earlier message or a
-        command of the user), nothing is written. A user without a record is remembered the same
-        way (a record made later starts with the time it was made, which is after that message), so
-        their messages cost one lookup per `activity_precision` too. So a chatting user costs one write per
+        command of the user), nothing is written. So a chatting user costs one write per
         `activity_precision` instead of one per message, and `lastActivity` lags behind the newest
         message by less than `activity_precision` (the idle clean-up may stop a session that much
         early). Never backwards: skipping a write leaves the stored value as it was.
@@ -187,25 +186,22 @@ class SessionRegistry:
         if known is not None and at <= known + self.activity_precision:
             return False
         result = await self._sessions.update_one({"userId": user_id}, {"$max": {"lastActivity": at}})
-        if self.activity_precision:
+        if result.matched_count == 1:
             self._activity_now(user_id, at)
         return result.matched_count == 1
 
     def _activity_now(self, user_id: str, at: datetime, *, exact: bool = False) -> None:
-        """The record's lastActivity is `at` or later, or there is no record (this process just wrote
-        or looked; `exact`: written with `$set`)."""
+        """The record's lastActivity is `at` or later (this process just wrote it; `exact`: with `$set`)."""
         if not self.activity_precision:
             return
         known = self._activity_written
-        if len(known) >= ACTIVITY_MEMORY and user_id not in known:
-            # Entries older than the precision save no write any more (a newer message is past them).
-            horizon = max(known.values()) - self.activity_precision
-            for user in [u for u, t in known.items() if t < horizon]:
-                del known[user]
-            if len(known) >= ACTIVITY_MEMORY:
-                known.clear()
-        previous = known.get(user_id)
+        previous = known.pop(user_id, None)  # re-inserted last: the dict's order is least recent first
         known[user_id] = at if previous is None or exact else max(previous, at)
+        if len(known) > ACTIVITY_MEMORY:
+            # Forget the tenth written longest ago at once (not one per newcomer); forgetting only
+            # costs a write the next time those users chat.
+            for user in list(itertools.islice(known, ACTIVITY_MEMORY // 10)):
+                del known[user]
 
     async def mark_admitted(self, user_id: str, now: datetime) -> None:
         """The session is about to be started: it holds a slot until WAHA's report arrives."""
