@@ -12,7 +12,7 @@ from fleet_shared.contracts.admin import (
 from fleet_shared.ids import session_name_for
 
 from .domain import RUNNING, SOURCE_WAHA, STATUSES, STOPPED
-from .registry import SessionRegistry, iso
+from .registry import SessionRegistry, iso, view_of
 
 
 def record_of(doc: dict) -> AdminSessionRecord:
@@ -23,16 +23,11 @@ def record_of(doc: dict) -> AdminSessionRecord:
         if entry.get("status") in STATUSES
     ]
     return AdminSessionRecord(
-        user_id=user_id,
-        session=doc.get("session") or session_name_for(user_id),
-        status=doc.get("status") or STOPPED,
-        phone_number=doc.get("phoneNumber"),
-        last_error=doc.get("lastError"),
-        last_activity=iso(doc.get("lastActivity")),
+        # The fields a user's own status shows, read the same way; then what only operators see.
+        **view_of(user_id, doc).model_dump(),
         desired=doc.get("desired"),
         idle_stopped_at=iso(doc.get("idleStoppedAt")),
         created_at=iso(doc.get("createdAt")),
-        updated_at=iso(doc.get("updatedAt")),
         status_history=history,
     )
 
