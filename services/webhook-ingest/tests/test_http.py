@@ -191,3 +191,20 @@ async def test_start_up_objects_are_kept_out_of_the_collector_while_serving(run_
         assert gc.get_freeze_count() > 0
         assert (await client.get("/healthz")).status_code == 200
     assert gc.get_freeze_count() == 0
+
+
+async def test_an_unexpected_error_is_a_json_500_and_nothing_else_breaks(offline, waha, monkeypatch, caplog):
+    """The webhook endpoint runs ahead of FastAPI's error middleware, so it gives the JSON 500 itself."""
+    from webhook_ingest import mapping
+
+    def broken(*_):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(mapping, "translate", broken)
+    response = await waha.post(offline, waha.webhook("message", waha.message()))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+    assert any(r.exc_info and "injected fault" in str(r.exc_info[1]) for r in caplog.records)
+    monkeypatch.undo()
+    assert (await waha.post(offline, waha.webhook("message", waha.message()))).status_code == 503

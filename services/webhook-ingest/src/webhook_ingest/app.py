@@ -11,7 +11,7 @@ from fleet_shared.topology import Topology
 
 from .config import Settings
 from .link import SERVICE, make_link
-from .routes import install_webhook_route
+from .routes import WebhookFirstApp, install_webhook_route
 
 # How long start-up waits for the first connection attempt before serving anyway (answering 503).
 STARTUP_WAIT = 5.0
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
             await link.stop()
             await parked.close()
 
-    app = FastAPI(title="waha-fleet webhook-ingest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = WebhookFirstApp(title="waha-fleet webhook-ingest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     app.include_router(ops_router({"rabbitmq": link.ready}, before_metrics=[parked.refresh]))
     install_webhook_route(app, settings, link, topology)

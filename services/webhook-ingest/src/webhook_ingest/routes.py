@@ -1,23 +1,24 @@
 """`POST /webhooks/waha`: cap -> verify -> parse -> map -> publish (confirmed) -> 2xx; else 4xx/503.
 
-The endpoint is a bare ASGI app, and `WebhookShortcut` hands it its requests before FastAPI's
-routing, dependency and exception layers, which cost more CPU per webhook than the work itself
-(docs/benchmarks.md, benchmark 1). The route stays registered, so every other method still gets
-FastAPI's 405 and an unexpected error still its JSON 500 (`ServerErrorMiddleware` is outside).
-Every answer is built as FastAPI's route built it: `JSONResponse`s and `fleet_shared.http`
-error bodies.
+The endpoint is a bare ASGI app that the app hands its requests ahead of every middleware
+(`WebhookFirstApp`): FastAPI's routing, error, telemetry and body-limit layers and `JSONResponse`
+cost more CPU per webhook than the work itself (docs/benchmarks.md, benchmark 1). So it answers
+every outcome itself, an unexpected error included, with the bodies FastAPI's route gave
+(`fleet_shared.http` error bodies, JSON rendered as `JSONResponse` renders it). The route stays
+registered, so every other method still gets FastAPI's 405.
 """
 
+import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from starlette.datastructures import Address, Headers
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleet_shared.broker import BrokerUnavailable
-from fleet_shared.http import ApiError, error_response
+from fleet_shared.http import ApiError, error_body, unexpected_error
 from fleet_shared.topology import Topology
 
 from . import mapping, signature
@@ -60,13 +61,15 @@ class WebhookEndpoint:
         self._topology = topology
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = None
         try:
-            response = await self._receive_waha_webhook(scope, receive)
-        except ApiError as exc:
-            response = error_response(exc.status, exc.code, exc.message, exc.headers)
-        await response(scope, receive, send)
+            status, content = await self._receive_waha_webhook(scope, receive)
+        except Exception as exc:  # ahead of FastAPI's error middleware, the last resort is here
+            error = exc if isinstance(exc, ApiError) else unexpected_error(exc)
+            status, content, headers = error.status, error_body(error.code, error.message), error.headers
+        await send_json(send, status, content, headers)
 
-    async def _receive_waha_webhook(self, scope: Scope, receive: Receive) -> JSONResponse:
+    async def _receive_waha_webhook(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         headers = Headers(scope=scope)
         try:
             raw = await read_capped_body(headers, receive, self._max_bytes)
@@ -92,7 +95,7 @@ class WebhookEndpoint:
         if not mapping.is_handled(hook.event):
             log.debug("ignoring WAHA event %s %s of session %s", hook.event, hook.id, hook.session)
             count("ignored")
-            return JSONResponse({"status": "ignored"})
+            return 200, {"status": "ignored"}
 
         user_id = mapping.user_for(hook)
         if user_id is None:
@@ -102,7 +105,7 @@ class WebhookEndpoint:
                 raise _unavailable(exc) from exc
             log.warning("parked %s %s of unknown session %r", hook.event, hook.id, hook.session)
             count("parked")
-            return JSONResponse({"status": "parked"}, status_code=202)
+            return 202, {"status": "parked"}
 
         try:
             env = mapping.translate(hook, user_id)
@@ -119,11 +122,24 @@ class WebhookEndpoint:
         count("published")
         count_event(env.type)
         log.debug("published %s %s for user %s (WAHA event %s)", env.type, env.id, user_id, hook.id)
-        return JSONResponse({"status": "published", "id": env.id, "type": env.type})
+        return 200, {"status": "published", "id": env.id, "type": env.type}
+
+
+# What `JSONResponse` renders with; one encoder, as `json.dumps` builds one per call for these options.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+async def send_json(send: Send, status: int, content: Any, headers: dict[str, str] | None = None) -> None:
+    """The response `JSONResponse(content, status, headers)` sends, without building one."""
+    body = _JSON.encode(content).encode()
+    raw_headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class WebhookShortcut:
-    """Middleware: `POST /webhooks/waha` straight to its endpoint; everything else on to the app."""
+    """`POST /webhooks/waha` straight to its endpoint; everything else on to the app."""
 
     def __init__(self, app: ASGIApp, endpoint: WebhookEndpoint) -> None:
         self.app = app
@@ -136,7 +152,16 @@ class WebhookShortcut:
             await self.app(scope, receive, send)
 
 
-def install_webhook_route(app: FastAPI, settings: Settings, link: PublisherLink, topology: Topology) -> None:
-    endpoint = WebhookEndpoint(settings, link, topology)
-    app.router.routes.append(Route(WEBHOOK_PATH, endpoint, methods=["POST"]))
-    app.add_middleware(WebhookShortcut, endpoint=endpoint)
+class WebhookFirstApp(FastAPI):
+    """FastAPI, with `WebhookShortcut` outside every middleware once the webhook route is installed."""
+
+    webhook: WebhookEndpoint | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.webhook is None else WebhookShortcut(stack, self.webhook)
+
+
+def install_webhook_route(app: WebhookFirstApp, settings: Settings, link: PublisherLink, topology: Topology) -> None:
+    app.webhook = WebhookEndpoint(settings, link, topology)
+    app.router.routes.append(Route(WEBHOOK_PATH, app.webhook, methods=["POST"]))

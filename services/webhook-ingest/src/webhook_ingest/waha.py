@@ -4,7 +4,6 @@ Only the fields waha-fleet reads; the rest is ignored. These are WAHA's models, 
 `mapping.py` turns them into fleet contracts.
 """
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -100,16 +99,18 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
 
 
 def parse_webhook(raw: bytes) -> WahaWebhook:
-    """The envelope of a raw body; `InvalidJson` or `InvalidWebhook` when it is not one."""
+    """The envelope of a raw body; `InvalidJson` or `InvalidWebhook` when it is not one.
+
+    Parsed and validated in one pass by pydantic-core: half the CPU of `json.loads` then validating.
+    """
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidJson(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidWebhook("body must be a JSON object")
-    try:
-        return WahaWebhook.model_validate(data)
+        return WahaWebhook.model_validate_json(raw)
     except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            raise InvalidJson(f"body is not valid JSON: {first['msg']}") from exc
+        if first.get("type") == "model_type" and not first.get("loc"):
+            raise InvalidWebhook("body must be a JSON object") from exc
         raise InvalidWebhook(describe(exc)) from exc
 
 
