@@ -12,6 +12,8 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import aio_pika
 
@@ -67,8 +69,9 @@ def _messages() -> list[tuple[aio_pika.Message, str]]:
     return out
 
 
-async def raw_publish(spec: dict) -> dict:
-    """Baseline: confirmed publishing with aio-pika, closed loop (`rate` absent) or at a fixed rate."""
+@asynccontextmanager
+async def raw_publisher(spec: dict) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """The baseline's publish: the next prepared envelope, with aio-pika, confirmed (answers 200)."""
     messages = itertools.cycle(_messages())
     connection = await aio_pika.connect(spec["url"])
     async with connection:
@@ -77,9 +80,15 @@ async def raw_publish(spec: dict) -> dict:
 
         async def publish() -> int:
             message, key = next(messages)
-            await exchange.publish(message, routing_key=key, mandatory=True, timeout=10)
+            await exchange.publish(message, routing_key=key, mandatory=True, timeout=30)
             return 200
 
+        yield publish
+
+
+async def raw_publish(spec: dict) -> dict:
+    """Baseline: confirmed publishing with aio-pika, closed loop (`rate` absent) or at a fixed rate."""
+    async with raw_publisher(spec) as publish:
         if spec.get("rate"):
             return await _rate(publish, spec["rate"], spec["duration"], spec["warmup"])
         return await _closed(publish, spec["concurrency"], spec["duration"], spec["warmup"])

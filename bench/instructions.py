@@ -13,7 +13,6 @@ under callgrind starts in about two).
 """
 
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from fleet_shared.topology import Topology
 from local_launcher.processes import Child, python_module
 
 from .common import PARTITIONS, SECRETS, Context, fresh_prefix, run_loadgen, service_env
+from .ingest import raw_publisher
 
 CONCURRENCY = 64
 WARMUP_SECONDS = 5
@@ -66,27 +66,20 @@ def answered(port: int) -> float:
 
 async def raw_publish_counted(spec: dict) -> dict:
     """Baseline, run under callgrind: warm up, zero, publish `measured` messages 64 at a time, dump."""
-    from .ingest import _messages
+    async with raw_publisher(spec) as publish:
 
-    messages = itertools.cycle(_messages())
-    connection = await aio_pika.connect(spec["url"])
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(spec["exchange"], ensure=False)
-
-        async def publish(count: int) -> None:
+        async def publish_all(count: int) -> None:
             left = iter(range(count))
 
             async def worker() -> None:
                 for _ in left:
-                    message, key = next(messages)
-                    await exchange.publish(message, routing_key=key, mandatory=True, timeout=60)
+                    await publish()
 
             await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
-        await publish(spec["warmup"])
+        await publish_all(spec["warmup"])
         control("-z", os.getpid())
-        await publish(spec["measured"])
+        await publish_all(spec["measured"])
         control("-d", os.getpid())
     return {"pid": os.getpid()}
 
