@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import aio_pika
@@ -59,9 +59,26 @@ def control(option: str, pid: int) -> None:
     subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True, timeout=120)
 
 
-def answered(port: int) -> float:
+def published(port: int) -> float:
+    """Webhooks the ingest has published (refused or 503-answered ones are not a webhook's work)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("webhook_ingest_webhooks_total{"))
+    prefix = 'webhook_ingest_webhooks_total{outcome="published"}'
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def wait_until_ready(port: int) -> None:
+    """`/healthz` answers before the broker connection is up; `/readyz` only after."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=60).status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"webhook-ingest not ready after {START_TIMEOUT} s")
+        time.sleep(1)
+
+
+def all_accepted(result: dict) -> dict:
+    if result["errors"] or result["ok"] != result["requests"]:
+        raise RuntimeError(f"webhook-ingest refused or failed webhooks under callgrind: {result}")
+    return result
 
 
 async def raw_publish_counted(spec: dict) -> dict:
@@ -89,15 +106,16 @@ def ingest_counted(ctx: Context, prefix: str, out_dir: Path) -> tuple[int, float
     port = free_port()
     child = Child("webhook-ingest", callgrind(out_dir, *python_module("webhook_ingest")), port,
                   env={"PORT": str(port)}, log_path=ctx.log_dir / "ingest.log")
-    child.start(service_env(ctx, prefix), timeout=START_TIMEOUT)
     try:
+        child.start(service_env(ctx, prefix), timeout=START_TIMEOUT)
+        wait_until_ready(port)
         spec = {"port": port, "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"], "concurrency": CONCURRENCY, "warmup": 0}
-        run_loadgen("bench.ingest:drive_throughput", {**spec, "duration": WARMUP_SECONDS})
-        before = answered(port)
+        all_accepted(run_loadgen("bench.ingest:drive_throughput", {**spec, "duration": WARMUP_SECONDS}))
+        before = published(port)
         control("-z", child.process.pid)
-        run_loadgen("bench.ingest:drive_throughput", {**spec, "duration": MEASURED_SECONDS})
+        all_accepted(run_loadgen("bench.ingest:drive_throughput", {**spec, "duration": MEASURED_SECONDS}))
         control("-d", child.process.pid)
-        return instructions_dumped(out_dir, child.process.pid), answered(port) - before
+        return instructions_dumped(out_dir, child.process.pid), published(port) - before
     finally:
         child.stop(timeout=120)
 
@@ -126,9 +144,12 @@ async def exchange_declared(url: str, exchange: str) -> bool:
     return True
 
 
-def wait_for_exchange(url: str, exchange: str) -> None:
+def wait_for_exchange(url: str, exchange: str, ingest: Future) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not asyncio.run(exchange_declared(url, exchange)):
+        if ingest.done():
+            ingest.result()  # raises what stopped it
+            raise RuntimeError("webhook-ingest finished without declaring the topology")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{exchange} not declared after {START_TIMEOUT} s")
         time.sleep(1)
@@ -146,7 +167,7 @@ def main() -> int:
         with ThreadPoolExecutor(1) as pool:
             # The ingest declares the topology the baseline publishes into; then both run at once.
             ingest = pool.submit(ingest_counted, ctx, topology.prefix, ctx.log_dir)
-            wait_for_exchange(ctx.rabbitmq_url, topology.events)
+            wait_for_exchange(ctx.rabbitmq_url, topology.events, ingest)
             raw_instructions = raw_counted(ctx, topology.events, ctx.log_dir)
             ingest_instructions, webhooks = ingest.result()
     finally:

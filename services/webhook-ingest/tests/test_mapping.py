@@ -1,7 +1,9 @@
+import json
 from datetime import UTC, datetime
 
 import pytest
 
+from fleet_shared.broker import envelope_body
 from fleet_shared.contracts import deterministic_id, parse_envelope
 from fleet_shared.ids import session_name_for
 from webhook_ingest import mapping
@@ -258,3 +260,18 @@ def test_envelope_fields_with_absurd_lengths_are_refused(waha):
 
 def test_session_names_used_by_the_tests_are_the_derived_ones():
     assert session_name_for("alice") == "wf_alice"
+
+
+def test_half_an_emoji_is_kept_as_a_replacement_character(waha):
+    """Node's JSON.stringify escapes a lone surrogate (an emoji cut in half); the message is kept."""
+    raw = waha.encode(waha.webhook("message", waha.message(body="cut \ud83d here")))
+    assert b"\\ud83d" in raw
+    parsed = parse_webhook(raw)
+    env = mapping.translate(parsed, mapping.user_for(parsed))
+    assert env.data.body == "cut \ufffd here"
+    assert json.loads(envelope_body(env))["data"]["body"] == "cut \ufffd here"
+
+
+def test_invalid_json_is_still_refused_after_the_second_look():
+    with pytest.raises(InvalidJson, match="not valid JSON"):
+        parse_webhook(b'{"id": "\\ud83d", ')

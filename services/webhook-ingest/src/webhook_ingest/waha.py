@@ -4,6 +4,8 @@ Only the fields waha-fleet reads; the rest is ignored. These are WAHA's models, 
 `mapping.py` turns them into fleet contracts.
 """
 
+import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -107,11 +109,36 @@ def parse_webhook(raw: bytes) -> WahaWebhook:
         return WahaWebhook.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {}
-        if first.get("type") == "json_invalid":
-            raise InvalidJson(f"body is not valid JSON: {first['msg']}") from exc
-        if first.get("type") == "model_type" and not first.get("loc"):
-            raise InvalidWebhook("body must be a JSON object") from exc
-        raise InvalidWebhook(describe(exc)) from exc
+        if first.get("type") != "json_invalid":
+            raise _invalid_webhook(exc) from exc
+    return _parse_with_python_json(raw)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _parse_with_python_json(raw: bytes) -> WahaWebhook:
+    """A body pydantic-core's parser refuses, read by Python's: JSON may escape a lone UTF-16
+    surrogate (`\\ud83d`), and Node's `JSON.stringify` writes one for half an emoji cut off in a
+    message, so WAHA can send it. It becomes U+FFFD (UTF-8 cannot carry it) and the message is kept."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+    text = json.dumps(data, ensure_ascii=False)
+    if _LONE_SURROGATE.search(text):
+        data = json.loads(_LONE_SURROGATE.sub("\ufffd", text))
+    try:
+        return WahaWebhook.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid_webhook(exc) from exc
+
+
+def _invalid_webhook(exc: ValidationError) -> InvalidWebhook:
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "model_type" and not first.get("loc"):
+        return InvalidWebhook("body must be a JSON object")
+    return InvalidWebhook(describe(exc))
 
 
 def parse_payload(model: type[M], hook: WahaWebhook) -> M:
