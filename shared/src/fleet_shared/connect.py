@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from faststream.rabbit import RabbitBroker
 
@@ -16,6 +17,8 @@ from .broker import BrokerUnavailable
 from .topology import Topology, declare_topology_at
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FIRST_RETRY = 0.5
 MAX_RETRY = 5.0
@@ -80,26 +83,37 @@ class BackgroundConnection:
                 await self._task
 
 
-class BrokerLink:
+class Link(Generic[T]):
+    """`resource`, connected in the background by `connect` once the topology is declared:
+    `start` returns at once (or after `wait` seconds), `require` answers the resource or raises
+    `BrokerUnavailable` while it has not connected yet. Subclasses say when it is `ready`."""
+
+    def __init__(self, resource: T, connect: Callable[[], Awaitable[object]], url: str, topology: Topology, name: str) -> None:
+        self.resource = resource
+        self.connection = BackgroundConnection(url, topology, connect, name)
+
+    async def start(self, wait: float = 0.0) -> None:
+        await self.connection.start(wait)
+
+    def require(self) -> T:
+        self.connection.require()
+        return self.resource
+
+    async def stop(self) -> None:
+        await self.connection.stop()
+
+
+class BrokerLink(Link[RabbitBroker]):
     """A FastStream broker that is started in the background and usable once connected."""
 
     PING_TIMEOUT = 1.0
 
     def __init__(self, broker: RabbitBroker, url: str, topology: Topology, name: str) -> None:
-        self.broker = broker
-        self.connection = BackgroundConnection(url, topology, broker.start, name)
-
-    async def start(self, wait: float = 0.0) -> None:
-        await self.connection.start(wait)
-
-    def require(self) -> RabbitBroker:
-        """The broker, or `BrokerUnavailable` while it has not connected yet."""
-        self.connection.require()
-        return self.broker
+        super().__init__(broker, broker.start, url, topology, name)
 
     async def ready(self) -> bool:
-        return self.connection.connected and await self.broker.ping(self.PING_TIMEOUT)
+        return self.connection.connected and await self.resource.ping(self.PING_TIMEOUT)
 
     async def stop(self) -> None:
-        await self.connection.stop()
-        await self.broker.stop()
+        await super().stop()
+        await self.resource.stop()

@@ -6,34 +6,26 @@ robust connection restores it after that.
 """
 
 from fleet_shared.broker import ConfirmedPublisher
-from fleet_shared.connect import BackgroundConnection
+from fleet_shared.connect import Link
 from fleet_shared.settings import FleetSettings
 from fleet_shared.topology import Topology
 
 SERVICE = "webhook-ingest"
 
 
-class PublisherLink:
+class PublisherLink(Link[ConfirmedPublisher]):
     """A `ConfirmedPublisher` connected in the background (after the topology is declared)."""
 
     def __init__(self, url: str, topology: Topology, name: str) -> None:
-        self.publisher = ConfirmedPublisher(url, name)
-        self.connection = BackgroundConnection(url, topology, self.publisher.connect, name)
-
-    async def start(self, wait: float = 0.0) -> None:
-        await self.connection.start(wait)
-
-    def require(self) -> ConfirmedPublisher:
-        """The publisher, or `BrokerUnavailable` while it has not connected yet."""
-        self.connection.require()
-        return self.publisher
+        publisher = ConfirmedPublisher(url, name)
+        super().__init__(publisher, publisher.connect, url, topology, name)
 
     async def ready(self) -> bool:
-        return self.connection.connected and self.publisher.connected
+        return self.connection.connected and self.resource.connected
 
     async def stop(self) -> None:
-        await self.connection.stop()
-        await self.publisher.close()
+        await super().stop()
+        await self.resource.close()
 
 
 def make_link(settings: FleetSettings, topology: Topology) -> PublisherLink:
