@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.datastructures import Address, Headers
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.http import ApiError, error_body, unexpected_error
@@ -138,28 +138,23 @@ async def send_json(send: Send, status: int, content: Any, headers: dict[str, st
     await send({"type": "http.response.body", "body": body})
 
 
-class WebhookShortcut:
-    """`POST /webhooks/waha` straight to its endpoint; everything else on to the app."""
-
-    def __init__(self, app: ASGIApp, endpoint: WebhookEndpoint) -> None:
-        self.app = app
-        self.endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == WEBHOOK_PATH:
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-
 class WebhookFirstApp(FastAPI):
-    """FastAPI, with `WebhookShortcut` outside every middleware once the webhook route is installed."""
+    """FastAPI, except that `POST /webhooks/waha` goes straight to its endpoint once the route is
+    installed: ahead of FastAPI's own per-request work (its telemetry check reads the environment on
+    every request) and of every middleware."""
 
     webhook: WebhookEndpoint | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return stack if self.webhook is None else WebhookShortcut(stack, self.webhook)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.webhook is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == WEBHOOK_PATH
+        ):
+            await self.webhook(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def install_webhook_route(app: WebhookFirstApp, settings: Settings, link: PublisherLink, topology: Topology) -> None:
