@@ -24,7 +24,7 @@ from fleet_shared.routing import user_key
 from fleet_shared.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology, declare_topology_at
 from persister.config import Settings as PersisterSettings
-from persister.store import MESSAGES, Store, chat_updates, message_update
+from persister.store import MESSAGES, Store, chat_update, message_update
 
 from . import payloads
 from .common import PARTITIONS, Context, Row, fresh_prefix, purge, queue_depth, run_loadgen, service, service_env
@@ -77,8 +77,8 @@ async def raw_bulk(spec: dict) -> dict:
         batches = []
         for i in range(0, len(events), spec["batch"]):
             chunk = events[i : i + spec["batch"]]
-            # Each chat's conditional updates and creation, as the persister writes them.
-            chats = [op for e in chunk for op in chat_updates(e, stamp)]
+            # Each chat's conditional write, as the persister writes it.
+            chats = [chat_update(e, stamp) for e in chunk]
             batches.append(([message_update(e, stamp) for e in chunk], chats))
         conflicts = 0
         queue = iter(batches)

@@ -5,7 +5,7 @@ import itertools
 import random
 from datetime import UTC, datetime
 
-from persister.store import CHAT_INDEXES, MESSAGE_INDEXES, Store, chat_updates
+from persister.store import CHAT_INDEXES, MESSAGE_INDEXES, Store, chat_update
 
 ALICE, BOB = "alice", "bob"
 
@@ -116,23 +116,43 @@ async def test_concurrent_writers_keep_the_newest_last_message(store, events):
     assert sum(r.duplicates for r in results) == 40 and sum(r.written for r in results) == 0
 
 
-async def test_a_chat_write_landing_inside_another_keeps_the_newest(store, events):
-    """Two writers' chat writes for a new chat, one's run between any two steps of the other's."""
+async def test_each_chat_write_is_one_atomic_write_in_either_order(store, events):
+    """Two writers' writes for a new chat, in either order: the newest wins, and what a later write
+    finds stored (a chat created by the other) is compared inside that write."""
     now = datetime.now(UTC)
     for n, (first_ts, second_ts) in enumerate(((20, 10), (10, 20), (15, 15))):
         chat = f"5550{n}@c.us"
         first = events.received(ALICE, f"x-{n}", chat=chat, ts=first_ts)
         second = events.received(ALICE, f"y-{n}", chat=chat, ts=second_ts)
         newest = max((first, second), key=lambda env: (env.data.timestamp, env.data.id))
-        ops = chat_updates(first, now)
-        for split in range(len(ops) + 1):
+        for order in ((first, second), (second, first)):
             await store.chats.delete_many({"userId": ALICE, "chatId": chat})
-            for op in ops[:split]:
-                await store.chats.bulk_write([op])
-            await store.chats.bulk_write(chat_updates(second, now), ordered=True)
-            for op in ops[split:]:
-                await store.chats.bulk_write([op])
-            assert (await chat_doc(store, ALICE, chat))["lastMessage"]["id"] == newest.data.id, (first_ts, second_ts, split)
+            for env in order:
+                await store.chats.bulk_write([chat_update(env, now)])
+            doc = await chat_doc(store, ALICE, chat)
+            assert doc["lastMessage"]["id"] == newest.data.id, (first_ts, second_ts)
+            assert doc["lastMessageAt"] == newest.data.timestamp
+
+
+async def test_text_that_looks_like_a_field_path_is_stored_as_text(store, events):
+    chat = "666@c.us"
+    await store.apply([events.received(ALICE, "$lastMessage", chat=chat, ts=5, body="$lastMessage.body", chat_name="$name")])
+    doc = await chat_doc(store, ALICE, chat)
+    assert doc["lastMessage"] == {"id": "$lastMessage", "body": "$lastMessage.body", "fromMe": False, "timestamp": 5}
+    assert doc["name"] == "$name"
+    assert (await message_doc(store, ALICE, "$lastMessage"))["body"] == "$lastMessage.body"
+
+
+async def test_an_older_message_of_the_same_batch_names_the_chat(store, events):
+    chat = "777@c.us"
+    batch = [events.received(ALICE, "old", chat=chat, ts=1, chat_name="Ann"), events.received(ALICE, "new", chat=chat, ts=2)]
+    await store.apply(batch)
+    doc = await chat_doc(store, ALICE, chat)
+    assert (doc["name"], doc["lastMessage"]["id"]) == ("Ann", "new")
+    # A batch whose messages are all older than the stored one changes neither the last message nor the name.
+    before = await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0})
+    await store.apply([events.received(ALICE, "older", chat=chat, ts=0, chat_name="Not Ann")])
+    assert await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0}) == before
 
 
 async def test_chat_name_kind_and_group_flag(store, events):

@@ -124,67 +124,45 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
     return UpdateOne(key, update, upsert=upsert)
 
 
-def newer_message_update(env: Envelope, now: datetime) -> UpdateOne | None:
-    """Make this message its chat's `lastMessage` if the stored one is from an earlier second.
-    `same_second_update` settles ties; `new_chat_insert`, sent before both, creates the chat.
+def chat_update(env: Envelope, now: datetime, *, batch_name: str | None = None) -> UpdateOne | None:
+    """The one write that makes a message its chat's `lastMessage` if it is newer than the stored
+    one (a later second, or the same second and a greater id), creating the chat if it is missing.
 
-    No upsert and no top-level `$or`: a conditional upsert on an existing chat whose condition fails
-    tries an insert that the unique index refuses (an error and a second round trip, which under
-    steady traffic is most messages); and SecantusDB answers a filter with a top-level operator by
-    scanning the whole collection (profiled), where an equality prefix plus one range rides the
-    `user_chat_unique` index. Every chat is created with a `lastMessageAt`, so once the chat exists
-    the two conditional updates together say what `newer than stored` means.
+    An update pipeline: the comparison with what is stored runs inside the write, which MongoDB
+    applies to the one document atomically, so concurrent writers need no order among themselves,
+    and the filter is an equality on `user_chat_unique` (a missing chat is created: its missing
+    `lastMessageAt` sorts below every timestamp). Values go in as `$literal`: a body or a name
+    that starts with `$` is text, not a field path.
+
+    `batch_name`: a name another message of the same batch gives the chat (an older message may
+    still name a chat that has no name yet).
     """
     m = env.data
     if not isinstance(m, Message):
         return None
-    key = {"userId": env.user_id, "chatId": m.chat_id, "lastMessageAt": {"$lt": m.timestamp}}
-    return UpdateOne(key, {"$set": _last_message(m, now)})
-
-
-def same_second_update(env: Envelope, now: datetime) -> UpdateOne | None:
-    """A message of the same second as the stored `lastMessage` replaces it if its id is greater."""
-    m = env.data
-    if not isinstance(m, Message):
-        return None
-    key = {"userId": env.user_id, "chatId": m.chat_id, "lastMessageAt": m.timestamp, "lastMessage.id": {"$lt": m.id}}
-    return UpdateOne(key, {"$set": _last_message(m, now)})
-
-
-def new_chat_insert(env: Envelope, now: datetime) -> UpdateOne | None:
-    """Create the chat with this message as its `lastMessage`; a chat that exists is left as it is."""
-    m = env.data
-    if not isinstance(m, Message):
-        return None
-    kind = chat_kind(m.chat_id)
-    created = {**_last_message(m, now), "kind": kind, "isGroup": kind == GROUP, "createdAt": now}
-    return UpdateOne({"userId": env.user_id, "chatId": m.chat_id}, {"$setOnInsert": created}, upsert=True)
-
-
-def chat_updates(env: Envelope, now: datetime) -> list[UpdateOne]:
-    """The writes that make a message its chat's `lastMessage` when it is the newest, in the order
-    they must run: the chat is created first (if missing), then the conditional updates apply to it.
-    Run the other way round, the updates could find no chat, another writer could then create it
-    with an older message, and this one would be lost."""
-    ops = (new_chat_insert(env, now), newer_message_update(env, now), same_second_update(env, now))
-    return [op for op in ops if op is not None]
-
-
-def _last_message(m: Message, now: datetime) -> dict:
+    newer = {
+        "$or": [
+            {"$lt": ["$lastMessageAt", m.timestamp]},
+            {"$and": [{"$eq": ["$lastMessageAt", m.timestamp]}, {"$lt": ["$lastMessage.id", {"$literal": m.id}]}]},
+        ]
+    }
     last = {"id": m.id, "body": m.body, "fromMe": m.from_me, "timestamp": m.timestamp}
-    newer: dict = {"lastMessage": last, "lastMessageAt": m.timestamp, "updatedAt": now}
-    if m.chat_name:
-        newer["name"] = m.chat_name
-    return newer
-
-
-def chat_name_update(env: Envelope, now: datetime) -> UpdateOne | None:
-    """An older message may still name a chat that has no name yet."""
-    m = env.data
-    if not isinstance(m, Message) or not m.chat_name:
-        return None
-    key = {"userId": env.user_id, "chatId": m.chat_id, "name": None}
-    return UpdateOne(key, {"$set": {"name": m.chat_name, "updatedAt": now}})
+    kind = chat_kind(m.chat_id)
+    stage: dict = {
+        "lastMessage": {"$cond": [newer, {"$literal": last}, "$lastMessage"]},
+        "lastMessageAt": {"$cond": [newer, m.timestamp, "$lastMessageAt"]},
+        "kind": {"$ifNull": ["$kind", kind]},
+        "isGroup": {"$ifNull": ["$isGroup", kind == GROUP]},
+        "createdAt": {"$ifNull": ["$createdAt", now]},
+    }
+    changed = newer
+    if name := m.chat_name or batch_name:
+        fill = {"$ifNull": ["$name", {"$literal": name}]}
+        # A newer message renames the chat; otherwise a name only fills in a chat that has none.
+        stage["name"] = {"$cond": [newer, {"$literal": m.chat_name}, fill]} if m.chat_name else fill
+        changed = {"$or": [newer, {"$eq": [{"$ifNull": ["$name", None]}, None]}]}
+    stage["updatedAt"] = {"$cond": [changed, now, "$updatedAt"]}
+    return UpdateOne({"userId": env.user_id, "chatId": m.chat_id}, [{"$set": stage}], upsert=True)
 
 
 # --- the repository ---------------------------------------------------------------------------
@@ -241,11 +219,26 @@ class Store:
         return ApplyResult(written=changed, duplicates=unchanged)
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
-        newest = _newest_per_chat([env for env in events if isinstance(env.data, Message)])
-        await _ordered_bulk_write(self.chats, [op for env in newest for op in chat_updates(env, now)])
-        names = [op for env in events if isinstance(env.data, Message) and (op := chat_name_update(env, now)) is not None]
-        if names:
-            await self.chats.bulk_write(names, ordered=False)
+        messages = [env for env in events if isinstance(env.data, Message)]
+        names = _names_per_chat(messages)
+        ops = [
+            op
+            for env in _newest_per_chat(messages)
+            if (op := chat_update(env, now, batch_name=names.get((env.user_id, env.data.chat_id)))) is not None
+        ]
+        # A chat two writers created at once: the loser's write now finds it and applies as an update.
+        await _bulk_write(self.chats, ops, lambda i: ops[i])
+
+
+def _names_per_chat(events: Sequence[Envelope]) -> dict[tuple[str, str], str]:
+    """Of a batch's messages, the name the newest naming message gives each chat."""
+    names: dict[tuple[str, str], tuple[tuple[int, str], str]] = {}
+    for env in events:
+        m = env.data
+        key = (env.user_id, m.chat_id)
+        if m.chat_name and (key not in names or (m.timestamp, m.id) > names[key][0]):
+            names[key] = ((m.timestamp, m.id), m.chat_name)
+    return {key: name for key, (_, name) in names.items()}
 
 
 def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
@@ -262,7 +255,7 @@ def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
 async def _bulk_write(
     collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], UpdateOne]
 ) -> tuple[int, int]:
-    """One unordered bulk write; duplicate-key losers are retried once as plain updates (`retry(i)`).
+    """One unordered bulk write; duplicate-key losers (a concurrent insert won) are retried once with `retry(i)`.
 
     Returns (operations that changed a document, operations that matched and changed nothing).
     """
@@ -280,20 +273,3 @@ async def _bulk_write(
         unchanged = details.get("nMatched", 0) - details.get("nModified", 0)
     r = await collection.bulk_write([retry(e["index"]) for e in errors], ordered=False)
     return changed + r.modified_count, unchanged + r.matched_count - r.modified_count
-
-
-async def _ordered_bulk_write(collection: AsyncCollection, ops: list[UpdateOne]) -> None:
-    """One ordered bulk write (each chat's writes must run in `chat_updates`' order). An ordered
-    write stops at its first error; the only one expected is a chat's creation refused because
-    another writer created it in between: it exists now, so the rest is sent again from there."""
-    start = 0
-    while start < len(ops):
-        try:
-            await collection.bulk_write(ops[start:], ordered=True)
-            return
-        except BulkWriteError as exc:
-            details = exc.details
-            errors = details.get("writeErrors", [])
-            if details.get("writeConcernErrors") or not errors or errors[0].get("code") != DUPLICATE_KEY:
-                raise
-            start += errors[0]["index"] + 1
