@@ -71,6 +71,9 @@ async def test_stubs_are_hidden_until_their_message_arrives(store, events):
     await store.apply([events.sent(ALICE, "early", ts=20, ack=1)])
     items = (await service.list_messages(ALICE, CHAT, 50, None)).items
     assert [(m["id"], m["ack"]) for m in items] == [("early", 3), ("real", None)]
+    # Nor does a page after a cursor show one.
+    await store.apply([events.ack(ALICE, "still-early", 2)])
+    assert await all_pages(service, ALICE, CHAT, 1) == [["early"], ["real"]]
 
 
 async def test_chats_groups_and_contacts(store, events):

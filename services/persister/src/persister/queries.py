@@ -3,6 +3,10 @@
 A cursor is the sort key of the last item handed out, `(timestamp, id)`; the next page is
 everything strictly older, `ts < c_ts or (ts == c_ts and id < c_id)`, read from a compound index.
 Items inserted after the first page (new messages are newer) cannot shift later pages.
+
+Each page is one range on the sort field (`newest_page`), which the index bounds: `$exists` (the
+first page leaves out stubs, which have no timestamp) and an `$or` for the cursor's tie would be
+looser bounds or two scans on MongoDB and a scan of the whole collection on SecantusDB.
 """
 
 import base64
@@ -12,6 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from fleet_shared.contracts import Envelope, Reply, parse_envelope
@@ -61,12 +66,34 @@ def decode_cursor(kind: str, cursor: str) -> tuple[int, str]:
     return value[1], value[2]
 
 
-def older_than(sort_field: str, key_field: str, cursor: tuple[int, str] | None) -> dict:
-    """Filter for the page after `cursor`; without one, documents that have the sort field."""
-    if cursor is None:
-        return {sort_field: {"$exists": True}}
-    ts, key = cursor
-    return {"$or": [{sort_field: {"$lt": ts}}, {sort_field: ts, key_field: {"$lt": key}}]}
+# Every int64: the sort fields are integers (unix seconds), so this is "has the field" as an index range.
+EVERY_INTEGER = {"$gte": -(2**63)}
+
+
+async def newest_page(
+    collection: AsyncCollection, query: dict, sort_field: str, key_field: str, limit: int, after: tuple[int, str] | None
+) -> tuple[list[dict], tuple[int, str] | None]:
+    """Up to `limit` documents of `query`, newest first by `(sort_field, key_field)`, strictly older
+    than the cursor `after`; and the cursor of the next page (None: this is the last one).
+
+    After a cursor the range is `sort_field <= ts`; the few documents of that same second that were
+    handed out already (`key_field >= key`) come first in this order and are skipped here.
+    """
+    bound = EVERY_INTEGER if after is None else {"$lte": after[0]}
+    cursor = collection.find({**query, sort_field: bound}, {"_id": 0}).sort([(sort_field, -1), (key_field, -1)])
+    cursor = cursor.limit(limit + 1) if after is None else cursor.batch_size(limit + 2)
+    docs: list[dict] = []
+    async with cursor:
+        async for doc in cursor:
+            if after is not None and (doc[sort_field], doc[key_field]) >= after:
+                continue
+            docs.append(doc)
+            if len(docs) > limit:
+                break
+    if len(docs) <= limit:
+        return docs, None
+    docs = docs[:limit]
+    return docs, (docs[-1][sort_field], docs[-1][key_field])
 
 
 def _iso(value: Any) -> str | None:
@@ -97,32 +124,18 @@ class QueryService:
 
     async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> Page:
         after = decode_cursor(MESSAGE_CURSOR, before) if before else None
-        query = {"userId": user_id, "chatId": chat_id, **older_than("timestamp", "id", after)}
-        docs = await (
-            self.store.messages.find(query, {"_id": 0})
-            .sort([("timestamp", -1), ("id", -1)])
-            .limit(limit + 1)
-            .to_list()
-        )
-        more = len(docs) > limit
-        docs = docs[:limit]
-        cursor = encode_cursor(MESSAGE_CURSOR, docs[-1]["timestamp"], docs[-1]["id"]) if more else None
+        query = {"userId": user_id, "chatId": chat_id}
+        docs, more = await newest_page(self.store.messages, query, "timestamp", "id", limit, after)
+        cursor = encode_cursor(MESSAGE_CURSOR, *more) if more else None
         return Page(items=[message_item(d) for d in docs], next_cursor=cursor)
 
     async def list_chats(self, user_id: str, kind: str | None, limit: int, cursor: str | None) -> Page:
         after = decode_cursor(CHAT_CURSOR, cursor) if cursor else None
-        query: dict = {"userId": user_id, **older_than("lastMessageAt", "chatId", after)}
+        query: dict = {"userId": user_id}
         if kind is not None:
             query["kind"] = kind
-        docs = await (
-            self.store.chats.find(query, {"_id": 0})
-            .sort([("lastMessageAt", -1), ("chatId", -1)])
-            .limit(limit + 1)
-            .to_list()
-        )
-        more = len(docs) > limit
-        docs = docs[:limit]
-        next_cursor = encode_cursor(CHAT_CURSOR, docs[-1]["lastMessageAt"], docs[-1]["chatId"]) if more else None
+        docs, more = await newest_page(self.store.chats, query, "lastMessageAt", "chatId", limit, after)
+        next_cursor = encode_cursor(CHAT_CURSOR, *more) if more else None
         return Page(items=[chat_item(d) for d in docs], next_cursor=next_cursor)
 
     async def run(self, env: Envelope) -> Page:
