@@ -1,8 +1,10 @@
 """3. End to end: a webhook in → the message readable through the gateway, 200 messages/s over 100 users.
 
-The system: the whole stack as processes (SecantusDB, emulator, the four services). A load
-generator posts signed `message` webhooks to webhook-ingest at a fixed 200/s, round-robin over
-100 users (one chat each), and reads each user's newest messages through the gateway
+The system: the whole stack as processes (SecantusDB, emulator, the four services), with 100
+users whose sessions are WORKING (connected once, through the gateway and the emulator, as real
+users would be before WhatsApp sends them anything). A load generator posts signed `message`
+webhooks to webhook-ingest at a fixed 200/s, round-robin over the 100 users (one chat each, a new
+one every run), and reads each user's newest messages through the gateway
 (`GET /api/v1/waha/messages`) every 20 ms while one of theirs is not visible yet. Latency: from
 the planned send time of the webhook to the answer of the first read that contains the message.
 The baseline: the same hops without the services, in processes of their own: the same events
@@ -27,6 +29,7 @@ from local_launcher.tokens import make_token
 
 from . import payloads
 from .common import PARTITIONS, SECRETS, Context, Row, purge, run_loadgen, whole_system
+from .gateway import connect_users
 from .http1 import Connection, build_request
 from .stats import summarize
 
@@ -63,9 +66,19 @@ class _Tracker:
         return sum(1 for p in self.pending.values() for _, measured in p.values() if measured)
 
 
+def _users(spec: dict) -> list[str]:
+    """The users a run sends to: `spec["users"]` (connected beforehand) or fresh ones named after the run."""
+    return payloads.users(spec.get("users", spec["tag"]), USERS)
+
+
+def _sender(spec: dict, index: int) -> str:
+    """The one chat of the user at `index` in this run (`chat_base`: each run its own chats)."""
+    return payloads.sender_of(spec.get("chat_base", 0) + index)
+
+
 async def _run(spec: dict, send, read) -> dict:
     """Send at RATE (`send(i, user)` answers the WhatsApp id or None), poll with `read(user)` -> ids."""
-    users = payloads.users(spec["tag"], USERS)
+    users = _users(spec)
     tracker = _Tracker(users)
     rate = spec.get("rate", RATE)
     total = int((spec["warmup"] + spec["duration"]) * rate)
@@ -134,16 +147,17 @@ async def drive(spec: dict) -> dict:
     ingest_port, gateway_port = spec["ingest_port"], spec["gateway_port"]
     free: list[Connection] = []
     readers: dict[str, tuple[Connection, bytes]] = {}
-    for index, user in enumerate(payloads.users(spec["tag"], USERS)):
-        chat = f"{payloads.sender_of(index)}@c.us"
+    users = _users(spec)
+    for index, user in enumerate(users):
+        chat = f"{_sender(spec, index)}@c.us"
         headers = {"Authorization": f"Bearer {make_token(spec['jwt_secret'], user, lifetime=3600)}"}
         readers[user] = (Connection(gateway_port), build_request("GET", f"/api/v1/waha/messages?chatId={chat}&limit=20",
                                                                  gateway_port, headers))
-    index_of = {u: i for i, u in enumerate(payloads.users(spec["tag"], USERS))}
+    index_of = {u: i for i, u in enumerate(users)}
 
     async def send(i: int, user: str) -> str | None:
         raw_id = f"{spec['tag']}{i:07d}"
-        sender = payloads.sender_of(index_of[user])
+        sender = _sender(spec, index_of[user])
         request = payloads.signed_post(ingest_port, spec["hmac_key"], payloads.message_webhook(user, raw_id, sender))
         conn = free.pop() if free else Connection(ingest_port)
         try:
@@ -204,12 +218,11 @@ async def raw_drive(spec: dict) -> dict:
     connection = await aio_pika.connect(spec["url"])
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        users = payloads.users(spec["tag"], USERS)
-        index_of = {u: i for i, u in enumerate(users)}
+        index_of = {u: i for i, u in enumerate(_users(spec))}
 
         async def send(i: int, user: str) -> str | None:
             raw_id = f"{spec['tag']}{i:07d}"
-            env = payloads.received_event(user, raw_id, payloads.sender_of(index_of[user]))
+            env = payloads.received_event(user, raw_id, _sender(spec, index_of[user]))
             message = aio_pika.Message(json.dumps(env.wire()).encode(), message_id=env.id, delivery_mode=2)
             try:
                 await channel.default_exchange.publish(message, routing_key=spec["queue"], timeout=10)
@@ -218,7 +231,7 @@ async def raw_drive(spec: dict) -> dict:
             return env.data.id
 
         async def read(user: str) -> set[str]:
-            chat = f"{payloads.sender_of(index_of[user])}@c.us"
+            chat = f"{_sender(spec, index_of[user])}@c.us"
             cursor = messages.find({"userId": user, "chatId": chat}, {"id": 1}).sort([("timestamp", -1), ("id", -1)]).limit(20)
             return {doc["id"] async for doc in cursor}
 
@@ -267,18 +280,21 @@ def run(ctx: Context) -> list[Row]:
     # The goal's rate, and (full runs) a lower one this machine's MongoDB-wire server can keep up with.
     rates = [RATE] if ctx.quick else [RATE, LOW_RATE]
     figures = {r: {"p50": [], "p99": [], "base_p50": [], "base_p99": [], "notes": []} for r in rates}
+    users_tag = "e2e"
     with whole_system(ctx, "e2e") as system:
         topology = Topology(system.config.env["BROKER_PREFIX"], PARTITIONS)
+        ctx.say(f"  connecting {USERS} users")
+        asyncio.run(connect_users(system.url("gateway"), system.waha_url, payloads.users(users_tag, USERS)))
         spec = {"ingest_port": system.config.ports["webhook-ingest"], "gateway_port": system.config.ports["gateway"],
-                "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"], "jwt_secret": SECRETS["JWT_SECRET"]}
+                "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"], "jwt_secret": SECRETS["JWT_SECRET"], "users": users_tag}
         for i in range(ctx.runs):
-            for rate in rates:
+            for n, rate in enumerate(rates):
                 f = figures[rate]
                 ctx.say(f"  e2e run {i + 1}/{ctx.runs} at {rate}/s")
                 tag = f"e{i}r{rate}{uuid.uuid4().hex[:4]}"
                 b = _raw_baseline(ctx, rate, duration, warmup, "r" + tag)
-                s = run_loadgen("bench.e2e:drive", {**spec, "tag": tag, "rate": rate, "duration": duration,
-                                                    "warmup": warmup})
+                s = run_loadgen("bench.e2e:drive", {**spec, "tag": tag, "chat_base": (i * len(rates) + n) * USERS,
+                                                    "rate": rate, "duration": duration, "warmup": warmup})
                 # Whatever the system did not catch up with must not weigh on the next measurement.
                 asyncio.run(purge(ctx.rabbitmq_url, [topology.persister_events, topology.orchestrator_activity]))
                 f["p50"].append(s["p50_ms"])
