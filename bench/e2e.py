@@ -72,7 +72,8 @@ def _users(spec: dict) -> list[str]:
 
 
 def _sender(spec: dict, index: int) -> str:
-    """The one chat of the user at `index` in this run (`chat_base`: each run its own chats)."""
+    """The one chat of the user at `index` in this run (`chat_base`: each run its own chats, up to
+    1,000 senders: beyond 10 runs × rates, runs share chats again)."""
     return payloads.sender_of(spec.get("chat_base", 0) + index)
 
 

@@ -107,6 +107,26 @@ async def test_chats_groups_and_contacts(store, events):
     assert seen == ["100@c.us", "400@g.us", "200@g.us", "300@lid"]
 
 
+async def _all_chat_pages(service: QueryService, query_type, limit: int) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        reply = await ask(service, query_type(limit=limit, cursor=cursor))
+        pages.append([c["chatId"] for c in reply.data["items"]])
+        if not (cursor := reply.data["nextCursor"]):
+            return pages
+
+
+async def test_chats_of_the_same_second_page_by_chat_id_without_gaps(store, events):
+    """Chats whose last messages share a second; groups and contacts paged with a cursor too."""
+    chats = ["101@c.us", "102@g.us", "103@c.us", "104@g.us", "105@c.us"]
+    await store.apply([events.received(ALICE, f"t{i}", chat=chat, ts=60) for i, chat in enumerate(chats)])
+    await store.apply([events.received(ALICE, "older", chat="100@g.us", ts=59)])
+    service = QueryService(store)
+    assert await _all_chat_pages(service, ListChats, 2) == [["105@c.us", "104@g.us"], ["103@c.us", "102@g.us"], ["101@c.us", "100@g.us"]]
+    assert await _all_chat_pages(service, ListGroups, 1) == [["104@g.us"], ["102@g.us"], ["100@g.us"]]
+    assert await _all_chat_pages(service, ListContacts, 2) == [["105@c.us", "103@c.us"], ["101@c.us"]]
+
+
 async def test_queries_answer_only_the_envelope_user(store, events):
     await store.apply([events.received(ALICE, "a1", body="alice's"), events.received(BOB, "b1", chat="222@c.us", body="bob's")])
     service = QueryService(store)

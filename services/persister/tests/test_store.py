@@ -141,18 +141,41 @@ async def test_text_that_looks_like_a_field_path_is_stored_as_text(store, events
     assert doc["lastMessage"] == {"id": "$lastMessage", "body": "$lastMessage.body", "fromMe": False, "timestamp": 5}
     assert doc["name"] == "$name"
     assert (await message_doc(store, ALICE, "$lastMessage"))["body"] == "$lastMessage.body"
+    # Compared as text too: in the same second, "$z" sorts after "$lastMessage".
+    await store.apply([events.received(ALICE, "$z", chat=chat, ts=5, body="$$ROOT")])
+    assert (await chat_doc(store, ALICE, chat))["lastMessage"] == {"id": "$z", "body": "$$ROOT", "fromMe": False, "timestamp": 5}
 
 
-async def test_an_older_message_of_the_same_batch_names_the_chat(store, events):
+async def test_a_batch_names_a_chat_as_its_messages_one_by_one_would(store, events):
     chat = "777@c.us"
-    batch = [events.received(ALICE, "old", chat=chat, ts=1, chat_name="Ann"), events.received(ALICE, "new", chat=chat, ts=2)]
-    await store.apply(batch)
+    await store.apply([events.received(ALICE, "old", chat=chat, ts=1, chat_name="Ann"), events.received(ALICE, "new", chat=chat, ts=2)])
     doc = await chat_doc(store, ALICE, chat)
     assert (doc["name"], doc["lastMessage"]["id"]) == ("Ann", "new")
-    # A batch whose messages are all older than the stored one changes neither the last message nor the name.
+    # A naming message newer than the stored one renames the chat, even when a newer unnamed one shares its batch.
+    await store.apply([events.received(ALICE, "a", chat=chat, ts=5, chat_name="Ann B."), events.received(ALICE, "b", chat=chat, ts=6)])
+    doc = await chat_doc(store, ALICE, chat)
+    assert (doc["name"], doc["lastMessage"]["id"]) == ("Ann B.", "b")
+    # A batch older than the stored message changes nothing: the name is taken.
     before = await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0})
     await store.apply([events.received(ALICE, "older", chat=chat, ts=0, chat_name="Not Ann")])
     assert await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0}) == before
+
+
+async def test_a_chat_keeps_what_it_was_created_with(store, events):
+    t0, t1, t2 = (datetime(2026, 1, 1, 0, m, tzinfo=UTC) for m in range(3))
+    stored = {t: t.replace(tzinfo=None) for t in (t0, t1, t2)}  # the client reads naive UTC
+    chat = "120999@g.us"
+    first = Store(store.db, clock=lambda: t0)
+    await first.apply([events.received(ALICE, "g1", chat=chat, ts=5)])
+    # An older message that names the chat moves only `name` and `updatedAt`.
+    await Store(store.db, clock=lambda: t1).apply([events.received(ALICE, "g0", chat=chat, ts=4, chat_name="Team")])
+    doc = await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0})
+    assert (doc["name"], doc["lastMessage"]["id"], doc["createdAt"], doc["updatedAt"]) == ("Team", "g1", stored[t0], stored[t1])
+    # A newer message moves `lastMessage` and `updatedAt`; the kind and the creation stay.
+    await Store(store.db, clock=lambda: t2).apply([events.received(ALICE, "g2", chat=chat, ts=9)])
+    doc = await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0})
+    assert (doc["lastMessage"]["id"], doc["name"], doc["kind"], doc["isGroup"]) == ("g2", "Team", "group", True)
+    assert (doc["createdAt"], doc["updatedAt"]) == (stored[t0], stored[t2])
 
 
 async def test_chat_name_kind_and_group_flag(store, events):

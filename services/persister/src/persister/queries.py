@@ -4,9 +4,11 @@ A cursor is the sort key of the last item handed out, `(timestamp, id)`; the nex
 everything strictly older, `ts < c_ts or (ts == c_ts and id < c_id)`, read from a compound index.
 Items inserted after the first page (new messages are newer) cannot shift later pages.
 
-Each page is one range on the sort field (`newest_page`), which the index bounds: `$exists` (the
-first page leaves out stubs, which have no timestamp) and an `$or` for the cursor's tie would be
-looser bounds or two scans on MongoDB and a scan of the whole collection on SecantusDB.
+Every read is a range of the compound index with a limit (`newest_page`), never `$exists` (the
+first page leaves out stubs, which have no timestamp) nor a top-level `$or` for the cursor's tie:
+MongoDB plans either well, but SecantusDB, the MongoDB-wire server of local runs and tests,
+answers `$exists` by walking all of the user's index entries and any top-level `$or` by scanning
+the whole collection (a page took ~160 ms with 15,000 messages stored instead of ~1.5 ms).
 """
 
 import base64
@@ -76,24 +78,23 @@ async def newest_page(
     """Up to `limit` documents of `query`, newest first by `(sort_field, key_field)`, strictly older
     than the cursor `after`; and the cursor of the next page (None: this is the last one).
 
-    After a cursor the range is `sort_field <= ts`; the few documents of that same second that were
-    handed out already (`key_field >= key`) come first in this order and are skipped here.
+    After a cursor, "older" is read as two index ranges, one after the other: the rest of the
+    cursor's own second (smaller keys), then the earlier seconds, the second only if the first
+    did not fill the page.
     """
-    bound = EVERY_INTEGER if after is None else {"$lte": after[0]}
-    cursor = collection.find({**query, sort_field: bound}, {"_id": 0}).sort([(sort_field, -1), (key_field, -1)])
-    cursor = cursor.limit(limit + 1) if after is None else cursor.batch_size(limit + 2)
+    if after is None:
+        ranges = [{sort_field: EVERY_INTEGER}]
+    else:
+        ts, key = after
+        ranges = [{sort_field: ts, key_field: {"$lt": key}}, {sort_field: {"$lt": ts}}]
     docs: list[dict] = []
-    async with cursor:
-        async for doc in cursor:
-            if after is not None and (doc[sort_field], doc[key_field]) >= after:
-                continue
-            docs.append(doc)
-            if len(docs) > limit:
-                break
-    if len(docs) <= limit:
-        return docs, None
-    docs = docs[:limit]
-    return docs, (docs[-1][sort_field], docs[-1][key_field])
+    for bound in ranges:
+        found = collection.find({**query, **bound}, {"_id": 0}).sort([(sort_field, -1), (key_field, -1)])
+        docs += await found.limit(limit + 1 - len(docs)).to_list()
+        if len(docs) > limit:
+            docs = docs[:limit]
+            return docs, (docs[-1][sort_field], docs[-1][key_field])
+    return docs, None
 
 
 def _iso(value: Any) -> str | None:

@@ -124,7 +124,7 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
     return UpdateOne(key, update, upsert=upsert)
 
 
-def chat_update(env: Envelope, now: datetime, *, batch_name: str | None = None) -> UpdateOne | None:
+def chat_update(env: Envelope, now: datetime, *, namer: Envelope | None = None) -> UpdateOne | None:
     """The one write that makes a message its chat's `lastMessage` if it is newer than the stored
     one (a later second, or the same second and a greater id), creating the chat if it is missing.
 
@@ -134,20 +134,16 @@ def chat_update(env: Envelope, now: datetime, *, batch_name: str | None = None) 
     `lastMessageAt` sorts below every timestamp). Values go in as `$literal`: a body or a name
     that starts with `$` is text, not a field path.
 
-    `batch_name`: a name another message of the same batch gives the chat (an older message may
-    still name a chat that has no name yet).
+    The chat's name comes from `namer`, the newest message of the batch that names the chat (by
+    default `env` itself, if it does): newer than the stored message, it renames the chat; older,
+    it only names a chat that has no name yet. So a batch names a chat as its messages one by one would.
     """
     m = env.data
     if not isinstance(m, Message):
         return None
-    newer = {
-        "$or": [
-            {"$lt": ["$lastMessageAt", m.timestamp]},
-            {"$and": [{"$eq": ["$lastMessageAt", m.timestamp]}, {"$lt": ["$lastMessage.id", {"$literal": m.id}]}]},
-        ]
-    }
-    last = {"id": m.id, "body": m.body, "fromMe": m.from_me, "timestamp": m.timestamp}
     kind = chat_kind(m.chat_id)
+    newer = _newer_than_stored(m)
+    last = {"id": m.id, "body": m.body, "fromMe": m.from_me, "timestamp": m.timestamp}
     stage: dict = {
         "lastMessage": {"$cond": [newer, {"$literal": last}, "$lastMessage"]},
         "lastMessageAt": {"$cond": [newer, m.timestamp, "$lastMessageAt"]},
@@ -156,13 +152,24 @@ def chat_update(env: Envelope, now: datetime, *, batch_name: str | None = None) 
         "createdAt": {"$ifNull": ["$createdAt", now]},
     }
     changed = newer
-    if name := m.chat_name or batch_name:
-        fill = {"$ifNull": ["$name", {"$literal": name}]}
-        # A newer message renames the chat; otherwise a name only fills in a chat that has none.
-        stage["name"] = {"$cond": [newer, {"$literal": m.chat_name}, fill]} if m.chat_name else fill
+    namer = namer or (env if m.chat_name else None)
+    if namer is not None:
+        name = {"$literal": namer.data.chat_name}
+        stage["name"] = {"$cond": [_newer_than_stored(namer.data), name, {"$ifNull": ["$name", name]}]}
+        # `namer` is never newer than `env`, so `newer` covers a rename.
         changed = {"$or": [newer, {"$eq": [{"$ifNull": ["$name", None]}, None]}]}
     stage["updatedAt"] = {"$cond": [changed, now, "$updatedAt"]}
     return UpdateOne({"userId": env.user_id, "chatId": m.chat_id}, [{"$set": stage}], upsert=True)
+
+
+def _newer_than_stored(m: Message) -> dict:
+    """Aggregation expression: `m` is newer than the chat's stored `lastMessage` (or there is none)."""
+    return {
+        "$or": [
+            {"$lt": ["$lastMessageAt", m.timestamp]},
+            {"$and": [{"$eq": ["$lastMessageAt", m.timestamp]}, {"$lt": ["$lastMessage.id", {"$literal": m.id}]}]},
+        ]
+    }
 
 
 # --- the repository ---------------------------------------------------------------------------
@@ -220,32 +227,25 @@ class Store:
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
         messages = [env for env in events if isinstance(env.data, Message)]
-        names = _names_per_chat(messages)
+        namers = {_chat_of(env): env for env in _newest_per_chat([env for env in messages if env.data.chat_name])}
         ops = [
             op
             for env in _newest_per_chat(messages)
-            if (op := chat_update(env, now, batch_name=names.get((env.user_id, env.data.chat_id)))) is not None
+            if (op := chat_update(env, now, namer=namers.get(_chat_of(env)))) is not None
         ]
         # A chat two writers created at once: the loser's write now finds it and applies as an update.
         await _bulk_write(self.chats, ops, lambda i: ops[i])
 
 
-def _names_per_chat(events: Sequence[Envelope]) -> dict[tuple[str, str], str]:
-    """Of a batch's messages, the name the newest naming message gives each chat."""
-    names: dict[tuple[str, str], tuple[tuple[int, str], str]] = {}
-    for env in events:
-        m = env.data
-        key = (env.user_id, m.chat_id)
-        if m.chat_name and (key not in names or (m.timestamp, m.id) > names[key][0]):
-            names[key] = ((m.timestamp, m.id), m.chat_name)
-    return {key: name for key, (_, name) in names.items()}
+def _chat_of(env: Envelope) -> tuple[str, str]:
+    return env.user_id, env.data.chat_id
 
 
 def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
     """Of a batch's messages, only the newest of each chat can become its `lastMessage`."""
     newest: dict[tuple[str, str], Envelope] = {}
     for env in events:
-        key = (env.user_id, env.data.chat_id)
+        key = _chat_of(env)
         held = newest.get(key)
         if held is None or (env.data.timestamp, env.data.id) > (held.data.timestamp, held.data.id):
             newest[key] = env

@@ -141,7 +141,8 @@ async def send_json(send: Send, status: int, content: Any, headers: dict[str, st
 class WebhookFirstApp(FastAPI):
     """FastAPI, except that `POST /webhooks/waha` goes straight to its endpoint once the route is
     installed: ahead of FastAPI's own per-request work (its telemetry check reads the environment on
-    every request) and of every middleware."""
+    every request) and of every middleware. So webhooks get no OpenTelemetry spans from FastAPI
+    (nothing configures OpenTelemetry here); `/metrics` counts them (`metrics.py`)."""
 
     webhook: WebhookEndpoint | None = None
 
