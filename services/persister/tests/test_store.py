@@ -161,6 +161,33 @@ async def test_a_batch_names_a_chat_as_its_messages_one_by_one_would(store, even
     assert await store.chats.find_one({"userId": ALICE, "chatId": chat}, {"_id": 0}) == before
 
 
+async def test_a_batch_gives_a_chat_the_name_its_messages_one_by_one_would(store, events):
+    """Each case: what the chat holds first, then messages (ts, id, name) written as one batch in
+    one chat and one by one, in timestamp order, in another: both chats end the same."""
+    cases = [
+        ((5, None), [(3, "a", "A"), (4, "b", "B")]),  # older than stored, no name yet: the oldest fills it
+        ((5, None), [(3, "a", "A"), (6, "b", None)]),  # a newer unnamed message, an older naming one
+        ((5, "Old"), [(6, "a", "A"), (7, "b", None), (4, "c", "C")]),  # a rename and a fill in one batch
+        ((5, "Old"), [(5, "a", "Tie")]),  # same second as stored, smaller id: not newer, the name is taken
+        ((5, "Old"), [(5, "z", "Tie")]),  # same second, greater id: newer, renames
+        ((5, None), [(2, "a", "A"), (9, "b", "B"), (1, "c", "C")]),
+    ]
+    for n, ((stored_ts, stored_name), batch) in enumerate(cases):
+        batched, single = f"90{n}1@c.us", f"90{n}2@c.us"
+
+        def msgs(chat: str, batch: list = batch) -> list:
+            return [events.received(ALICE, f"{mid}-{chat}", chat=chat, ts=ts, chat_name=name) for ts, mid, name in batch]
+
+        for chat in (batched, single):
+            await store.apply([events.received(ALICE, f"m-{chat}", chat=chat, ts=stored_ts, chat_name=stored_name)])
+        await store.apply(msgs(batched))
+        for env in sorted(msgs(single), key=lambda e: e.data.timestamp):
+            await store.apply([env])
+        a, b = await chat_doc(store, ALICE, batched), await chat_doc(store, ALICE, single)
+        assert a.get("name") == b.get("name"), (n, a.get("name"), b.get("name"))
+        assert a["lastMessage"]["id"].split("-")[0] == b["lastMessage"]["id"].split("-")[0], n
+
+
 async def test_a_chat_keeps_what_it_was_created_with(store, events):
     t0, t1, t2 = (datetime(2026, 1, 1, 0, m, tzinfo=UTC) for m in range(3))
     stored = {t: t.replace(tzinfo=None) for t in (t0, t1, t2)}  # the client reads naive UTC

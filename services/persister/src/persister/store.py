@@ -124,7 +124,7 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
     return UpdateOne(key, update, upsert=upsert)
 
 
-def chat_update(env: Envelope, now: datetime, *, namer: Envelope | None = None) -> UpdateOne | None:
+def chat_update(env: Envelope, now: datetime, *, naming: Sequence[Envelope] = ()) -> UpdateOne | None:
     """The one write that makes a message its chat's `lastMessage` if it is newer than the stored
     one (a later second, or the same second and a greater id), creating the chat if it is missing.
 
@@ -134,9 +134,10 @@ def chat_update(env: Envelope, now: datetime, *, namer: Envelope | None = None) 
     `lastMessageAt` sorts below every timestamp). Values go in as `$literal`: a body or a name
     that starts with `$` is text, not a field path.
 
-    The chat's name comes from `namer`, the newest message of the batch that names the chat (by
-    default `env` itself, if it does): newer than the stored message, it renames the chat; older,
-    it only names a chat that has no name yet. So a batch names a chat as its messages one by one would.
+    `naming`: the messages of the batch, `env` among them, that carry the chat's name (by default
+    `env` alone, if it does). Written one by one in timestamp order, the older ones would fill in
+    a missing name (the oldest first) and the ones newer than the stored message would rename the
+    chat (the newest last); this write gives that same name.
     """
     m = env.data
     if not isinstance(m, Message):
@@ -152,11 +153,12 @@ def chat_update(env: Envelope, now: datetime, *, namer: Envelope | None = None) 
         "createdAt": {"$ifNull": ["$createdAt", now]},
     }
     changed = newer
-    namer = namer or (env if m.chat_name else None)
-    if namer is not None:
-        name = {"$literal": namer.data.chat_name}
-        stage["name"] = {"$cond": [_newer_than_stored(namer.data), name, {"$ifNull": ["$name", name]}]}
-        # `namer` is never newer than `env`, so `newer` covers a rename.
+    naming = sorted(naming or ([env] if m.chat_name else []), key=_order)
+    if naming:
+        oldest, newest = naming[0].data, naming[-1].data
+        fill = {"$ifNull": ["$name", {"$literal": oldest.chat_name}]}
+        stage["name"] = {"$cond": [_newer_than_stored(newest), {"$literal": newest.chat_name}, fill]}
+        # No naming message is newer than `env`, so `newer` covers a rename.
         changed = {"$or": [newer, {"$eq": [{"$ifNull": ["$name", None]}, None]}]}
     stage["updatedAt"] = {"$cond": [changed, now, "$updatedAt"]}
     return UpdateOne({"userId": env.user_id, "chatId": m.chat_id}, [{"$set": stage}], upsert=True)
@@ -227,11 +229,14 @@ class Store:
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
         messages = [env for env in events if isinstance(env.data, Message)]
-        namers = {_chat_of(env): env for env in _newest_per_chat([env for env in messages if env.data.chat_name])}
+        naming: dict[tuple[str, str], list[Envelope]] = {}
+        for env in messages:
+            if env.data.chat_name:
+                naming.setdefault(_chat_of(env), []).append(env)
         ops = [
             op
             for env in _newest_per_chat(messages)
-            if (op := chat_update(env, now, namer=namers.get(_chat_of(env)))) is not None
+            if (op := chat_update(env, now, naming=naming.get(_chat_of(env), ()))) is not None
         ]
         # A chat two writers created at once: the loser's write now finds it and applies as an update.
         await _bulk_write(self.chats, ops, lambda i: ops[i])
@@ -247,9 +252,14 @@ def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
     for env in events:
         key = _chat_of(env)
         held = newest.get(key)
-        if held is None or (env.data.timestamp, env.data.id) > (held.data.timestamp, held.data.id):
+        if held is None or _order(env) > _order(held):
             newest[key] = env
     return list(newest.values())
+
+
+def _order(env: Envelope) -> tuple[int, str]:
+    """Which of two messages of a chat is newer: the later second, then the greater id."""
+    return env.data.timestamp, env.data.id
 
 
 async def _bulk_write(
