@@ -47,6 +47,10 @@ async def test_same_timestamp_is_ordered_by_id_without_gaps(store, events):
     await store.apply([events.received(ALICE, f"s{i}", ts=500) for i in range(5)])
     pages = await all_pages(QueryService(store), ALICE, CHAT, 2)
     assert pages == [["s4", "s3"], ["s2", "s1"], ["s0"]]
+    # With an older second behind them: a page filled by the cursor's own second still says there is more.
+    await store.apply([events.received(ALICE, "older", ts=499)])
+    assert await all_pages(QueryService(store), ALICE, CHAT, 2) == [["s4", "s3"], ["s2", "s1"], ["s0", "older"]]
+    assert await all_pages(QueryService(store), ALICE, CHAT, 3) == [["s4", "s3", "s2"], ["s1", "s0", "older"]]
 
 
 async def test_pages_are_stable_when_messages_arrive_between_them(store, events):
