@@ -228,33 +228,17 @@ class Store:
         return ApplyResult(written=changed, duplicates=unchanged)
 
     async def _write_chats(self, events: Sequence[Envelope], now: datetime) -> None:
-        messages = [env for env in events if isinstance(env.data, Message)]
-        naming: dict[tuple[str, str], list[Envelope]] = {}
-        for env in messages:
-            if env.data.chat_name:
-                naming.setdefault(_chat_of(env), []).append(env)
+        by_chat: dict[tuple[str, str], list[Envelope]] = {}
+        for env in events:
+            if isinstance(env.data, Message):
+                by_chat.setdefault((env.user_id, env.data.chat_id), []).append(env)
+        # Only the newest message of each chat can become its `lastMessage`; the ones naming it go along.
         ops = [
-            op
-            for env in _newest_per_chat(messages)
-            if (op := chat_update(env, now, naming=naming.get(_chat_of(env), ()))) is not None
+            chat_update(max(messages, key=_order), now, naming=[env for env in messages if env.data.chat_name])
+            for messages in by_chat.values()
         ]
         # A chat two writers created at once: the loser's write now finds it and applies as an update.
         await _bulk_write(self.chats, ops, lambda i: ops[i])
-
-
-def _chat_of(env: Envelope) -> tuple[str, str]:
-    return env.user_id, env.data.chat_id
-
-
-def _newest_per_chat(events: Sequence[Envelope]) -> list[Envelope]:
-    """Of a batch's messages, only the newest of each chat can become its `lastMessage`."""
-    newest: dict[tuple[str, str], Envelope] = {}
-    for env in events:
-        key = _chat_of(env)
-        held = newest.get(key)
-        if held is None or _order(env) > _order(held):
-            newest[key] = env
-    return list(newest.values())
 
 
 def _order(env: Envelope) -> tuple[int, str]:
