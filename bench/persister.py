@@ -6,9 +6,8 @@ taken from what it wrote: the events stored after the first write began, over th
 first and the last write (`storedAt`), so process start-up is not counted.
 The baseline: one process writing the same documents into the same SecantusDB server with raw
 PyMongo async `bulk_write`, unordered, in batches of the persister's batch size, two batches at
-once like the persister: the very UpdateOne operations the persister makes of those events
-(message upserts, then the chats' `lastMessage` conditional upserts), prepared before the clock
-starts.
+once like the persister: the very operations the persister makes of those events (message
+inserts, then the chats' `lastMessage` conditional upserts), prepared before the clock starts.
 """
 
 import asyncio
@@ -24,7 +23,7 @@ from fleet_shared.routing import user_key
 from fleet_shared.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology, declare_topology_at
 from persister.config import Settings as PersisterSettings
-from persister.store import MESSAGES, Store, chat_update, message_update
+from persister.store import MESSAGES, Store, chat_update, message_insert
 
 from . import payloads
 from .common import PARTITIONS, Context, Row, fresh_prefix, purge, queue_depth, run_loadgen, service, service_env
@@ -64,7 +63,7 @@ async def fill(spec: dict) -> dict:
 
 
 async def raw_bulk(spec: dict) -> dict:
-    """Baseline: the same UpdateOne operations with raw `bulk_write`, `writers` batches at once."""
+    """Baseline: the same write operations with raw `bulk_write`, `writers` batches at once."""
     client = AsyncMongoClient(spec["mongodb_url"])
     try:
         db = client[spec["database"]]
@@ -79,7 +78,7 @@ async def raw_bulk(spec: dict) -> dict:
             chunk = events[i : i + spec["batch"]]
             # Each chat's conditional write, as the persister writes it.
             chats = [chat_update(e, stamp) for e in chunk]
-            batches.append(([message_update(e, stamp) for e in chunk], chats))
+            batches.append(([message_insert(e, stamp) for e in chunk], chats))
         conflicts = 0
         queue = iter(batches)
 

@@ -1,8 +1,8 @@
 """MongoDB side of the persister: the two collections, their indexes and idempotent batch writes.
 
-`messages`: one document per (userId, WhatsApp message id). Content fields are facts (`$set`,
-the same every time), `ack` only moves forward (`$max`), so replays and out-of-order deliveries
-(an ack before its message) converge on one document. An ack that arrives first leaves a *stub*
+`messages`: one document per (userId, WhatsApp message id), inserted by the message's first event.
+Content fields are facts (`$set`, the same every time), `ack` only moves forward (`$max`), so
+replays and out-of-order deliveries (an ack before its message) converge on one document. An ack that arrives first leaves a *stub*
 (no `timestamp`) that the message fills in later; reads never show stubs.
 
 `chats`: one document per (userId, chatId) with the newest message as `lastMessage`. It is
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -100,14 +100,9 @@ def message_key(user_id: str, message_id: str) -> dict:
     return {"userId": user_id, "id": message_id}
 
 
-def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> UpdateOne:
-    m = env.data
-    key = message_key(env.user_id, m.id)
-    if isinstance(m, MessageAck):
-        # Only the ack: if the message is not stored yet this leaves a stub it fills in later.
-        update = {"$max": {"ack": m.ack}, "$setOnInsert": {"chatId": m.chat_id, "storedAt": now}}
-        return UpdateOne(key, update, upsert=upsert)
-    content = {
+def message_content(m: Message) -> dict:
+    """The message's fields as stored: facts, the same in every event that carries the message."""
+    return {
         "chatId": m.chat_id,
         "fromMe": m.from_me,
         "from": m.from_,
@@ -118,7 +113,29 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
         "hasMedia": m.has_media,
         "timestamp": m.timestamp,
     }
-    update: dict = {"$set": content, "$setOnInsert": {"storedAt": now}}
+
+
+def message_insert(env: Envelope, now: datetime) -> InsertOne | UpdateOne:
+    """The first write of an event: a message is inserted (the common case, and the cheapest write);
+    an ack is an upsert (`message_update`). An insert that meets the document already there (a
+    replay, a stub left by an early ack, a concurrent writer) is redone as `message_update`."""
+    m = env.data
+    if isinstance(m, MessageAck):
+        return message_update(env, now)
+    doc = {**message_key(env.user_id, m.id), **message_content(m), "storedAt": now}
+    if m.ack is not None:
+        doc["ack"] = m.ack
+    return InsertOne(doc)
+
+
+def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> UpdateOne:
+    m = env.data
+    key = message_key(env.user_id, m.id)
+    if isinstance(m, MessageAck):
+        # Only the ack: if the message is not stored yet this leaves a stub it fills in later.
+        update = {"$max": {"ack": m.ack}, "$setOnInsert": {"chatId": m.chat_id, "storedAt": now}}
+        return UpdateOne(key, update, upsert=upsert)
+    update: dict = {"$set": message_content(m), "$setOnInsert": {"storedAt": now}}
     if m.ack is not None:
         update["$max"] = {"ack": m.ack}
     return UpdateOne(key, update, upsert=upsert)
@@ -218,10 +235,10 @@ class Store:
         return result
 
     async def _write_messages(self, events: Sequence[Envelope], now: datetime) -> ApplyResult:
-        ops = [message_update(env, now) for env in events]
+        ops = [message_insert(env, now) for env in events]
 
         def retry(i: int) -> UpdateOne:
-            # Lost a concurrent insert race: the document exists now, so update it in place.
+            # The document exists (stored before, a stub, or a concurrent insert won): update it in place.
             return message_update(events[i], now, upsert=False)
 
         changed, unchanged = await _bulk_write(self.messages, ops, retry)
@@ -247,9 +264,10 @@ def _order(env: Envelope) -> tuple[int, str]:
 
 
 async def _bulk_write(
-    collection: AsyncCollection, ops: list[UpdateOne], retry: Callable[[int], UpdateOne]
+    collection: AsyncCollection, ops: list[InsertOne | UpdateOne], retry: Callable[[int], UpdateOne]
 ) -> tuple[int, int]:
-    """One unordered bulk write; duplicate-key losers (a concurrent insert won) are retried once with `retry(i)`.
+    """One unordered bulk write; the operations that met an existing document (duplicate key:
+    an insert of a stored document, an upsert that lost a concurrent insert) are retried once with `retry(i)`.
 
     Returns (operations that changed a document, operations that matched and changed nothing).
     """
@@ -257,13 +275,13 @@ async def _bulk_write(
         return 0, 0
     try:
         r = await collection.bulk_write(ops, ordered=False)
-        return r.upserted_count + r.modified_count, r.matched_count - r.modified_count
+        return r.inserted_count + r.upserted_count + r.modified_count, r.matched_count - r.modified_count
     except BulkWriteError as exc:
         details = exc.details
         errors = details.get("writeErrors", [])
         if details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
             raise
-        changed = details.get("nUpserted", 0) + details.get("nModified", 0)
+        changed = details.get("nInserted", 0) + details.get("nUpserted", 0) + details.get("nModified", 0)
         unchanged = details.get("nMatched", 0) - details.get("nModified", 0)
     r = await collection.bulk_write([retry(e["index"]) for e in errors], ordered=False)
     return changed + r.modified_count, unchanged + r.matched_count - r.modified_count
