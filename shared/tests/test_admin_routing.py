@@ -7,7 +7,7 @@ import pytest
 
 from fleet_shared.contracts import envelope, parse_envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminGetSession, AdminListSessions, IdleStopSession
-from fleet_shared.contracts.events import MessageAck, MessageReceived
+from fleet_shared.contracts.events import MessageAck, MessageReceived, SessionActive
 from fleet_shared.localdev import wait_until
 from fleet_shared.routing import admin_key, parse_admin_key
 from fleet_shared.topology import USER_ID_HEADER
@@ -50,7 +50,8 @@ async def test_admin_queries_and_message_activity_reach_the_orchestrator(rabbitm
             await queries.publish(aio_pika.Message(body, headers={USER_ID_HEADER: "alice"}), routing_key=key)
         received = MessageReceived(id="m1", chat_id="1@c.us", from_me=False, timestamp=1)
         ack = MessageAck(id="m1", chat_id="1@c.us", ack=3)
-        for payload in (received, ack):
+        active = SessionActive(message_id="m1")
+        for payload in (received, ack, active):
             body = json.dumps(envelope(payload, "alice").wire()).encode()
             await events.publish(aio_pika.Message(body), routing_key=f"user.alice.{payload.TYPE}")
 
@@ -59,7 +60,7 @@ async def test_admin_queries_and_message_activity_reach_the_orchestrator(rabbitm
             return queue.declaration_result.message_count
 
         await wait_until(lambda: _equals(depth(topology.orchestrator_queries), 3), 5, what="3 admin queries queued")
-        # Activity gets messages to and from the user, not acks.
+        # Activity gets webhook-ingest's reports of the user's messages, not the message events themselves.
         await wait_until(lambda: _equals(depth(topology.orchestrator_activity), 1), 5, what="1 activity event queued")
 
 

@@ -2,7 +2,6 @@
 stopped, not logged out; admin reads are not activity; the next request starts it without a QR."""
 
 import asyncio
-import time
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminListSessions, IdleStopSession
 from fleet_shared.contracts.commands import GetQr
-from fleet_shared.contracts.events import MessageReceived, MessageSent
+from fleet_shared.contracts.events import SessionActive
 from fleet_shared.localdev import wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,10 +19,9 @@ SWEEP = timedelta(milliseconds=200)
 CHAT = "15550000000@c.us"
 
 
-def message_event(user_id: str, n: int, sent: bool) -> object:
-    model = MessageSent if sent else MessageReceived
-    payload = model(id=f"false_{CHAT}_M{n}", chat_id=CHAT, from_me=sent, body=f"hi {n}", timestamp=int(time.time()))
-    return envelope(payload, user_id)
+def activity_report(user_id: str, n: int) -> object:
+    """What webhook-ingest publishes for the user's messages (at most once per ACTIVITY_REPORT_INTERVAL)."""
+    return envelope(SessionActive(message_id=f"false_{CHAT}_M{n}"), user_id)
 
 
 async def _waha_status(waha, name: str) -> str:
@@ -35,7 +33,7 @@ async def test_an_idle_session_is_stopped_while_a_chatting_one_is_not(topology, 
     await orchestrator.link("alice", phone="15550001111")
     await orchestrator.link("bob", phone="15550002222")
 
-    # bob gets and sends messages (as webhook-ingest and the orchestrator publish them); meanwhile an
+    # bob gets and sends messages (webhook-ingest reports them as `session.active`); meanwhile an
     # operator keeps reading alice's record and the fleet lists: none of that is alice's activity.
     chatting = asyncio.Event()
     chatting.set()
@@ -44,7 +42,7 @@ async def test_an_idle_session_is_stopped_while_a_chatting_one_is_not(topology, 
         n = 0
         while chatting.is_set():
             n += 1
-            await orchestrator.publish(orchestrator.topology.events, message_event("bob", n, sent=n % 2 == 0))
+            await orchestrator.publish(orchestrator.topology.events, activity_report("bob", n))
             await orchestrator.record("alice")
             assert (await orchestrator.ask_admin(AdminListSessions())).ok
             assert (await orchestrator.ask_admin(AdminCountSessions())).ok

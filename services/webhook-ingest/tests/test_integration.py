@@ -1,5 +1,6 @@
 """webhook-ingest against the real RabbitMQ, under a topology (prefix) of the test's own."""
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -29,6 +30,11 @@ async def is_empty(queue) -> bool:
     return await queue.get(no_ack=True, fail=False) is None
 
 
+def messages_of(user_id: str) -> str:
+    """The user's message events (their `user.<id>.#` also gets the `session.active` reports)."""
+    return f"user.{user_id}.message.*"
+
+
 def counted(outcome: str) -> float:
     return REGISTRY.get_sample_value("webhook_ingest_webhooks_total", {"outcome": outcome}) or 0.0
 
@@ -48,6 +54,10 @@ async def test_incoming_message_reaches_the_users_binding(ingest, topology, amqp
     expected_id = deterministic_id("alice", "message", body["payload"]["id"])
     assert response.status_code == 200
     assert response.json() == {"status": "published", "id": expected_id, "type": "message.received"}
+    # alice's first message through this ingest: her session is reported in use, ahead of the message.
+    report = await next_message(alice)
+    assert report.routing_key == "user.alice.session.active"
+    assert parse_envelope(json.loads(report.body)).data.message_id == body["payload"]["id"]
     msg = await next_message(alice)
     assert msg.routing_key == "user.alice.message.received"
     assert msg.message_id == expected_id
@@ -65,7 +75,7 @@ async def test_incoming_message_reaches_the_users_binding(ingest, topology, amqp
 
 async def test_published_event_on_the_wire(ingest, topology, amqp, waha):
     """Every AMQP property and the body's exact bytes, as consumers see them."""
-    alice = await bind(amqp, topology.events, one_user_binding("alice"))
+    alice = await bind(amqp, topology.events, messages_of("alice"))
     body = waha.webhook("message", waha.message(body="grüße ☃", raw_id="W" * 20), event_id="evt_wire")
     before = datetime.now(UTC).replace(microsecond=0)
 
@@ -87,7 +97,7 @@ async def test_published_event_on_the_wire(ingest, topology, amqp, waha):
 
 
 async def test_own_message_is_message_sent(ingest, topology, amqp, waha):
-    alice = await bind(amqp, topology.events, one_user_binding("alice"))
+    alice = await bind(amqp, topology.events, messages_of("alice"))
     body = waha.webhook("message.any", waha.message(from_me=True, peer="22222222222@c.us"))
     assert (await waha.post(ingest, body)).status_code == 200
     msg = await next_message(alice)
@@ -96,7 +106,7 @@ async def test_own_message_is_message_sent(ingest, topology, amqp, waha):
 
 
 async def test_message_and_message_any_carry_the_same_message_id(ingest, topology, amqp, waha):
-    alice = await bind(amqp, topology.events, one_user_binding("alice"))
+    alice = await bind(amqp, topology.events, messages_of("alice"))
     payload = waha.message(raw_id="DUPLICATE00000000001")
     assert (await waha.post(ingest, waha.webhook("message", payload, event_id="evt_m"))).status_code == 200
     assert (await waha.post(ingest, waha.webhook("message.any", payload, event_id="evt_a"))).status_code == 200
@@ -106,8 +116,8 @@ async def test_message_and_message_any_carry_the_same_message_id(ingest, topolog
 
 
 async def test_each_user_gets_only_their_own_events(ingest, topology, amqp, waha):
-    alice = await bind(amqp, topology.events, one_user_binding("alice"))
-    bob = await bind(amqp, topology.events, one_user_binding("bob"))
+    alice = await bind(amqp, topology.events, messages_of("alice"))
+    bob = await bind(amqp, topology.events, messages_of("bob"))
     to_alice = waha.webhook("message", waha.message(body="for alice", raw_id="A" * 20), user_id="alice")
     to_bob = waha.webhook("message", waha.message(body="for bob", raw_id="B" * 20), user_id="bob")
 
@@ -177,8 +187,9 @@ async def test_refused_webhooks_publish_nothing(ingest, topology, amqp, waha):
 
     control = waha.webhook("message", waha.message(body="control", raw_id="C" * 20))
     assert (await waha.post(ingest, control)).status_code == 200
-    first = await next_message(everything)
-    assert first.message_id == deterministic_id("alice", "message", control["payload"]["id"])
+    report, message = await next_message(everything), await next_message(everything)
+    assert report.routing_key == "user.alice.session.active"
+    assert message.message_id == deterministic_id("alice", "message", control["payload"]["id"])
     assert await is_empty(everything)
 
 
@@ -230,6 +241,9 @@ async def test_unknown_session_is_parked_and_not_routed_to_anyone(ingest, topolo
 
     control = waha.webhook("message", waha.message(body="control", raw_id="D" * 20))
     assert (await waha.post(ingest, control)).status_code == 200
+    # The spoofed message was alice's first: had it been routed, this report would be its, not the control's.
+    report = parse_envelope(json.loads((await next_message(everything)).body))
+    assert (report.type, report.data.message_id) == ("session.active", control["payload"]["id"])
     assert (await next_message(everything)).message_id == deterministic_id("alice", "message", control["payload"]["id"])
     assert await is_empty(everything)
 
@@ -245,7 +259,7 @@ async def test_unreachable_broker_answers_503(run_app, settings_for, waha):
 
 async def test_serves_503_until_rabbitmq_is_back(rabbitmq_url, topology, amqp, run_app, settings_for, waha):
     """RabbitMQ down at start, then up, then gone, then back: 503 while gone, published when back."""
-    alice = await bind(amqp, topology.events, one_user_binding("alice"))
+    alice = await bind(amqp, topology.events, messages_of("alice"))
     with TcpProxy.to_url(rabbitmq_url) as proxy:
         proxy.down()
         async with run_app(settings_for(proxy.url_for(rabbitmq_url), topology.prefix, topology.partitions)) as client:
@@ -294,3 +308,33 @@ async def test_an_event_no_queue_takes_is_refused_not_lost(ingest, topology, amq
             await (await amqp.get_queue(b.destination, ensure=False)).bind(topology.events, b.routing_key)
     # The channel is still usable afterwards.
     assert (await waha.post(ingest, waha.webhook("message", waha.message(raw_id="G" * 20)))).status_code == 200
+
+
+async def test_messages_are_reported_as_session_activity_once_per_interval_and_user(ingest, topology, amqp, waha):
+    """The orchestrator's idle clock hears of alice's and bob's messages, chatting at once: once per
+    ACTIVITY_REPORT_INTERVAL (60 s of message time) each, not once per message; acks are not use."""
+    reports = await bind(amqp, topology.events, "user.*.session.active")
+    messages = await bind(amqp, topology.events, "user.*.message.*")
+    t0 = waha.message()["timestamp"]
+    sent: dict[str, list[str]] = {"alice": [], "bob": []}
+
+    async def chat(user: str) -> None:
+        for n, ts in enumerate([t0, t0 + 1, t0 + 59, t0 + 61, t0 + 62]):
+            payload = waha.message(raw_id=f"{user.upper()}{n:019d}", timestamp=ts, from_me=n % 2 == 1)
+            sent[user].append(payload["id"])
+            assert (await waha.post(ingest, waha.webhook("message.any", payload, user_id=user))).status_code == 200
+        assert (await waha.post(ingest, waha.webhook("message.ack", waha.ack(ack=3), user_id=user))).status_code == 200
+
+    await asyncio.gather(chat("alice"), chat("bob"))
+
+    got = [parse_envelope(json.loads((await next_message(reports)).body)) for _ in range(4)]
+    assert await is_empty(reports)  # every publish was confirmed before its 200
+    for user in ("alice", "bob"):
+        mine = [env for env in got if env.user_id == user]
+        # The first message, then the first one more than 60 s after it.
+        assert [int(env.occurred_at.timestamp()) for env in mine] == [t0, t0 + 61]
+        assert [env.data.message_id for env in mine] == [sent[user][0], sent[user][3]]
+        assert mine[0].id == deterministic_id(user, "active", mine[0].data.message_id)
+    # Every message was still published, each once.
+    assert len({(await next_message(messages)).message_id for _ in range(12)}) == 12
+    assert await is_empty(messages)

@@ -35,6 +35,11 @@ EVENTS = {  # what each event says, and who publishes it
         "webhook-ingest",
     ),
     "session.status_reported": ("What WAHA said about the session (the orchestrator decides).", "webhook-ingest"),
+    "session.active": (
+        "The user's session is in use: a message to or from them went through (at most once per user per "
+        "ACTIVITY_REPORT_INTERVAL and webhook-ingest process; the orchestrator's idle clock).",
+        "webhook-ingest",
+    ),
     "session.status_changed": ("The user's session changed status.", "session-orchestrator"),
     "session.qr_updated": ("A new QR code to scan.", "session-orchestrator"),
 }

@@ -13,7 +13,7 @@ before its consumer ever ran still finds its queue.
     gateway ──► <p>.queries ── user.*.session.{get,admin_get}, system.admin.sessions.* ──► <p>.orchestrator.queries
                            └── user.*.{chat,message,group,contact}.list ──► <p>.persister.queries
     <p>.events ── user.*.message.* ──► <p>.persister.events (quorum)
-    <p>.events ── user.*.message.{received,sent} ──► <p>.orchestrator.activity (quorum): idle clock
+    ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
     dead letters ──► <p>.dlx (direct, key = source queue) ──► <queue>.dlq
 
@@ -176,9 +176,9 @@ class Topology:
             # Operators' reads: one user's record, and fleet-wide questions (`routing.admin_key`).
             Binding(self.queries, self.orchestrator_queries, "user.*.session.admin_get"),
             Binding(self.queries, self.orchestrator_queries, "system.admin.sessions.*"),
-            # A user's messages are activity: they keep the session from being stopped as idle.
-            Binding(self.events, self.orchestrator_activity, "user.*.message.received"),
-            Binding(self.events, self.orchestrator_activity, "user.*.message.sent"),
+            # A user's messages are activity (reported by webhook-ingest, not one per message): they
+            # keep the session from being stopped as idle.
+            Binding(self.events, self.orchestrator_activity, "user.*.session.active"),
             *(
                 Binding(self.queries, self.persister_queries, f"user.*.{aggregate}.list")
                 for aggregate in ("chat", "message", "group", "contact")

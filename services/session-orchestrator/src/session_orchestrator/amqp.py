@@ -3,9 +3,10 @@
 Commands (and WAHA's status reports) arrive on `<p>.orchestrator.commands.<k>`: quorum queues with
 a single active consumer, so each partition is driven by one replica at a time; this replica
 consumes all of them with prefetch > 1 and runs each user's messages one at a time, in order
-(`UserSerializer`). Queries arrive on `<p>.orchestrator.queries` (competing consumers), and the
-users' message events on `<p>.orchestrator.activity` (competing consumers: they only move each
-user's idle clock forward, in any order).
+(`UserSerializer`). Queries arrive on `<p>.orchestrator.queries` (competing consumers), and
+webhook-ingest's `session.active` reports (a user's messages, at most one per user per
+ACTIVITY_REPORT_INTERVAL and ingest process) on `<p>.orchestrator.activity` (competing consumers:
+they only move each user's idle clock forward, in any order).
 
 The user is the routing key's: the envelope must name the same user and the same type, otherwise
 it is refused (a reply of 400 when someone waits for one, else rejected to the dead-letter queue).
@@ -26,6 +27,7 @@ from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import answer, publish_envelope
 from fleet_shared.contracts import Envelope, Reply, parse_envelope, utcnow
+from fleet_shared.contracts.events import SessionActive
 from fleet_shared.delivery import whole_delivery
 from fleet_shared.routing import ADMIN_KEY_PREFIX, parse_admin_key, parse_user_key
 from fleet_shared.topology import Topology
@@ -39,7 +41,7 @@ from .registry import SessionRegistry
 log = logging.getLogger(__name__)
 
 STATUS_REPORTED = "session.status_reported"
-ACTIVITY_TYPES = frozenset({"message.received", "message.sent"})
+ACTIVITY_TYPES = frozenset({SessionActive.TYPE})
 RETRY_BACKOFF_MAX = 5.0
 
 
@@ -180,7 +182,7 @@ def register_subscribers(
         return answer(reply)
 
     async def on_activity(message: Any) -> None:  # the RabbitMessage (`whole_delivery`)
-        """A message to or from the user: their idle clock starts again (never backwards)."""
+        """Messages to or from the user (`session.active`): their idle clock starts again (never backwards)."""
         raw = message.raw_message
         user_id = _routing_user(raw.routing_key)
         if user_id is None:

@@ -11,7 +11,6 @@ WAHA unreachable), which leave `lastReportedAtMs` alone so WAHA's next word stil
 record activity, errors, what the user wants (`desired`) and the session name.
 """
 
-import itertools
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from fleet_shared.contracts.commands import SessionView
 from fleet_shared.ids import session_name_for
+from fleet_shared.recent import RecentTimes
 
 from .domain import DESIRED_STOPPED, RUNNING, SOURCE_WAHA, STATUSES, STOPPED, ReportDecision, SessionState, StatusChange
 
@@ -95,7 +95,7 @@ class SessionRegistry:
         self._sessions = db[COLLECTION]
         self.activity_precision = activity_precision
         # userId -> a lastActivity this process knows the record holds at least (it wrote it).
-        self._activity_written: dict[str, datetime] = {}
+        self._activity_written = RecentTimes(ACTIVITY_MEMORY)
 
     async def ensure_indexes(self) -> None:
         await self._sessions.create_index([("userId", ASCENDING)], unique=True, name="userId_unique")
@@ -192,16 +192,8 @@ class SessionRegistry:
 
     def _activity_now(self, user_id: str, at: datetime, *, exact: bool = False) -> None:
         """The record's lastActivity is `at` or later (this process just wrote it; `exact`: with `$set`)."""
-        if not self.activity_precision:
-            return
-        known = self._activity_written
-        previous = known.pop(user_id, None)  # re-inserted last: the dict's order is least recent first
-        known[user_id] = at if previous is None or exact else max(previous, at)
-        if len(known) > ACTIVITY_MEMORY:
-            # Forget the tenth written longest ago at once (not one per newcomer); forgetting only
-            # costs a write the next time those users chat.
-            for user in list(itertools.islice(known, ACTIVITY_MEMORY // 10)):
-                del known[user]
+        if self.activity_precision:
+            self._activity_written.note(user_id, at, exact=exact)
 
     async def mark_admitted(self, user_id: str, now: datetime) -> None:
         """The session is about to be started: it holds a slot until WAHA's report arrives."""

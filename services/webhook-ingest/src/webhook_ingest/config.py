@@ -1,10 +1,11 @@
 """Settings of webhook-ingest (environment variables, optionally a .env file)."""
 
+from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import Field
 
-from fleet_shared.settings import FleetSettings
+from fleet_shared.settings import Duration, FleetSettings
 
 DEFAULT_PORT = 8081
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -16,5 +17,8 @@ class Settings(FleetSettings):
     webhook_hmac_key: str = Field(min_length=1)
     # Larger bodies are refused with 413 before they are read in full.
     webhook_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+    # A user's messages are reported to the orchestrator as `session.active` at most this often
+    # (`activity.py`); far below SESSION_IDLE_TIMEOUT, which it delays by at most this much.
+    activity_report_interval: Duration = timedelta(seconds=60)
 
     secret_fields: ClassVar[tuple[str, ...]] = ("webhook_hmac_key",)

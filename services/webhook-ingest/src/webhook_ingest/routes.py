@@ -22,6 +22,7 @@ from fleet_shared.http import ApiError, error_body, unexpected_error
 from fleet_shared.topology import Topology
 
 from . import mapping, signature
+from .activity import ActivityReports
 from .body import BadContentLength, BodyTooLarge, IncompleteBody, read_capped_body
 from .config import Settings
 from .link import PublisherLink
@@ -59,6 +60,7 @@ class WebhookEndpoint:
         self._max_bytes = settings.webhook_max_bytes
         self._link = link
         self._topology = topology
+        self._activity = ActivityReports(settings.activity_report_interval)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = None
@@ -116,6 +118,11 @@ class WebhookEndpoint:
             raise _refuse("invalid", 422, "contract_violation", str(exc)) from exc
 
         try:
+            # The report first: should the event then fail, WAHA's retry publishes the event, and
+            # no report is missing for it.
+            if report := self._activity.due(env):
+                await publish_event(self._link, self._topology, report)
+                self._activity.published(report)
             await publish_event(self._link, self._topology, env)
         except BrokerUnavailable as exc:
             raise _unavailable(exc) from exc

@@ -56,6 +56,16 @@ class SessionStatusReported(Contract):
     waha_event_id: str
 
 
+class SessionActive(Contract):
+    """A message to or from the user went through webhook-ingest: their session is in use (the
+    orchestrator's idle clock). `occurredAt` is the message's time. Sent at most once per user per
+    ACTIVITY_REPORT_INTERVAL by each webhook-ingest process, not once per message."""
+
+    TYPE = "session.active"
+
+    message_id: str = Field(max_length=512)
+
+
 class SessionStatusChanged(Contract):
     TYPE = "session.status_changed"
 
@@ -72,10 +82,19 @@ class SessionQrUpdated(Contract):
 
 
 EVENT_TYPES: dict[str, type[Contract]] = {
-    c.TYPE: c for c in (MessageReceived, MessageSent, MessageAck, SessionStatusReported, SessionStatusChanged, SessionQrUpdated)
+    c.TYPE: c
+    for c in (
+        MessageReceived,
+        MessageSent,
+        MessageAck,
+        SessionStatusReported,
+        SessionActive,
+        SessionStatusChanged,
+        SessionQrUpdated,
+    )
 }
 
 # Facts only the services act on: never forwarded to clients (the gateway's live WebSocket).
-INTERNAL_EVENT_TYPES = frozenset({SessionStatusReported.TYPE})
+INTERNAL_EVENT_TYPES = frozenset({SessionStatusReported.TYPE, SessionActive.TYPE})
 # What a client may be told about its own account.
 PUBLIC_EVENT_TYPES: dict[str, type[Contract]] = {t: m for t, m in EVENT_TYPES.items() if t not in INTERNAL_EVENT_TYPES}

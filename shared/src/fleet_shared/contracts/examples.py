@@ -29,6 +29,7 @@ from .events import (
     MessageAck,
     MessageReceived,
     MessageSent,
+    SessionActive,
     SessionQrUpdated,
     SessionStatusChanged,
     SessionStatusReported,
@@ -66,6 +67,7 @@ EVENT_EXAMPLES: dict[str, Contract] = {
             status="WORKING", phone_number=f"{PHONE}@c.us", push_name="Alice", reported_at_ms=TS * 1000,
             waha_event_id="evt_01JDZ3X7Q8M4N5P6R7S8T9V0W1",
         ),
+        SessionActive(message_id=RECEIVED_ID),
         SessionStatusChanged(status="WORKING", previous_status="SCAN_QR_CODE", phone_number=PHONE),
         SessionQrUpdated(value=QR_VALUE),
     )
