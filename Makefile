@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench bench-instructions
+.PHONY: run test install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench bench-cpu bench-instructions
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -58,6 +58,10 @@ faults: install broker
 ## make bench: the benchmarks beside raw baselines; prints a table and writes docs/benchmarks.md (ARGS=--quick for a short run)
 bench: install broker
 	@$(UV) run --frozen python -m bench $(ARGS)
+
+## make bench-cpu: where end to end's CPU goes, per process, per message written and per page read
+bench-cpu: install broker
+	@$(UV) run --frozen python -m bench.cpu_split
 
 ## make bench-instructions: benchmark 1 in CPU instructions (valgrind's callgrind), steady on a busy machine
 bench-instructions: install broker

@@ -1,0 +1,108 @@
+"""Where end to end's CPU goes: each process's CPU per message written and per message page read.
+
+`python -m bench.cpu_split` (`make bench-cpu`): the whole stack of benchmark 3 with its 100
+connected users, driven twice by a load generator of its own: first webhooks only (benchmark 3's
+200/s, so no reads), then reads only (`GET /api/v1/waha/messages`, newest 20 of a user's chat, at
+the ~250/s benchmark 3's polling makes at 200 messages/s, so no writes). For each process (the four
+services, the emulator, SecantusDB, and RabbitMQ when its `beam.smp` is found; not the load
+generator) it prints the CPU it used, from `/proc/<pid>/stat`, as % of one core and as ms per
+operation. A diagnostic, not a benchmark: no baseline, nothing written to docs/benchmarks.md.
+"""
+
+import argparse
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from local_launcher.tokens import make_token
+
+from . import payloads
+from .common import SECRETS, Context, run_loadgen, whole_system
+from .e2e import RATE, USERS
+from .gateway import connect_users
+from .http1 import build_request, open_loop
+
+READS = 250
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (`/proc/<pid>/stat`); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+async def send_only(spec: dict) -> dict:
+    users = payloads.users(spec["users"], USERS)
+    key, port = spec["hmac_key"], spec["ingest_port"]
+    requests = (
+        payloads.signed_post(port, key, payloads.message_webhook(users[i % USERS], f"{spec['tag']}{i:07d}", payloads.sender_of(i % USERS)))
+        for i in itertools.count()
+    )
+    return await open_loop(port, requests, rate=spec["rate"], duration=spec["duration"], warmup=0)
+
+
+async def read_only(spec: dict) -> dict:
+    port = spec["gateway_port"]
+    reads = [
+        build_request("GET", f"/api/v1/waha/messages?chatId={payloads.sender_of(i)}@c.us&limit=20", port,
+                      {"Authorization": f"Bearer {make_token(spec['jwt_secret'], user, lifetime=3600)}"})
+        for i, user in enumerate(payloads.users(spec["users"], USERS))
+    ]
+    return await open_loop(port, itertools.cycle(reads), rate=spec["rate"], duration=spec["duration"], warmup=0)
+
+
+def _rabbitmq_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if len(found) == 1 else None
+
+
+def _phase(label: str, target: str, spec: dict, pids: dict[str, int]) -> None:
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.perf_counter()
+    result = run_loadgen(target, spec)
+    elapsed = time.perf_counter() - started
+    used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    operations = result["requests"] + result["errors"]
+    failed = result["requests"] - result["ok"] + result["errors"]
+    print(f"\n{label}: {operations} at {spec['rate']}/s over {elapsed:.1f} s (load generator start included), "
+          f"{failed} not answered 2xx")
+    print(f"  {'process':22s} {'% of a core':>11s} {'ms per op':>10s}")
+    for name, seconds in sorted(used.items(), key=lambda item: -item[1]):
+        print(f"  {name:22s} {100 * seconds / elapsed:11.1f} {1000 * seconds / max(operations, 1):10.3f}")
+    print(f"  {'all':22s} {100 * sum(used.values()) / elapsed:11.1f} {1000 * sum(used.values()) / max(operations, 1):10.3f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.cpu_split", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    args = p.parse_args(argv)
+    url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    ctx = Context(rabbitmq_url=url, log_dir=Path(tempfile.mkdtemp(prefix="waha-fleet-cpu-")), say=print)
+    users = "cpu"
+    with whole_system(ctx, "cpu") as system:
+        asyncio.run(connect_users(system.url("gateway"), system.waha_url, payloads.users(users, USERS)))
+        pids = {name: child.process.pid for name, child in system.children.items()}
+        pids["mongodb (SecantusDB)"] = system.mongo.process.pid
+        if (rabbitmq := _rabbitmq_pid()) is not None:
+            pids["rabbitmq"] = rabbitmq
+        spec = {"users": users, "duration": args.seconds, "ingest_port": system.config.ports["webhook-ingest"],
+                "gateway_port": system.config.ports["gateway"], "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"],
+                "jwt_secret": SECRETS["JWT_SECRET"], "tag": f"c{os.getpid()}"}
+        _phase("writes (webhooks, no reads)", "bench.cpu_split:send_only", {**spec, "rate": RATE}, pids)
+        time.sleep(2)  # the last batches are written
+        _phase("reads (newest 20 of a chat, no writes)", "bench.cpu_split:read_only", {**spec, "rate": READS}, pids)
+    print(f"\nlogs in {ctx.log_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
