@@ -61,7 +61,7 @@ bench: install broker
 
 ## make bench-cpu: where end to end's CPU goes, per process, per message written and per page read
 bench-cpu: install broker
-	@$(UV) run --frozen python -m bench.cpu_split
+	@$(UV) run --frozen python -m bench.cpu_split $(ARGS)
 
 ## make bench-instructions: benchmark 1 in CPU instructions (valgrind's callgrind), steady on a busy machine
 bench-instructions: install broker

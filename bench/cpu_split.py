@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from fleet_shared.localdev import wait_until
+from fleet_shared.topology import Topology
 from local_launcher.tokens import make_token
 
 from . import payloads
-from .common import SECRETS, Context, run_loadgen, whole_system
+from .common import PARTITIONS, SECRETS, Context, queue_depth, run_loadgen, whole_system
 from .e2e import RATE, USERS
 from .gateway import connect_users
 from .http1 import build_request, open_loop
@@ -98,9 +100,18 @@ def main(argv: list[str] | None = None) -> None:
         spec = {"users": users, "duration": args.seconds, "ingest_port": system.config.ports["webhook-ingest"],
                 "gateway_port": system.config.ports["gateway"], "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"],
                 "jwt_secret": SECRETS["JWT_SECRET"], "tag": f"c{os.getpid()}"}
+        events = Topology(system.config.env["BROKER_PREFIX"], PARTITIONS).persister_events
+
+        async def written() -> bool:
+            return await queue_depth(url, events) == 0
+
         _phase("writes (webhooks, no reads)", "bench.cpu_split:send_only", {**spec, "rate": RATE}, pids)
-        time.sleep(2)  # the last batches are written
+        # Whatever the persister has not written yet would be counted as the reads' CPU.
+        asyncio.run(wait_until(written, 60, interval=0.2, what="the persister's queue drained"))
         _phase("reads (newest 20 of a chat, no writes)", "bench.cpu_split:read_only", {**spec, "rate": READS}, pids)
+        restarted = [name for name, child in system.children.items() if child.process.pid != pids[name]]
+        if restarted:
+            print(f"\n{', '.join(restarted)} restarted during the run: their figures are wrong", file=sys.stderr)
     print(f"\nlogs in {ctx.log_dir}", file=sys.stderr)
 
 

@@ -62,6 +62,8 @@ async def test_admin_queries_and_message_activity_reach_the_orchestrator(rabbitm
         await wait_until(lambda: _equals(depth(topology.orchestrator_queries), 3), 5, what="3 admin queries queued")
         # Activity gets webhook-ingest's reports of the user's messages, not the message events themselves.
         await wait_until(lambda: _equals(depth(topology.orchestrator_activity), 1), 5, what="1 activity event queued")
+        queued = await (await channel.get_queue(topology.orchestrator_activity)).get(no_ack=True)
+        assert queued.routing_key == "user.alice.session.active"
 
 
 async def _equals(value, expected: int) -> bool:

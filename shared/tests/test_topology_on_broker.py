@@ -7,6 +7,7 @@ import pytest
 
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import GetQr, StartSession
+from fleet_shared.contracts.events import MessageReceived, MessageSent, SessionActive
 from fleet_shared.localdev import wait_until
 from fleet_shared.topology import USER_ID_HEADER, declare_topology_at
 
@@ -74,3 +75,29 @@ async def test_user_binding_sees_only_that_user(rabbitmq_url, topology):
 
         await wait_until(last_arrived, timeout=5, what="alice's events")
         assert [m.body for m in got] == [b"first", b"last"]
+
+
+async def test_declaring_on_an_upgraded_broker_removes_the_retired_bindings(rabbitmq_url, topology):
+    """A broker an earlier version declared keeps its bindings; declaring this version's topology
+    removes the ones it retired, so every message event stops going to the idle clock's queue."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        events = await channel.get_exchange(topology.events)
+        activity = await channel.get_queue(topology.orchestrator_activity)
+        for b in topology.retired_bindings():  # as the earlier version left them
+            await activity.bind(events, routing_key=b.routing_key)
+
+        await declare_topology_at(rabbitmq_url, topology)
+
+        for payload in (
+            MessageReceived(id="m1", chat_id="1@c.us", from_me=False, timestamp=1),
+            MessageSent(id="m2", chat_id="1@c.us", from_me=True, timestamp=2),
+            SessionActive(message_id="m2"),
+        ):
+            body = json.dumps(envelope(payload, "alice").wire()).encode()
+            await events.publish(aio_pika.Message(body), routing_key=f"user.alice.{payload.TYPE}")
+        got = await wait_until(lambda: activity.get(no_ack=True, fail=False), 5, what="the report on the activity queue")
+        assert got.routing_key == "user.alice.session.active"
+        # Published before the report on one channel: had they been routed here, they would have come first.
+        assert await activity.get(no_ack=True, fail=False) is None

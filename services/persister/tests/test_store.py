@@ -43,6 +43,27 @@ async def test_duplicate_event_is_stored_once(store, events):
     assert doc["body"] == "hello" and doc["fromMe"] is False and doc["from"] == "111@c.us"
 
 
+async def test_a_batch_of_new_messages_replays_and_acks_counts_each_event_once(store, events):
+    """Inserts and the updates redone after a refused insert, in one batch: every event counted
+    as written or as a duplicate, whatever order MongoDB applies the batch's operations in."""
+    await store.apply([events.received(ALICE, "wa-old", body="stored before")])
+    batch = [
+        events.received(ALICE, "wa-new", body="new"),
+        events.received(ALICE, "wa-new", body="new"),  # the same event again in the batch
+        events.ack(ALICE, "wa-sent", 2),  # before its message, in the same batch
+        events.sent(ALICE, "wa-sent", ts=70, ack=1),
+        events.received(ALICE, "wa-old", body="stored before"),  # a replay
+        events.received(BOB, "wa-new", body="bob's"),  # same WhatsApp id, another user
+    ]
+    result = await store.apply(batch)
+    assert (result.written, result.duplicates) == (4, 2)
+    assert await store.messages.count_documents({"userId": ALICE}) == 3
+    assert (await message_doc(store, ALICE, "wa-new"))["body"] == "new"
+    sent = await message_doc(store, ALICE, "wa-sent")
+    assert (sent["ack"], sent["timestamp"], sent["body"]) == (2, 70, "yo")
+    assert (await message_doc(store, BOB, "wa-new"))["body"] == "bob's"
+
+
 async def test_ack_before_message_converges_in_every_order(store, events):
     """A message and its acks, delivered in every possible order, end up as one document."""
     finals = []

@@ -10,6 +10,11 @@ T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 CHAT = "15550000000@c.us"
 
 
+def later_than_every_message() -> datetime:
+    """The clock of tests whose messages are all in the past (the one about a clock ahead sets its own)."""
+    return T0 + timedelta(days=1)
+
+
 def message(user: str, n: int, at: datetime, *, sent: bool = False):
     model = MessageSent if sent else MessageReceived
     data = model(id=f"false_{CHAT}_M{n}", chat_id=CHAT, from_me=sent, timestamp=int(at.timestamp()))
@@ -24,7 +29,7 @@ def report_after(reports: ActivityReports, env):
 
 
 def test_one_report_per_interval_per_user_at_the_messages_time():
-    reports = ActivityReports(timedelta(seconds=60))
+    reports = ActivityReports(timedelta(seconds=60), clock=later_than_every_message)
     first = report_after(reports, message("alice", 1, T0))
     assert (first.type, first.user_id, first.session, first.correlation_id) == ("session.active", "alice", "wf_alice", "evt_1")
     assert (first.occurred_at, first.data.message_id) == (T0, f"false_{CHAT}_M1")
@@ -37,7 +42,7 @@ def test_one_report_per_interval_per_user_at_the_messages_time():
 
 
 def test_acks_are_not_reports_and_an_unpublished_report_is_due_again():
-    reports = ActivityReports(timedelta(seconds=60))
+    reports = ActivityReports(timedelta(seconds=60), clock=later_than_every_message)
     ack = envelope(MessageAck(id=f"true_{CHAT}_M1", chat_id=CHAT, ack=3), "alice", occurred_at=T0)
     assert reports.due(ack) is None
     pending = reports.due(message("alice", 1, T0))
@@ -56,7 +61,7 @@ def test_a_phone_clock_ahead_counts_as_now_and_does_not_silence_the_next_reports
 
 
 def test_a_forgotten_user_is_reported_again():
-    reports = ActivityReports(timedelta(seconds=60), memory=10)
+    reports = ActivityReports(timedelta(seconds=60), memory=10, clock=later_than_every_message)
     report_after(reports, message("u0", 0, T0))
     for n in range(1, 11):
         report_after(reports, message(f"u{n}", n, T0))

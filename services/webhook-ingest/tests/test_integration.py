@@ -294,7 +294,7 @@ async def _not(check) -> bool:
 
 async def test_an_event_no_queue_takes_is_refused_not_lost(ingest, topology, amqp, waha):
     """Published as mandatory: with nothing bound for it, WAHA gets 503 (and retries) instead of a 200."""
-    # Every queue the topology binds to message events (the persister's, the orchestrator's activity...).
+    # Every queue the topology binds to message events (the persister's).
     bindings = [b for b in topology.bindings() if b.source == topology.events and not b.to_exchange and ".message." in b.routing_key]
     assert bindings
     for b in bindings:

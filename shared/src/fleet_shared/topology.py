@@ -189,6 +189,15 @@ class Topology:
         b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]
         return b
 
+    def retired_bindings(self) -> list[Binding]:
+        """Bindings earlier versions declared and this one must not have: `declare_topology` removes
+        them, so an upgraded broker routes like a new one (it only ever adds the others)."""
+        return [
+            # Before `session.active`, the idle clock took every message event (docs/sessions.md §5).
+            Binding(self.events, self.orchestrator_activity, "user.*.message.received"),
+            Binding(self.events, self.orchestrator_activity, "user.*.message.sent"),
+        ]
+
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
     exchanges = {}
@@ -203,6 +212,10 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
         else:
             queue = await channel.get_queue(b.destination, ensure=False)
             await queue.bind(exchanges[b.source], routing_key=b.routing_key)
+    for b in topology.retired_bindings():
+        # RabbitMQ answers unbind-ok for a binding that is not there (a broker that never had it).
+        queue = await channel.get_queue(b.destination, ensure=False)
+        await queue.unbind(exchanges[b.source], routing_key=b.routing_key)
 
 
 async def declare_topology_at(url: str, topology: Topology) -> None:

@@ -1,8 +1,8 @@
 """MongoDB side of the persister: the two collections, their indexes and idempotent batch writes.
 
-`messages`: one document per (userId, WhatsApp message id), inserted by the message's first event.
-Content fields are facts (`$set`, the same every time), `ack` only moves forward (`$max`), so
-replays and out-of-order deliveries (an ack before its message) converge on one document. An ack that arrives first leaves a *stub*
+`messages`: one document per (userId, WhatsApp message id), inserted by the message's first
+event. Content fields are facts (`$set`, the same every time), `ack` only moves forward (`$max`),
+so replays and out-of-order deliveries (an ack before its message) converge on one document. An ack that arrives first leaves a *stub*
 (no `timestamp`) that the message fills in later; reads never show stubs.
 
 `chats`: one document per (userId, chatId) with the newest message as `lastMessage`. It is

@@ -27,7 +27,7 @@ SESSION_LIMIT = Gauge("orchestrator_session_limit", "MAX_SESSIONS: sessions that
 LIMIT_REFUSALS = Counter("orchestrator_session_limit_refusals_total", "Sessions refused because MAX_SESSIONS run")
 IDLE_STOPS = Counter("orchestrator_idle_stops_total", "Sessions stopped after SESSION_IDLE_TIMEOUT without activity")
 REPAIRS = Counter("orchestrator_reconcile_repairs_total", "Reconciliation repairs applied, by kind", ["repair"])
-ACTIVITY = Counter("orchestrator_activity_events_total", "Message events noted as user activity")
+ACTIVITY = Counter("orchestrator_activity_events_total", "Activity reports (session.active) noted as user activity")
 
 
 def set_session_counts(counts: dict[str, int]) -> None:

@@ -18,7 +18,8 @@ class Settings(FleetSettings):
     # Larger bodies are refused with 413 before they are read in full.
     webhook_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
     # A user's messages are reported to the orchestrator as `session.active` at most this often
-    # (`activity.py`); far below SESSION_IDLE_TIMEOUT, which it delays by at most this much.
+    # (`activity.py`). Keep it far below SESSION_IDLE_TIMEOUT: the idle clock may lag behind the
+    # newest message by this much, so a session may be stopped as idle that much early.
     activity_report_interval: Duration = timedelta(seconds=60)
 
     secret_fields: ClassVar[tuple[str, ...]] = ("webhook_hmac_key",)
