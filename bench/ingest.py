@@ -4,8 +4,9 @@ The system: one webhook-ingest process (HMAC check, parse, map, publish with con
 confirm), fed by a load-generator process over keep-alive HTTP connections.
 The baseline: one process publishing the same events (the envelopes ingest makes of those
 webhooks, prepared before the clock starts) with aio-pika, persistent, mandatory, each awaited
-for its publisher confirm, to the same exchange and routing keys, so into the same two quorum
-queues (`persister.events`, `orchestrator.activity`). Same concurrency, same duration.
+for its publisher confirm, to the same exchange and routing keys, so into the same quorum queue
+(`persister.events`). Same concurrency, same duration. (Ingest also publishes one `session.active`
+per user and minute: 100 in a run, for tens of thousands of webhooks.)
 """
 
 import asyncio

@@ -3,7 +3,7 @@
 Each socket gets its own server-named, exclusive, auto-delete queue (`fleet_shared.subscribe`),
 bound to the public event types of the token's user only (`user.<sub>.message.*`,
 `user.<sub>.session.status_changed|qr_updated`; internal types such as `session.status_reported`
-are never bound). The queue is bounded (`topology.live_queue_arguments`: oldest dropped first)
+and `session.active` are never bound). The queue is bounded (`topology.live_queue_arguments`: oldest dropped first)
 and consumed with a small prefetch into an asyncio queue of `events_buffer` envelopes; the
 socket writer drains that. When the writer falls behind so far that the buffer is full, the
 stream is marked overflowed and the socket is closed: a client never silently misses events.

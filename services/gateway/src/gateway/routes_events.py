@@ -56,7 +56,7 @@ events as they happen. A plain HTTP GET answers 426.
 **Frames**: server to client only, one JSON envelope per text frame
 (`{{"id", "type", "version", "occurredAt", "userId", "session", "correlationId", "data"}}`), of the types
 {", ".join(f"`{t}`" for t in PUBLIC_EVENT_TYPES)}. `id` is the same for a redelivered fact: use it to drop
-duplicates. Internal events (`session.status_reported`) are never sent.
+duplicates. Internal events (`session.status_reported`, `session.active`) are never sent.
 
 **Close codes**
 
