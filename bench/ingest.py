@@ -6,7 +6,7 @@ The baseline: one process publishing the same events (the envelopes ingest makes
 webhooks, prepared before the clock starts) with aio-pika, persistent, mandatory, each awaited
 for its publisher confirm, to the same exchange and routing keys, so into the same quorum queue
 (`persister.events`). Same concurrency, same duration. (Ingest also publishes one `session.active`
-per user and minute: 100 in a run, for tens of thousands of webhooks.)
+per user and minute: 100 a minute, against thousands of webhooks a second.)
 """
 
 import asyncio

@@ -27,13 +27,14 @@ DEFAULT_EXCHANGE = "amq.default"  # what RabbitMQ checks for a publish to "" (re
 def declare_topology_needs(topology: Topology) -> set[tuple[str, str]]:
     """(permission, resource) pairs that `declare_topology` needs, per RabbitMQ's access control:
     exchange.declare: configure; queue.declare: configure, plus with a DLX argument write on the DLX
-    and read on the queue; queue.bind / exchange.bind: write on the destination, read on the source."""
+    and read on the queue; queue.bind / exchange.bind (and their unbinds): write on the destination,
+    read on the source."""
     needs = {("configure", ex.name) for ex in topology.exchanges()}
     for q in topology.queues():
         needs.add(("configure", q.name))
         if dlx := q.arguments.get("x-dead-letter-exchange"):
             needs |= {("write", dlx), ("read", q.name)}
-    for b in topology.bindings():
+    for b in [*topology.bindings(), *topology.retired_bindings()]:
         needs |= {("write", b.destination), ("read", b.source)}
     return needs
 

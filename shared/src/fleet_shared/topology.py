@@ -214,8 +214,12 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
             await queue.bind(exchanges[b.source], routing_key=b.routing_key)
     for b in topology.retired_bindings():
         # RabbitMQ answers unbind-ok for a binding that is not there (a broker that never had it).
-        queue = await channel.get_queue(b.destination, ensure=False)
-        await queue.unbind(exchanges[b.source], routing_key=b.routing_key)
+        if b.to_exchange:
+            dest = await channel.get_exchange(b.destination, ensure=False)
+            await dest.unbind(exchanges[b.source], routing_key=b.routing_key)
+        else:
+            queue = await channel.get_queue(b.destination, ensure=False)
+            await queue.unbind(exchanges[b.source], routing_key=b.routing_key)
 
 
 async def declare_topology_at(url: str, topology: Topology) -> None:
