@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, ExchangeType
 
 from .routing import all_users_binding, user_key
 
@@ -206,20 +206,17 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
     for q in topology.queues():
         await channel.declare_queue(q.name, durable=True, arguments=q.arguments)
     for b in topology.bindings():
-        if b.to_exchange:
-            dest = await channel.get_exchange(b.destination, ensure=False)
-            await dest.bind(exchanges[b.source], routing_key=b.routing_key)
-        else:
-            queue = await channel.get_queue(b.destination, ensure=False)
-            await queue.bind(exchanges[b.source], routing_key=b.routing_key)
+        await (await _destination(channel, b)).bind(exchanges[b.source], routing_key=b.routing_key)
     for b in topology.retired_bindings():
         # RabbitMQ answers unbind-ok for a binding that is not there (a broker that never had it).
-        if b.to_exchange:
-            dest = await channel.get_exchange(b.destination, ensure=False)
-            await dest.unbind(exchanges[b.source], routing_key=b.routing_key)
-        else:
-            queue = await channel.get_queue(b.destination, ensure=False)
-            await queue.unbind(exchanges[b.source], routing_key=b.routing_key)
+        await (await _destination(channel, b)).unbind(exchanges[b.source], routing_key=b.routing_key)
+
+
+async def _destination(channel: AbstractChannel, binding: Binding) -> AbstractQueue | AbstractExchange:
+    """The queue or exchange a binding delivers to (declared already)."""
+    if binding.to_exchange:
+        return await channel.get_exchange(binding.destination, ensure=False)
+    return await channel.get_queue(binding.destination, ensure=False)
 
 
 async def declare_topology_at(url: str, topology: Topology) -> None:
