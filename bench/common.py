@@ -149,6 +149,15 @@ def run_loadgen(target: str, spec: dict, timeout: float = LOADGEN_TIMEOUT) -> di
     return json.loads(lines[-1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (`/proc/<pid>/stat`); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process (VmRSS in /proc/<pid>/status)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -27,22 +27,12 @@ from local_launcher.tokens import make_token
 from persister.store import MESSAGES
 
 from . import payloads
-from .common import SECRETS, Context, run_loadgen, whole_system
+from .common import SECRETS, Context, cpu_seconds, run_loadgen, whole_system
 from .e2e import RATE, USERS
 from .gateway import connect_users
 from .http1 import build_request, open_loop
 
 READS = 290  # what benchmark 3's polling load generator made at 200 messages/s (280-307/s)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (`/proc/<pid>/stat`); 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 async def send_only(spec: dict) -> dict:
