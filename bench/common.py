@@ -15,8 +15,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import aio_pika
+from pymongo import AsyncMongoClient
 
-from fleet_shared.localdev import free_port
+from fleet_shared.localdev import EmbeddedMongo, free_port
 from local_launcher.processes import Child, base_environment, python_module
 from local_launcher.stack import Stack
 from local_launcher.throwaway import PARTITIONS, SECRETS, launched, throwaway_config
@@ -34,6 +35,8 @@ class Context:
     quick: bool = False
     runs: int = 3
     say: callable = print
+    # A MongoDB server to measure on (`--mongodb-url`); None: each benchmark starts an embedded SecantusDB.
+    mongodb_url: str | None = None
 
     def n(self, full: int, quick: int) -> int:
         return quick if self.quick else full
@@ -118,12 +121,55 @@ def service(ctx: Context, name: str, module: str, env: dict[str, str]) -> Iterat
 
 
 @contextmanager
+def mongodb(ctx: Context, tag: str) -> Iterator[str]:
+    """The URL of the MongoDB-wire server a benchmark writes to: `ctx.mongodb_url`, or an embedded
+    SecantusDB started for it and stopped afterwards. On a server of the caller's, a benchmark names
+    its databases with `fresh_prefix` and drops them when done (`drop_databases`)."""
+    if ctx.mongodb_url is not None:
+        yield ctx.mongodb_url
+        return
+    mongo = EmbeddedMongo(log_path=ctx.log_dir / f"{tag}-mongodb.log").start()
+    try:
+        yield mongo.url
+    finally:
+        mongo.stop()
+
+
+async def drop_databases(url: str, names: list[str]) -> None:
+    client = AsyncMongoClient(url)
+    try:
+        for name in names:
+            await client.drop_database(name)
+    finally:
+        await client.close()
+
+
+async def database_version(url: str) -> str:
+    """What the server at `url` says it is (`buildInfo`), for the report."""
+    client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        info = await client.admin.command("buildInfo")
+    except Exception:  # only for the report
+        return "?"
+    finally:
+        await client.close()
+    return str(info.get("version", "?"))
+
+
+@contextmanager
 def whole_system(ctx: Context, tag: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """SecantusDB, the emulator and the four services as processes under a fresh prefix."""
+    """The database (`mongodb`), the emulator and the four services as processes under a fresh prefix,
+    which also names the system's database."""
     prefix = fresh_prefix(tag)
-    config = throwaway_config(ctx.rabbitmq_url, ctx.log_dir / f"{tag}-{prefix}", env={"BROKER_PREFIX": prefix, **(env or {})})
-    with launched(config, ctx.rabbitmq_url) as system:
-        yield system
+    config = throwaway_config(ctx.rabbitmq_url, ctx.log_dir / f"{tag}-{prefix}",
+                              env={"BROKER_PREFIX": prefix, "MONGODB_DATABASE": prefix, **(env or {})})
+    config.mongodb_url = ctx.mongodb_url
+    try:
+        with launched(config, ctx.rabbitmq_url) as system:
+            yield system
+    finally:
+        if ctx.mongodb_url is not None:
+            asyncio.run(drop_databases(ctx.mongodb_url, [prefix]))
 
 
 def token(user_id: str, *, admin: bool = False) -> str:
@@ -212,7 +258,7 @@ def wait_for_low_load(say, threshold: float, deadline_s: float) -> tuple[float, 
     return load
 
 
-def machine_info(rabbitmq_url: str) -> dict:
+def machine_info(rabbitmq_url: str, mongodb_url: str | None = None) -> dict:
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -229,7 +275,7 @@ def machine_info(rabbitmq_url: str) -> dict:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "rabbitmq": asyncio.run(rabbitmq_version(rabbitmq_url)),
-        "secantusdb": _version("secantusdb"),
+        **({"mongodb": asyncio.run(database_version(mongodb_url))} if mongodb_url else {"secantusdb": _version("secantusdb")}),
         "aio-pika": _version("aio-pika"),
         "faststream": _version("faststream"),
         "pymongo": _version("pymongo"),

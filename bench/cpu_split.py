@@ -3,7 +3,7 @@
 `python -m bench.cpu_split` (`make bench-cpu`): the whole stack of benchmark 3 with its 100
 connected users, driven twice by a load generator of its own: first webhooks only (benchmark 3's
 200/s, so no reads), then reads only (`GET /api/v1/waha/messages`, newest 20 of a user's chat, at
-the ~290/s benchmark 3's polling makes at 200 messages/s, so no writes). For each process (the four
+the ~200/s benchmark 3's polling makes at 200 messages/s, so no writes). For each process (the four
 services, the emulator, SecantusDB, and RabbitMQ when its `beam.smp` is found; not the load
 generator) it prints the CPU it used, from `/proc/<pid>/stat`, as % of one core and as ms per
 operation. A diagnostic, not a benchmark: no baseline, nothing written to docs/benchmarks.md.
@@ -32,7 +32,7 @@ from .e2e import RATE, USERS
 from .gateway import connect_users
 from .http1 import build_request, open_loop
 
-READS = 290  # what benchmark 3's polling load generator made at 200 messages/s (280-307/s)
+READS = 200  # benchmark 3's polling makes about one read per message (50/s: 50, 100/s: 99; 200/s: 208-258)
 
 
 async def send_only(spec: dict) -> dict:

@@ -4,7 +4,7 @@ The system: `<p>.persister.events` is filled with N `message.received` events (1
 chats each) while no persister runs; then one persister process starts and drains it. The rate is
 taken from what it wrote: the events stored after the first write began, over the time between the
 first and the last write (`storedAt`), so process start-up is not counted.
-The baseline: one process writing the same documents into the same SecantusDB server with raw
+The baseline: one process writing the same documents into the same MongoDB-wire server with raw
 PyMongo async `bulk_write`, unordered, in batches of the persister's batch size, two batches at
 once like the persister: the very operations the persister makes of those events (message
 inserts, then the chats' `lastMessage` conditional upserts), prepared before the clock starts.
@@ -18,7 +18,7 @@ import aio_pika
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
-from fleet_shared.localdev import EmbeddedMongo, wait_until
+from fleet_shared.localdev import wait_until
 from fleet_shared.routing import user_key
 from fleet_shared.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology, declare_topology_at
@@ -26,7 +26,18 @@ from persister.config import Settings as PersisterSettings
 from persister.store import MESSAGES, Store, chat_update, message_insert
 
 from . import payloads
-from .common import PARTITIONS, Context, Row, fresh_prefix, purge, queue_depth, run_loadgen, service, service_env
+from .common import (
+    PARTITIONS,
+    Context,
+    Row,
+    fresh_prefix,
+    mongodb,
+    purge,
+    queue_depth,
+    run_loadgen,
+    service,
+    service_env,
+)
 
 USERS, CHATS = 100, 10
 WRITERS = 2  # batches written at once, as the persister does (`EventBatcher`)
@@ -95,9 +106,9 @@ async def raw_bulk(spec: dict) -> dict:
         await asyncio.gather(*(writer() for _ in range(spec["writers"])))
         seconds = time.perf_counter() - started
         written = await db[MESSAGES].count_documents({})
-        await client.drop_database(spec["database"])
         return {"per_second": len(events) / seconds, "seconds": seconds, "written": written, "conflicts": conflicts}
     finally:
+        await client.drop_database(spec["database"])
         await client.close()
 
 
@@ -115,9 +126,9 @@ async def _drained_rate(mongodb_url: str, database: str, count: int, timeout: fl
         t0, t1 = first[0]["storedAt"], last[0]["storedAt"]
         in_first = await messages.count_documents({"storedAt": t0})
         seconds = (t1 - t0).total_seconds()
-        await client.drop_database(database)
         return {"per_second": (count - in_first) / seconds if seconds > 0 else None, "seconds": seconds}
     finally:
+        await client.drop_database(database)
         await client.close()
 
 
@@ -126,31 +137,31 @@ def run(ctx: Context) -> list[Row]:
     prefix = fresh_prefix("per")
     topology = Topology(prefix, PARTITIONS)
     asyncio.run(declare_topology_at(ctx.rabbitmq_url, topology))
-    mongo = EmbeddedMongo(log_path=ctx.log_dir / "persister-mongodb.log").start()
     sut, base, notes = [], [], []
-    try:
-        for i in range(ctx.runs):
-            ctx.say(f"  persister run {i + 1}/{ctx.runs} ({count} events)")
-            b = run_loadgen("bench.persister:raw_bulk", {"mongodb_url": mongo.url, "database": f"rawbench{i}",
-                                                        "count": count, "batch": BATCH, "writers": WRITERS,
-                                                        "tag": f"r{i}_"})
-            base.append(b["per_second"])
-            run_loadgen("bench.persister:fill", {"url": ctx.rabbitmq_url, "exchange": topology.events, "count": count,
-                                                 "tag": f"p{i}_"})
-            asyncio.run(purge(ctx.rabbitmq_url, [topology.orchestrator_activity]))
-            database = f"perbench{i}"
-            env = service_env(ctx, prefix, MONGODB_URL=mongo.url, MONGODB_DATABASE=database)
-            with service(ctx, "persister", "persister", env):
-                s = asyncio.run(_drained_rate(mongo.url, database, count, timeout=300))
-            sut.append(s["per_second"])
-            left = asyncio.run(queue_depth(ctx.rabbitmq_url, topology.persister_events))
-            if left:
-                notes.append(f"{left} left in the queue")
-                asyncio.run(purge(ctx.rabbitmq_url, [topology.persister_events]))
-            ctx.say(f"    {sut[-1]:.0f} events/s vs raw bulk_write {base[-1]:.0f}/s")
-    finally:
-        mongo.stop()
-        asyncio.run(delete_topology(ctx.rabbitmq_url, topology))
+    # Each run's baseline and system write databases of their own, dropped when measured.
+    with mongodb(ctx, "persister") as mongodb_url:
+        try:
+            for i in range(ctx.runs):
+                ctx.say(f"  persister run {i + 1}/{ctx.runs} ({count} events)")
+                b = run_loadgen("bench.persister:raw_bulk", {"mongodb_url": mongodb_url, "database": f"{prefix}raw{i}",
+                                                            "count": count, "batch": BATCH, "writers": WRITERS,
+                                                            "tag": f"r{i}_"})
+                base.append(b["per_second"])
+                run_loadgen("bench.persister:fill", {"url": ctx.rabbitmq_url, "exchange": topology.events,
+                                                     "count": count, "tag": f"p{i}_"})
+                asyncio.run(purge(ctx.rabbitmq_url, [topology.orchestrator_activity]))
+                database = f"{prefix}sut{i}"
+                env = service_env(ctx, prefix, MONGODB_URL=mongodb_url, MONGODB_DATABASE=database)
+                with service(ctx, "persister", "persister", env):
+                    s = asyncio.run(_drained_rate(mongodb_url, database, count, timeout=300))
+                sut.append(s["per_second"])
+                left = asyncio.run(queue_depth(ctx.rabbitmq_url, topology.persister_events))
+                if left:
+                    notes.append(f"{left} left in the queue")
+                    asyncio.run(purge(ctx.rabbitmq_url, [topology.persister_events]))
+                ctx.say(f"    {sut[-1]:.0f} events/s vs raw bulk_write {base[-1]:.0f}/s")
+        finally:
+            asyncio.run(delete_topology(ctx.rabbitmq_url, topology))
     return [
         Row("2. Persister", f"events/s queue → MongoDB ({count} events)", "/s", sut, base,
             f"PyMongo async bulk_write, batches of {BATCH}, {WRITERS} at once", "≥ 0.8× baseline", lambda v, r: r is not None and r >= 0.8,

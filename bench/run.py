@@ -7,6 +7,7 @@ and the command still exits 0 (it exits 1 only when a benchmark could not run at
     python -m bench                      # everything, 3 runs each (~15 min on 2 cores; session start-up takes longest)
     python -m bench --quick              # smaller and shorter, 1 run: a smoke test of the whole harness
     python -m bench --only ingest,persister --runs 5
+    python -m bench --mongodb-url mongodb://127.0.0.1:27017   # on a real MongoDB instead of SecantusDB
 """
 
 import argparse
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="wait (at most --load-wait seconds) until the 1-minute load average is below this")
     p.add_argument("--load-wait", type=float, default=120.0, help="longest wait for a quiet machine (default 120 s)")
     p.add_argument("--keep-logs", action="store_true", help="keep the services' logs (always kept after a failure)")
+    p.add_argument("--mongodb-url", help="measure on this MongoDB server instead of an embedded SecantusDB per benchmark "
+                   "(each run in databases of its own, dropped afterwards)")
     return p.parse_args(argv)
 
 
@@ -168,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (1 if args.quick else 3)
     log_dir = Path(tempfile.mkdtemp(prefix="waha-fleet-bench-"))
     ctx = Context(rabbitmq_url=rabbitmq_url, log_dir=log_dir, quick=args.quick, runs=runs,
-                  say=lambda text: print(text, flush=True))
+                  say=lambda text: print(text, flush=True), mongodb_url=args.mongodb_url)
     load_before = wait_for_low_load(ctx.say, args.max_load, args.load_wait)
-    info = machine_info(rabbitmq_url)
+    info = machine_info(rabbitmq_url, args.mongodb_url)
     print(f"benchmarks: {', '.join(names)}; {runs} run(s) each{' (quick)' if args.quick else ''}; "
           f"load average {load_before[0]:.2f}; logs in {log_dir}", flush=True)
     started = time.monotonic()

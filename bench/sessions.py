@@ -145,11 +145,11 @@ async def _ask_status(url: str, topology: Topology, users: list[str]) -> None:
         await client.close()
 
 
-async def _register(mongodb_url: str, users: list[str]) -> None:
+async def _register(mongodb_url: str, database: str, users: list[str]) -> None:
     client = AsyncMongoClient(mongodb_url)
     try:
         now = datetime.now(UTC)
-        sessions = client["waha_fleet"]["sessions"]
+        sessions = client[database]["sessions"]
         for i in range(0, len(users), 1000):
             await sessions.insert_many([_registry_doc(u, now) for u in users[i : i + 1000]], ordered=False)
     finally:
@@ -174,7 +174,7 @@ def _memory(ctx: Context, count: int) -> tuple[float, int, int]:
         time.sleep(3)  # an idle sweep
         before = rss_bytes(pid)
         users = payloads.users("mem", count)
-        asyncio.run(_register(system.env["MONGODB_URL"], users))
+        asyncio.run(_register(system.env["MONGODB_URL"], system.env["MONGODB_DATABASE"], users))
         asyncio.run(_ask_status(ctx.rabbitmq_url, topology, users))
         admin_reads()
         time.sleep(3)  # another idle sweep, over the 10,000
