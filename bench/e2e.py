@@ -5,8 +5,8 @@ users whose sessions are WORKING (connected once, through the gateway and the em
 users would be before WhatsApp sends them anything). A load generator posts signed `message`
 webhooks to webhook-ingest at a fixed 200/s, round-robin over the 100 users (one chat each, a new
 one every run), and reads each user's newest messages through the gateway
-(`GET /api/v1/waha/messages`) every 20 ms while one of theirs is not visible yet, the first read
-20 ms after the webhook was answered. Latency: from the planned send time of the webhook to the
+(`GET /api/v1/waha/messages`) every 20 ms while one of theirs is not visible yet (a user's poller
+that was idle reads first 20 ms after the webhook is answered, not at once). Latency: from the planned send time of the webhook to the
 answer of the first read that contains the message. Full runs also measure 100/s and 50/s.
 The baseline: the same hops without the services, in processes of their own: the same events
 published with confirm to a quorum queue at 200/s; a consumer process gathers the deliveries
@@ -48,7 +48,7 @@ from .stats import summarize
 
 USERS = 100
 RATE = 200
-LOWER_RATES = (100, 50)  # full runs: where this machine keeps up
+LOWER_RATES = (100, 50)  # full runs: to show the rates this machine keeps up with
 POLL = 0.02
 SETTLE = 10.0  # how long a message may take before it counts as missing
 
@@ -269,13 +269,13 @@ def _raw_baseline(ctx: Context, rate: int, duration: float, warmup: float, tag: 
             else:
                 await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
 
-    asyncio.run(declare())
     with mongodb(ctx, "e2e-raw") as mongodb_url:
+        asyncio.run(declare())
         try:
             return _raw_run(ctx, queue, mongodb_url, database, rate, duration, warmup, tag)
         finally:
-            asyncio.run(declare(delete=True))
             asyncio.run(drop_databases(mongodb_url, [database]))
+            asyncio.run(declare(delete=True))
 
 
 def _raw_run(ctx: Context, queue: str, mongodb_url: str, database: str, rate: int, duration: float, warmup: float,

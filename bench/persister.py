@@ -30,6 +30,7 @@ from .common import (
     PARTITIONS,
     Context,
     Row,
+    drop_databases,
     fresh_prefix,
     mongodb,
     purge,
@@ -128,7 +129,6 @@ async def _drained_rate(mongodb_url: str, database: str, count: int, timeout: fl
         seconds = (t1 - t0).total_seconds()
         return {"per_second": (count - in_first) / seconds if seconds > 0 else None, "seconds": seconds}
     finally:
-        await client.drop_database(database)
         await client.close()
 
 
@@ -152,8 +152,11 @@ def run(ctx: Context) -> list[Row]:
                 asyncio.run(purge(ctx.rabbitmq_url, [topology.orchestrator_activity]))
                 database = f"{prefix}sut{i}"
                 env = service_env(ctx, prefix, MONGODB_URL=mongodb_url, MONGODB_DATABASE=database)
-                with service(ctx, "persister", "persister", env):
-                    s = asyncio.run(_drained_rate(mongodb_url, database, count, timeout=300))
+                try:
+                    with service(ctx, "persister", "persister", env):
+                        s = asyncio.run(_drained_rate(mongodb_url, database, count, timeout=300))
+                finally:  # once the persister has stopped: a late write would create the database again
+                    asyncio.run(drop_databases(mongodb_url, [database]))
                 sut.append(s["per_second"])
                 left = asyncio.run(queue_depth(ctx.rabbitmq_url, topology.persister_events))
                 if left:

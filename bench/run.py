@@ -11,6 +11,7 @@ and the command still exits 0 (it exits 1 only when a benchmark could not run at
 """
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -21,10 +22,12 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pymongo.errors import PyMongoError
+
 from fleet_shared.localdev import port_open
 
 from . import e2e, gateway, ingest, persister, sessions
-from .common import Context, Row, load_average, machine_info, wait_for_low_load
+from .common import Context, Row, database_version, load_average, machine_info, wait_for_low_load
 
 BENCHMARKS = {
     "ingest": ingest,
@@ -168,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     if not port_open("127.0.0.1", 5672) and "127.0.0.1" in rabbitmq_url:
         print(f"RabbitMQ does not answer at {rabbitmq_url} (make broker starts one)", file=sys.stderr)
         return 2
+    if args.mongodb_url:
+        try:
+            asyncio.run(database_version(args.mongodb_url))
+        except PyMongoError as exc:
+            print(f"MongoDB does not answer at {args.mongodb_url}: {exc}", file=sys.stderr)
+            return 2
     runs = args.runs or (1 if args.quick else 3)
     log_dir = Path(tempfile.mkdtemp(prefix="waha-fleet-bench-"))
     ctx = Context(rabbitmq_url=rabbitmq_url, log_dir=log_dir, quick=args.quick, runs=runs,
