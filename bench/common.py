@@ -114,8 +114,8 @@ def service(ctx: Context, name: str, module: str, env: dict[str, str]) -> Iterat
     """One service as its own process, on a free port, stopped afterwards."""
     port = free_port()
     child = Child(name, python_module(module), port, env={"PORT": str(port)}, log_path=ctx.log_dir / f"{name}-{port}.log")
-    child.start(env)
     try:
+        child.start(env)  # inside: one that started but never became ready is stopped too
         yield child
     finally:
         child.stop()
@@ -261,7 +261,8 @@ def wait_for_low_load(say, threshold: float, deadline_s: float) -> tuple[float, 
     return load
 
 
-def machine_info(rabbitmq_url: str, mongodb_url: str | None = None) -> dict:
+def machine_info(rabbitmq_url: str, mongodb_version: str | None = None) -> dict:
+    """`mongodb_version`: of the server given with `--mongodb-url`; None: the embedded SecantusDB."""
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -278,7 +279,7 @@ def machine_info(rabbitmq_url: str, mongodb_url: str | None = None) -> dict:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "rabbitmq": asyncio.run(rabbitmq_version(rabbitmq_url)),
-        **({"mongodb": asyncio.run(database_version(mongodb_url))} if mongodb_url else {"secantusdb": _version("secantusdb")}),
+        **({"mongodb": mongodb_version} if mongodb_version else {"secantusdb": _version("secantusdb")}),
         "aio-pika": _version("aio-pika"),
         "faststream": _version("faststream"),
         "pymongo": _version("pymongo"),

@@ -32,7 +32,7 @@ from .gateway import connect_users
 from .http1 import build_request, open_loop
 
 # Benchmark 3's polling made 238-253 reads/s at 200 messages/s (12:37 UTC full run), but reads alone
-# at 250/s saturate a slower instance (147 of 2,000 unanswered), and per-read figures would then
+# at 250/s saturated that run's instance (147 of 2,000 unanswered), and per-read figures would then
 # include the queueing; 200/s stays under that.
 READS = 200
 

@@ -109,7 +109,6 @@ async def raw_bulk(spec: dict) -> dict:
         written = await db[MESSAGES].count_documents({})
         return {"per_second": len(events) / seconds, "seconds": seconds, "written": written, "conflicts": conflicts}
     finally:
-        await client.drop_database(spec["database"])
         await client.close()
 
 
@@ -138,14 +137,18 @@ def run(ctx: Context) -> list[Row]:
     topology = Topology(prefix, PARTITIONS)
     asyncio.run(declare_topology_at(ctx.rabbitmq_url, topology))
     sut, base, notes = [], [], []
-    # Each run's baseline and system write databases of their own, dropped when measured.
+    # Each run's baseline and system write databases of their own, dropped once their writers have stopped.
     with mongodb(ctx, "persister") as mongodb_url:
         try:
             for i in range(ctx.runs):
                 ctx.say(f"  persister run {i + 1}/{ctx.runs} ({count} events)")
-                b = run_loadgen("bench.persister:raw_bulk", {"mongodb_url": mongodb_url, "database": f"{prefix}raw{i}",
-                                                            "count": count, "batch": BATCH, "writers": WRITERS,
-                                                            "tag": f"r{i}_"})
+                raw_database = f"{prefix}raw{i}"
+                try:
+                    b = run_loadgen("bench.persister:raw_bulk", {"mongodb_url": mongodb_url, "database": raw_database,
+                                                                "count": count, "batch": BATCH, "writers": WRITERS,
+                                                                "tag": f"r{i}_"})
+                finally:  # once its process has ended, whatever ended it
+                    asyncio.run(drop_databases(mongodb_url, [raw_database]))
                 base.append(b["per_second"])
                 run_loadgen("bench.persister:fill", {"url": ctx.rabbitmq_url, "exchange": topology.events,
                                                      "count": count, "tag": f"p{i}_"})

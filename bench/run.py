@@ -171,18 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     if not port_open("127.0.0.1", 5672) and "127.0.0.1" in rabbitmq_url:
         print(f"RabbitMQ does not answer at {rabbitmq_url} (make broker starts one)", file=sys.stderr)
         return 2
+    mongodb_version = None
     if args.mongodb_url:
         try:
-            asyncio.run(database_version(args.mongodb_url))
-        except PyMongoError as exc:
-            print(f"MongoDB does not answer at {args.mongodb_url}: {exc}", file=sys.stderr)
+            mongodb_version = asyncio.run(database_version(args.mongodb_url))
+        except (PyMongoError, ValueError) as exc:  # ValueError: a URL PyMongo cannot parse
+            print(f"no MongoDB at {args.mongodb_url}: {exc}", file=sys.stderr)
             return 2
     runs = args.runs or (1 if args.quick else 3)
     log_dir = Path(tempfile.mkdtemp(prefix="waha-fleet-bench-"))
     ctx = Context(rabbitmq_url=rabbitmq_url, log_dir=log_dir, quick=args.quick, runs=runs,
                   say=lambda text: print(text, flush=True), mongodb_url=args.mongodb_url)
     load_before = wait_for_low_load(ctx.say, args.max_load, args.load_wait)
-    info = machine_info(rabbitmq_url, args.mongodb_url)
+    info = machine_info(rabbitmq_url, mongodb_version)
     print(f"benchmarks: {', '.join(names)}; {runs} run(s) each{' (quick)' if args.quick else ''}; "
           f"load average {load_before[0]:.2f}; logs in {log_dir}", flush=True)
     started = time.monotonic()
