@@ -1,6 +1,7 @@
 """What every benchmark shares: the context, result rows, processes, load generators, machine facts."""
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -125,7 +126,7 @@ def service(ctx: Context, name: str, module: str, env: dict[str, str]) -> Iterat
 def mongodb(ctx: Context, tag: str) -> Iterator[str]:
     """The URL of the MongoDB-wire server a benchmark writes to: `ctx.mongodb_url`, or an embedded
     SecantusDB started for it and stopped afterwards. On a server of the caller's, a benchmark names
-    its databases with `fresh_prefix` and drops them when done (`drop_databases`)."""
+    its databases with `fresh_prefix` and drops them when done (`scratch_database`)."""
     if ctx.mongodb_url is not None:
         yield ctx.mongodb_url
         return
@@ -136,15 +137,24 @@ def mongodb(ctx: Context, tag: str) -> Iterator[str]:
         mongo.stop()
 
 
-async def drop_databases(url: str, names: list[str]) -> None:
-    """Clean-up: a server that cannot be reached is reported, not raised, so it never hides the
-    error that ended a benchmark."""
+@contextmanager
+def scratch_database(url: str, name: str) -> Iterator[str]:
+    """The database `name` at `url`, dropped on the way out; leave the block only once whatever
+    writes to it has stopped, or a late write creates it again."""
+    try:
+        yield name
+    finally:
+        asyncio.run(_drop_database(url, name))
+
+
+async def _drop_database(url: str, name: str) -> None:
+    """A server that cannot be reached is reported, not raised: a clean-up must not hide the error
+    that ended a benchmark."""
     client = AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
     try:
-        for name in names:
-            await client.drop_database(name)
+        await client.drop_database(name)
     except PyMongoError as exc:
-        print(f"could not drop {', '.join(names)} at {url}: {exc}", file=sys.stderr)
+        print(f"could not drop {name} at {url}: {exc}", file=sys.stderr)
     finally:
         await client.close()
 
@@ -167,12 +177,10 @@ def whole_system(ctx: Context, tag: str, env: dict[str, str] | None = None) -> I
     config = throwaway_config(ctx.rabbitmq_url, ctx.log_dir / f"{tag}-{prefix}",
                               env={"BROKER_PREFIX": prefix, "MONGODB_DATABASE": prefix, **(env or {})})
     config.mongodb_url = ctx.mongodb_url
-    try:
-        with launched(config, ctx.rabbitmq_url) as system:
-            yield system
-    finally:
-        if ctx.mongodb_url is not None:
-            asyncio.run(drop_databases(ctx.mongodb_url, [prefix]))
+    # An embedded server goes with the stack; a server of the caller's keeps the database until dropped.
+    database = scratch_database(ctx.mongodb_url, prefix) if ctx.mongodb_url else contextlib.nullcontext()
+    with database, launched(config, ctx.rabbitmq_url) as system:  # the stack stops first
+        yield system
 
 
 def token(user_id: str, *, admin: bool = False) -> str:

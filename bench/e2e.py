@@ -35,11 +35,11 @@ from .common import (
     SECRETS,
     Context,
     Row,
-    drop_databases,
     fresh_prefix,
     mongodb,
     purge,
     run_loadgen,
+    scratch_database,
     whole_system,
 )
 from .gateway import connect_users
@@ -272,9 +272,9 @@ def _raw_baseline(ctx: Context, rate: int, duration: float, warmup: float, tag: 
     with mongodb(ctx, "e2e-raw") as mongodb_url:
         asyncio.run(declare())
         try:
-            return _raw_run(ctx, queue, mongodb_url, database, rate, duration, warmup, tag)
+            with scratch_database(mongodb_url, database):
+                return _raw_run(ctx, queue, mongodb_url, database, rate, duration, warmup, tag)
         finally:
-            asyncio.run(drop_databases(mongodb_url, [database]))
             asyncio.run(declare(delete=True))
 
 

@@ -30,12 +30,12 @@ from .common import (
     PARTITIONS,
     Context,
     Row,
-    drop_databases,
     fresh_prefix,
     mongodb,
     purge,
     queue_depth,
     run_loadgen,
+    scratch_database,
     service,
     service_env,
 )
@@ -142,24 +142,19 @@ def run(ctx: Context) -> list[Row]:
         try:
             for i in range(ctx.runs):
                 ctx.say(f"  persister run {i + 1}/{ctx.runs} ({count} events)")
-                raw_database = f"{prefix}raw{i}"
-                try:
+                with scratch_database(mongodb_url, f"{prefix}raw{i}") as raw_database:  # its writer is a process
                     b = run_loadgen("bench.persister:raw_bulk", {"mongodb_url": mongodb_url, "database": raw_database,
                                                                 "count": count, "batch": BATCH, "writers": WRITERS,
                                                                 "tag": f"r{i}_"})
-                finally:  # once its process has ended, whatever ended it
-                    asyncio.run(drop_databases(mongodb_url, [raw_database]))
                 base.append(b["per_second"])
                 run_loadgen("bench.persister:fill", {"url": ctx.rabbitmq_url, "exchange": topology.events,
                                                      "count": count, "tag": f"p{i}_"})
                 asyncio.run(purge(ctx.rabbitmq_url, [topology.orchestrator_activity]))
                 database = f"{prefix}sut{i}"
                 env = service_env(ctx, prefix, MONGODB_URL=mongodb_url, MONGODB_DATABASE=database)
-                try:
-                    with service(ctx, "persister", "persister", env):
-                        s = asyncio.run(_drained_rate(mongodb_url, database, count, timeout=300))
-                finally:  # once the persister has stopped: a late write would create the database again
-                    asyncio.run(drop_databases(mongodb_url, [database]))
+                # Dropped once the persister has stopped (the inner block is left first).
+                with scratch_database(mongodb_url, database), service(ctx, "persister", "persister", env):
+                    s = asyncio.run(_drained_rate(mongodb_url, database, count, timeout=300))
                 sut.append(s["per_second"])
                 left = asyncio.run(queue_depth(ctx.rabbitmq_url, topology.persister_events))
                 if left:
