@@ -39,17 +39,17 @@ deploy-check: install
 
 ## make dlq: every dead-letter queue of BROKER_PREFIX (default wa) and how many messages wait in it
 dlq: install
-	@$(UV) run --frozen python -m fleet_shared.dlq list
+	@$(UV) run --frozen python -m fleet_devtools.dlq list
 
 ## make dlq-show QUEUE=persister.events: what is in one dead-letter queue and why (left in place)
 dlq-show: install
 	@test -n "$(QUEUE)" || { echo "usage: make dlq-show QUEUE=persister.events"; exit 2; }
-	@$(UV) run --frozen python -m fleet_shared.dlq show $(QUEUE)
+	@$(UV) run --frozen python -m fleet_devtools.dlq show $(QUEUE)
 
 ## make dlq-replay QUEUE=persister.events [LIMIT=n]: move its messages back to the queue they came from
 dlq-replay: install
 	@test -n "$(QUEUE)" || { echo "usage: make dlq-replay QUEUE=persister.events [LIMIT=n]"; exit 2; }
-	@$(UV) run --frozen python -m fleet_shared.dlq replay $(QUEUE) $(if $(LIMIT),--limit $(LIMIT))
+	@$(UV) run --frozen python -m fleet_devtools.dlq replay $(QUEUE) $(if $(LIMIT),--limit $(LIMIT))
 
 ## make faults: only the fault tests (real processes; part of make test)
 faults: install broker

@@ -1,1 +1,1 @@
-pytest_plugins = ["fleet_shared.testing.fixtures"]
+pytest_plugins = ["fleet_devtools.testing.fixtures"]

@@ -19,7 +19,7 @@ import aio_pika
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from fleet_shared.localdev import EmbeddedMongo, free_port
+from fleet_devtools.localdev import EmbeddedMongo, free_port
 from local_launcher.processes import Child, base_environment, python_module
 from local_launcher.stack import Stack
 from local_launcher.throwaway import PARTITIONS, SECRETS, launched, throwaway_config

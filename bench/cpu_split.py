@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pymongo import AsyncMongoClient
 
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from local_launcher.tokens import make_token
 from persister.store import MESSAGES
 

@@ -165,7 +165,7 @@ def run(ctx: Context) -> list[Row]:
             p99.append(s["p99_ms"])
             sut_errors += s["requests"] - s["ok"] + s["errors"]
             ctx.say(f"    {tput[-1]:.0f}/s vs raw {base_tput[-1]:.0f}/s; at {RATE}/s p50 {p50[-1]:.1f} ms p99 {p99[-1]:.1f} ms")
-    from fleet_shared.testing.fixtures import delete_topology
+    from fleet_devtools.testing.fixtures import delete_topology
 
     asyncio.run(delete_topology(ctx.rabbitmq_url, topology))
     note = f"{sut_errors} non-2xx/failed" if sut_errors else ""

@@ -27,8 +27,8 @@ from pathlib import Path
 import aio_pika
 import httpx
 
-from fleet_shared.localdev import free_port
-from fleet_shared.testing.fixtures import delete_topology
+from fleet_devtools.localdev import free_port
+from fleet_devtools.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology
 from local_launcher.processes import Child, python_module
 

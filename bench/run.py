@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from fleet_shared.localdev import port_open
+from fleet_devtools.localdev import port_open
 
 from . import e2e, gateway, ingest, persister, sessions
 from .common import Context, Row, database_version, load_average, machine_info, wait_for_low_load

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 
-from fleet_shared.localdev import free_port
-from fleet_shared.testing.fixtures import delete_topology
+from fleet_devtools.localdev import free_port
+from fleet_devtools.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology
 from local_launcher.stack import DEFAULT_PORTS, Stack, StackConfig
 from local_launcher.tokens import make_token

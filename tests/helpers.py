@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pymongo import AsyncMongoClient
 
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from fleet_shared.topology import Topology
 from local_launcher.stack import Stack
 

@@ -8,7 +8,7 @@ import pytest
 from fleet_shared.contracts import envelope, parse_envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminGetSession, AdminListSessions, IdleStopSession
 from fleet_shared.contracts.events import MessageAck, MessageReceived, SessionActive
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import admin_key, parse_admin_key
 from fleet_shared.topology import USER_ID_HEADER
 

@@ -21,10 +21,10 @@ from fleet_shared.contracts.events import (
     SessionStatusChanged,
     SessionStatusReported,
 )
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import user_key
 from fleet_shared.subscribe import SubscriptionLost, subscribe
-from fleet_shared.testing.proxy import TcpProxy
+from fleet_devtools.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

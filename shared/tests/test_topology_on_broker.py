@@ -8,7 +8,7 @@ import pytest
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import GetQr, StartSession
 from fleet_shared.contracts.events import MessageReceived, MessageSent, SessionActive
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from fleet_shared.topology import USER_ID_HEADER, declare_topology_at
 
 pytestmark = pytest.mark.integration

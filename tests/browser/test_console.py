@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..conftest import auth, token_for
 from .conftest import Console, open_console

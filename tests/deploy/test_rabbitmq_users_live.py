@@ -20,7 +20,7 @@ import pytest
 from aiormq.exceptions import ChannelAccessRefused
 from websockets.asyncio.client import connect as ws_connect
 
-from fleet_shared.localdev import EmbeddedMongo, free_port, wait_until
+from fleet_devtools.localdev import EmbeddedMongo, free_port, wait_until
 from fleet_shared.topology import Topology
 from local_launcher.processes import Child, base_environment, python_module
 from local_launcher.tokens import make_token

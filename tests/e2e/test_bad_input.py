@@ -13,7 +13,7 @@ import uuid
 import jwt
 import pytest
 
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..conftest import SECRETS, auth, token_for
 from ..helpers import signature_headers, signed, wa_message, webhook

@@ -1,5 +1,5 @@
 """2: a message that can never be handled goes to a dead-letter queue with its reason, its depth is a
-metric, and the documented command (`python -m fleet_shared.dlq`, `make dlq-replay`) replays it."""
+metric, and the documented command (`python -m fleet_devtools.dlq`, `make dlq-replay`) replays it."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 
 from fleet_shared.contracts import deterministic_id, envelope
 from fleet_shared.contracts.events import MessageReceived
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..conftest import PARTITIONS
 from ..helpers import metric, unique_user
@@ -24,7 +24,7 @@ def dlq_command(stack, *args: str) -> str:
     """The operators' command, as a process of its own, configured like the services."""
     env = {**os.environ, "RABBITMQ_URL": stack.env["RABBITMQ_URL"], "BROKER_PREFIX": stack.env["BROKER_PREFIX"],
            "ORCHESTRATOR_PARTITIONS": str(PARTITIONS)}
-    done = subprocess.run([sys.executable, "-m", "fleet_shared.dlq", *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "fleet_devtools.dlq", *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..conftest import auth, launched, stack_config, token_for
 from ..helpers import all_ready, connect, unique_user

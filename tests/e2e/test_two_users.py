@@ -10,7 +10,7 @@ import uuid
 import aio_pika
 import pytest
 
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..conftest import SECRETS, auth
 

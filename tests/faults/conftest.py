@@ -12,8 +12,8 @@ test broke is mended in its own `finally`, and `healthy` mends again what a fail
 import httpx
 import pytest
 
-from fleet_shared.localdev import wait_until
-from fleet_shared.testing.proxy import TcpProxy
+from fleet_devtools.localdev import wait_until
+from fleet_devtools.testing.proxy import TcpProxy
 
 from ..conftest import launched, stack_config
 from ..helpers import all_ready

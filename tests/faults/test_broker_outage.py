@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..helpers import all_ready, auth, bounded, connect, inbound, metric, mongo, stored_messages, unique_user
 

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..helpers import bounded, deliver, metric, mongo, stored_messages, unique_user, wa_message, webhook
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..helpers import auth, connect, mongo, stored_messages, unique_user
 

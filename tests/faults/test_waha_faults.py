@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 from ..helpers import auth, connect, unique_user
 

@@ -15,7 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from fleet_shared.contracts import Reply
-from fleet_shared.localdev import free_port, wait_until
+from fleet_devtools.localdev import free_port, wait_until
 from gateway.app import create_app
 from gateway.config import Settings
 

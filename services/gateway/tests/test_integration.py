@@ -9,8 +9,8 @@ import pytest
 from fleet_shared.contracts import Reply
 from fleet_shared.contracts.commands import Page, QrView, SentView, SessionView
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import wait_until
-from fleet_shared.testing.proxy import TcpProxy
+from fleet_devtools.localdev import wait_until
+from fleet_devtools.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from fleet_shared.contracts.events import (
     SessionStatusChanged,
     SessionStatusReported,
 )
-from fleet_shared.localdev import free_port, wait_until
+from fleet_devtools.localdev import free_port, wait_until
 from fleet_shared.routing import user_key
-from fleet_shared.testing.proxy import TcpProxy
+from fleet_devtools.testing.proxy import TcpProxy
 from gateway.app import create_app
 
 from .conftest import gateway_settings

@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from fleet_shared.broker import RpcClient, make_broker, publish_envelope
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import ListChats, ListMessages
-from fleet_shared.localdev import EmbeddedMongo, wait_until
+from fleet_devtools.localdev import EmbeddedMongo, wait_until
 from persister.app import create_app
 from persister.config import Settings
 

@@ -25,10 +25,10 @@ from fleet_shared.contracts.admin import AdminGetSession
 from fleet_shared.contracts.commands import COMMAND_TYPES, GetQr, GetSession
 from fleet_shared.contracts.events import SessionStatusReported
 from fleet_shared.ids import session_name_for
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.routing import admin_key, user_key
-from fleet_shared.testing.fixtures import delete_topology
+from fleet_devtools.testing.fixtures import delete_topology
 from fleet_shared.topology import USER_ID_HEADER, Topology, declare_topology_at
 from session_orchestrator.app import create_app
 from session_orchestrator.config import Settings

@@ -5,7 +5,7 @@ import pytest
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminGetSession, AdminListSessions
 from fleet_shared.contracts.commands import GetQr, StopSession
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 
 pytestmark = pytest.mark.integration
 

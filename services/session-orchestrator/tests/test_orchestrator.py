@@ -18,7 +18,7 @@ from fleet_shared.contracts.commands import (
     StopSession,
 )
 from fleet_shared.contracts.events import SessionStatusReported
-from fleet_shared.localdev import wait_until
+from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import one_user_binding
 
 pytestmark = pytest.mark.integration

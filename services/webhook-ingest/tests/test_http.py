@@ -9,7 +9,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 
-from fleet_shared.localdev import free_port
+from fleet_devtools.localdev import free_port
 from webhook_ingest.app import create_app
 
 

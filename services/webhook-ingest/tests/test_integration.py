@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from fleet_shared.contracts import deterministic_id, parse_envelope
-from fleet_shared.localdev import free_port, wait_until
+from fleet_devtools.localdev import free_port, wait_until
 from fleet_shared.routing import one_user_binding
-from fleet_shared.testing.proxy import TcpProxy
+from fleet_devtools.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

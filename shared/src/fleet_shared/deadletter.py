@@ -14,7 +14,7 @@ routing key (so it lands in `<queue>.dlq`, like a broker dead letter) and these 
 | `x-fleet-dead-by` | the service that gave up on it |
 
 The caller acks the delivery only after this returned (the dead letter was confirmed), so the
-message is in one of the two queues at any time. `python -m fleet_shared.dlq` shows and replays them.
+message is in one of the two queues at any time. `python -m fleet_devtools.dlq` shows and replays them.
 """
 
 from aio_pika.abc import AbstractIncomingMessage

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from fleet_shared.localdev import wait_for_port
+from fleet_devtools.localdev import wait_for_port
 
 
 @dataclass

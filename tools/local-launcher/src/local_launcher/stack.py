@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_shared.localdev import EmbeddedMongo
+from fleet_devtools.localdev import EmbeddedMongo
 
 from .processes import Child, base_environment, python_module
 

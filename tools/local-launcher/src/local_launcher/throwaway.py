@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet_shared.localdev import free_port
-from fleet_shared.testing.fixtures import delete_topology
+from fleet_devtools.localdev import free_port
+from fleet_devtools.testing.fixtures import delete_topology
 from fleet_shared.topology import Topology
 
 from .stack import DEFAULT_PORTS, Stack, StackConfig

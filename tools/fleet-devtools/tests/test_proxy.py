@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from fleet_shared.testing.proxy import TcpProxy
+from fleet_devtools.testing.proxy import TcpProxy
 
 
 @pytest.fixture

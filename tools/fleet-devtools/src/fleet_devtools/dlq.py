@@ -1,9 +1,9 @@
 """Dead-letter queues for operators: how deep they are, what is in them and why, and replaying them.
 
-    python -m fleet_shared.dlq list                         # every dead-letter queue of BROKER_PREFIX, with its depth
-    python -m fleet_shared.dlq show persister.events        # its messages and why each died (left in place)
-    python -m fleet_shared.dlq replay persister.events      # move them back to the queue they came from
-    python -m fleet_shared.dlq replay persister.events --limit 10
+    python -m fleet_devtools.dlq list                         # every dead-letter queue of BROKER_PREFIX, with its depth
+    python -m fleet_devtools.dlq show persister.events        # its messages and why each died (left in place)
+    python -m fleet_devtools.dlq replay persister.events      # move them back to the queue they came from
+    python -m fleet_devtools.dlq replay persister.events --limit 10
 
 A queue is named in full (`wa.persister.events.dlq`), by its work queue (`wa.persister.events`) or
 relative to the prefix (`persister.events`). `make dlq` and `make dlq-replay QUEUE=...` run these.
@@ -27,10 +27,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pamqp.commands import Basic
 
-from .broker import CONFIRM_TIMEOUT
-from .deadletter import DEAD_HEADERS, QUEUE_HEADER, REASON_HEADER
-from .settings import FleetSettings
-from .topology import Topology
+from fleet_shared.broker import CONFIRM_TIMEOUT
+from fleet_shared.deadletter import DEAD_HEADERS, QUEUE_HEADER, REASON_HEADER
+from fleet_shared.settings import FleetSettings
+from fleet_shared.topology import Topology
 
 DLQ_SUFFIX = ".dlq"
 REPLAYS_HEADER = "x-fleet-replays"
@@ -167,7 +167,7 @@ async def replay(url: str, dlq: str, limit: int | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fleet_shared.dlq", description="Inspect and replay dead-letter queues.")
+    parser = argparse.ArgumentParser(prog="python -m fleet_devtools.dlq", description="Inspect and replay dead-letter queues.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every dead-letter queue of BROKER_PREFIX and its depth")
     show = commands.add_parser("show", help="the messages of a dead-letter queue and why they died (left in place)")

@@ -7,8 +7,8 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
-from ..localdev import EmbeddedMongo
-from ..topology import Topology, declare_topology_at
+from fleet_devtools.localdev import EmbeddedMongo
+from fleet_shared.topology import Topology, declare_topology_at
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 TEST_PARTITIONS = 4

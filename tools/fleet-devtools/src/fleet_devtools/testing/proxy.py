@@ -15,7 +15,7 @@ import asyncio
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
-from ..localdev import free_port
+from fleet_devtools.localdev import free_port
 
 CONTROL_TIMEOUT = 10.0
 CHUNK = 65536
