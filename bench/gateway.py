@@ -19,8 +19,8 @@ import sys
 
 import httpx
 
-from fleet_shared.ids import session_name_for
 from fleet_devtools.localdev import free_port, wait_for_port
+from fleet_shared.ids import session_name_for
 
 from . import payloads
 from .common import Context, Row, run_loadgen, token, whole_system

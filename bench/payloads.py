@@ -1,7 +1,5 @@
 """What the load generators send: WAHA webhooks as WAHA signs them, and the fleet events they become."""
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -9,6 +7,7 @@ import uuid
 from fleet_shared.contracts import Envelope, deterministic_id, envelope
 from fleet_shared.contracts.events import MessageReceived
 from fleet_shared.ids import session_name_for
+from fleet_shared.waha import signed_headers
 
 from .http1 import build_request
 
@@ -47,8 +46,7 @@ def message_webhook(user: str, raw_id: str, sender: str, body: str = BODY, times
 
 def signed_post(port: int, hmac_key: str, hook: dict, path: str = "/webhooks/waha") -> bytes:
     body = json.dumps(hook).encode()
-    signature = hmac.new(hmac_key.encode(), body, hashlib.sha512).hexdigest()
-    headers = {"Content-Type": "application/json", "X-Webhook-Hmac": signature, "X-Webhook-Hmac-Algorithm": "sha512"}
+    headers = signed_headers(hmac_key, body)
     return build_request("POST", path, port, headers, body)
 
 

@@ -19,8 +19,8 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
 from fleet_devtools.localdev import wait_until
-from fleet_shared.routing import user_key
 from fleet_devtools.testing.fixtures import delete_topology
+from fleet_shared.routing import user_key
 from fleet_shared.topology import Topology, declare_topology_at
 from persister.config import Settings as PersisterSettings
 from persister.store import MESSAGES, Store, chat_update, message_insert

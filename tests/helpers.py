@@ -5,8 +5,6 @@ emulator's WAHA and control API, RabbitMQ, the services' /metrics, MongoDB for w
 """
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -18,9 +16,10 @@ import httpx
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo import AsyncMongoClient
 
-from fleet_shared.ids import session_name_for
 from fleet_devtools.localdev import wait_until
+from fleet_shared.ids import session_name_for
 from fleet_shared.topology import Topology
+from fleet_shared.waha import signed_headers
 from local_launcher.stack import Stack
 
 from .conftest import SECRETS, auth
@@ -102,8 +101,7 @@ async def all_ready(stack: Stack) -> bool:
 
 def signature_headers(body: bytes) -> dict[str, str]:
     """The headers WAHA sends with `body`, signed with the fleet's key."""
-    signature = hmac.new(SECRETS["WEBHOOK_HMAC_KEY"].encode(), body, hashlib.sha512).hexdigest()
-    return {"X-Webhook-Hmac": signature, "X-Webhook-Hmac-Algorithm": "sha512", "content-type": "application/json"}
+    return signed_headers(SECRETS["WEBHOOK_HMAC_KEY"], body)
 
 
 def signed(envelope: dict) -> tuple[bytes, dict[str, str]]:

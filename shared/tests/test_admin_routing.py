@@ -5,10 +5,10 @@ import json
 import aio_pika
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import envelope, parse_envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminGetSession, AdminListSessions, IdleStopSession
 from fleet_shared.contracts.events import MessageAck, MessageReceived, SessionActive
-from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import admin_key, parse_admin_key
 from fleet_shared.topology import USER_ID_HEADER
 

@@ -7,10 +7,10 @@ import aio_pika
 import pytest
 from prometheus_client import Gauge
 
-from fleet_shared.broker import make_broker
-from fleet_shared.deadletter import dead_letter
 from fleet_devtools.dlq import dead_letter_queues, depths, peek, replay, resolve, run
 from fleet_devtools.localdev import wait_until
+from fleet_shared.broker import make_broker
+from fleet_shared.deadletter import dead_letter
 from fleet_shared.queue_depth import QueueDepths
 from fleet_shared.settings import FleetSettings
 

@@ -13,6 +13,8 @@ import pytest
 from aio_pika.exceptions import ChannelNotFoundEntity
 from aiormq.exceptions import ChannelLockedResource
 
+from fleet_devtools.localdev import wait_until
+from fleet_devtools.testing.proxy import TcpProxy
 from fleet_shared.contracts import Envelope, envelope
 from fleet_shared.contracts.events import (
     MessageAck,
@@ -21,10 +23,8 @@ from fleet_shared.contracts.events import (
     SessionStatusChanged,
     SessionStatusReported,
 )
-from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import user_key
 from fleet_shared.subscribe import SubscriptionLost, subscribe
-from fleet_devtools.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,10 @@ import json
 import aio_pika
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import GetQr, StartSession
 from fleet_shared.contracts.events import MessageReceived, MessageSent, SessionActive
-from fleet_devtools.localdev import wait_until
 from fleet_shared.topology import USER_ID_HEADER, declare_topology_at
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,6 @@ least-privilege user, through a whole conversation; and a user stepping outside 
 is refused by RabbitMQ."""
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -22,6 +20,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from fleet_devtools.localdev import EmbeddedMongo, free_port, wait_until
 from fleet_shared.topology import Topology
+from fleet_shared.waha import sign
 from local_launcher.processes import Child, base_environment, python_module
 from local_launcher.tokens import make_token
 
@@ -219,7 +218,7 @@ async def test_the_whole_conversation_works_with_one_least_privilege_user_per_se
         "engine": "NOWEB",
     }
     body = json.dumps(envelope).encode()
-    signature = hmac.new(secrets["WEBHOOK_HMAC_KEY"].encode(), body, hashlib.sha512).hexdigest()
+    signature = sign(secrets["WEBHOOK_HMAC_KEY"], body)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['webhook-ingest']}") as ingest:
         r = await ingest.post(
             "/webhooks/waha", content=body, headers={"X-Webhook-Hmac": signature, "content-type": "application/json"}

@@ -10,9 +10,9 @@ import aio_pika
 import httpx
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import deterministic_id, envelope
 from fleet_shared.contracts.events import MessageReceived
-from fleet_devtools.localdev import wait_until
 
 from ..conftest import PARTITIONS
 from ..helpers import metric, unique_user

@@ -17,8 +17,8 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from fleet_shared.ids import session_name_for
 from fleet_devtools.localdev import wait_until
+from fleet_shared.ids import session_name_for
 
 from ..conftest import auth
 from ..helpers import bounded, connect, inbound, unique_user

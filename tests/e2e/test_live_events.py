@@ -15,10 +15,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.events import SessionQrUpdated
 from fleet_shared.ids import session_name_for
-from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import user_key
 
 from ..conftest import auth, token_for

@@ -8,8 +8,8 @@ operator does to the real stack.
 import httpx
 import pytest
 
-from fleet_shared.ids import session_name_for
 from fleet_devtools.localdev import wait_until
+from fleet_shared.ids import session_name_for
 
 from ..conftest import auth, launched, stack_config, token_for
 from ..helpers import all_ready, connect, unique_user

@@ -2,8 +2,6 @@
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import uuid
 
@@ -11,6 +9,7 @@ import aio_pika
 import pytest
 
 from fleet_devtools.localdev import wait_until
+from fleet_shared.waha import sign
 
 from ..conftest import SECRETS, auth
 
@@ -172,7 +171,7 @@ async def test_a_duplicated_webhook_is_stored_once(connected, gateway, waha, sta
         "engine": "NOWEB",
     }
     body = json.dumps(envelope).encode()
-    signature = hmac.new(SECRETS["WEBHOOK_HMAC_KEY"].encode(), body, hashlib.sha512).hexdigest()
+    signature = sign(SECRETS["WEBHOOK_HMAC_KEY"], body)
     import httpx
 
     async with httpx.AsyncClient(base_url=stack.url("webhook-ingest")) as ingest:
@@ -254,7 +253,7 @@ async def test_a_forged_webhook_is_refused_and_stores_nothing(connected, gateway
     envelope = {"id": "evt_01forged", "timestamp": 1, "event": "message", "session": SESSIONS[ALICE],
                 "metadata": {"fleet.userId": ALICE}, "me": None, "payload": payload, "engine": "NOWEB"}
     body = json.dumps(envelope).encode()
-    wrong = hmac.new(b"not-the-key", body, hashlib.sha512).hexdigest()
+    wrong = sign("not-the-key", body)
     async with httpx.AsyncClient(base_url=stack.url("webhook-ingest")) as ingest:
         r1 = await ingest.post("/webhooks/waha", content=body, headers={"X-Webhook-Hmac": wrong, "content-type": "application/json"})
         r2 = await ingest.post("/webhooks/waha", content=body, headers={"content-type": "application/json"})

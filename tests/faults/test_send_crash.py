@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from fleet_shared.ids import session_name_for
 from fleet_devtools.localdev import wait_until
+from fleet_shared.ids import session_name_for
 
 from ..helpers import auth, connect, mongo, stored_messages, unique_user
 

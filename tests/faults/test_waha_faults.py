@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from fleet_shared.ids import session_name_for
 from fleet_devtools.localdev import wait_until
+from fleet_shared.ids import session_name_for
 
 from ..helpers import auth, connect, unique_user
 

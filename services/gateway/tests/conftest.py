@@ -14,8 +14,8 @@ import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 
-from fleet_shared.contracts import Reply
 from fleet_devtools.localdev import free_port, wait_until
+from fleet_shared.contracts import Reply
 from gateway.app import create_app
 from gateway.config import Settings
 

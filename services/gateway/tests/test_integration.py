@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from fleet_devtools.localdev import wait_until
+from fleet_devtools.testing.proxy import TcpProxy
 from fleet_shared.contracts import Reply
 from fleet_shared.contracts.commands import Page, QrView, SentView, SessionView
 from fleet_shared.ids import session_name_for
-from fleet_devtools.localdev import wait_until
-from fleet_devtools.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

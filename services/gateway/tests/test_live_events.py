@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from fleet_devtools.localdev import free_port, wait_until
+from fleet_devtools.testing.proxy import TcpProxy
 from fleet_shared.contracts import Envelope, envelope
 from fleet_shared.contracts.events import (
     MessageAck,
@@ -25,9 +27,7 @@ from fleet_shared.contracts.events import (
     SessionStatusChanged,
     SessionStatusReported,
 )
-from fleet_devtools.localdev import free_port, wait_until
 from fleet_shared.routing import user_key
-from fleet_devtools.testing.proxy import TcpProxy
 from gateway.app import create_app
 
 from .conftest import gateway_settings

@@ -7,9 +7,9 @@ import pytest
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
+from fleet_devtools.localdev import free_port
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.events import SessionStatusChanged
-from fleet_devtools.localdev import free_port
 from persister.handlers import EventHandler, MalformedEvent, parse_event
 from persister.store import Store, StoreUnavailable
 

@@ -9,10 +9,10 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
+from fleet_devtools.localdev import EmbeddedMongo, wait_until
 from fleet_shared.broker import RpcClient, make_broker, publish_envelope
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import ListChats, ListMessages
-from fleet_devtools.localdev import EmbeddedMongo, wait_until
 from persister.app import create_app
 from persister.config import Settings
 

@@ -19,16 +19,16 @@ import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
 
+from fleet_devtools.localdev import wait_until
+from fleet_devtools.testing.fixtures import delete_topology
 from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import Contract, Envelope, Reply, deterministic_id, envelope
 from fleet_shared.contracts.admin import AdminGetSession
 from fleet_shared.contracts.commands import COMMAND_TYPES, GetQr, GetSession
 from fleet_shared.contracts.events import SessionStatusReported
 from fleet_shared.ids import session_name_for
-from fleet_devtools.localdev import wait_until
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.routing import admin_key, user_key
-from fleet_devtools.testing.fixtures import delete_topology
 from fleet_shared.topology import USER_ID_HEADER, Topology, declare_topology_at
 from session_orchestrator.app import create_app
 from session_orchestrator.config import Settings

@@ -2,10 +2,10 @@
 
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminGetSession, AdminListSessions
 from fleet_shared.contracts.commands import GetQr, StopSession
-from fleet_devtools.localdev import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.admin import AdminCountSessions, AdminListSessions, IdleStopSession
 from fleet_shared.contracts.commands import GetQr
 from fleet_shared.contracts.events import SessionActive
-from fleet_devtools.localdev import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from fleet_shared.contracts.commands import GetQr, LogoutSession, RestartSession, StartSession, StopSession
 from fleet_devtools.localdev import wait_until
+from fleet_shared.contracts.commands import GetQr, LogoutSession, RestartSession, StartSession, StopSession
 from fleet_shared.routing import one_user_binding
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from fleet_shared.contracts.commands import GetQr, RestartSession, StartSession, StopSession
 from fleet_devtools.localdev import wait_until
+from fleet_shared.contracts.commands import GetQr, RestartSession, StartSession, StopSession
 from fleet_shared.routing import one_user_binding
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import deterministic_id, envelope
 from fleet_shared.contracts.commands import (
     GetQr,
@@ -18,7 +19,6 @@ from fleet_shared.contracts.commands import (
     StopSession,
 )
 from fleet_shared.contracts.events import SessionStatusReported
-from fleet_devtools.localdev import wait_until
 from fleet_shared.routing import one_user_binding
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ and starts another one on the same broker, database and WAHA.
 
 import pytest
 
-from fleet_shared.contracts.commands import StopSession
 from fleet_devtools.localdev import wait_until
+from fleet_shared.contracts.commands import StopSession
 from session_orchestrator.lifecycle import WebhookTarget, session_config
 from session_orchestrator.repairs import LOST_SESSION_ERROR
 

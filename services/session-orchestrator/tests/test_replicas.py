@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fleet_devtools.localdev import free_port, wait_until
 from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import GetQr, StartSession
 from fleet_shared.ids import session_name_for
-from fleet_devtools.localdev import free_port, wait_until
 from local_launcher.processes import Child, base_environment, python_module
 
 from .conftest import HMAC_KEY, WAHA_KEY

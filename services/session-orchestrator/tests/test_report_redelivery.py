@@ -7,9 +7,9 @@ import json
 import aio_pika
 import pytest
 
+from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import deterministic_id, utcnow
 from fleet_shared.contracts.events import SessionStatusReported
-from fleet_devtools.localdev import wait_until
 from fleet_shared.topology import USER_ID_HEADER
 from session_orchestrator.domain import StatusReport, decide_report
 

@@ -11,9 +11,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from fleet_shared.ids import session_name_for
+from fleet_shared.waha import signed_headers
 from webhook_ingest.app import create_app
 from webhook_ingest.config import Settings
-from webhook_ingest.signature import sign
 
 KEY = "test-webhook-hmac-key"
 EVENT_TS_MS = 1_741_249_702_485
@@ -92,8 +92,7 @@ class Waha:
             "content-type": "application/json",
             "x-webhook-request-id": "req-1",
             "x-webhook-timestamp": str(EVENT_TS_MS),
-            "x-webhook-hmac": sign(key or cls.key, raw),
-            "x-webhook-hmac-algorithm": "sha512",
+            **signed_headers(key or cls.key, raw),
             "user-agent": "WAHA/2026.7.1",
         }
 

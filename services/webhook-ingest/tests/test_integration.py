@@ -8,10 +8,10 @@ import aio_pika
 import pytest
 from prometheus_client import REGISTRY
 
-from fleet_shared.contracts import deterministic_id, parse_envelope
 from fleet_devtools.localdev import free_port, wait_until
-from fleet_shared.routing import one_user_binding
 from fleet_devtools.testing.proxy import TcpProxy
+from fleet_shared.contracts import deterministic_id, parse_envelope
+from fleet_shared.routing import one_user_binding
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ import pytest
 from fleet_shared.broker import envelope_body
 from fleet_shared.contracts import deterministic_id, parse_envelope
 from fleet_shared.ids import session_name_for
+from fleet_shared.waha import phone_number
 from webhook_ingest import mapping
 from webhook_ingest.mapping import ContractViolation, translate, user_for
 from webhook_ingest.waha import InvalidJson, InvalidWebhook, WahaWebhook, parse_webhook
@@ -175,9 +176,9 @@ def test_session_status_without_me(waha):
 
 
 def test_phone_number():
-    assert mapping.phone_number("79111111111@c.us") == "79111111111"
-    assert mapping.phone_number("123@lid") is None
-    assert mapping.phone_number(None) is None
+    assert phone_number("79111111111@c.us") == "79111111111"
+    assert phone_number("123@lid") is None
+    assert phone_number(None) is None
 
 
 def test_handled_events():

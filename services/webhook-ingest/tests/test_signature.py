@@ -1,4 +1,4 @@
-from webhook_ingest.signature import sign, verify
+from fleet_shared.waha import sign, verify
 
 DOC_BODY = b'{"event":"message","session":"default","engine":"WEBJS"}'
 DOC_KEY = "my-secret-key"

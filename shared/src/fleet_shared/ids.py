@@ -48,7 +48,3 @@ def session_name_for(user_id: str) -> str:
         return f"{SESSION_NAME_PREFIX}{user_id}"
     digest = hashlib.sha256(user_id.encode()).hexdigest()[:24]
     return f"{SESSION_NAME_PREFIX}{user_id[:24]}_{digest}"
-
-
-def is_group_chat(chat_id: str) -> bool:
-    return chat_id.endswith("@g.us")

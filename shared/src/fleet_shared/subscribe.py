@@ -30,7 +30,6 @@ of types no longer subscribed are acked and skipped; delete the queue to drop th
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
@@ -45,9 +44,9 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from .contracts import Contract, Envelope, parse_envelope
+from .contracts import Contract, Envelope
 from .contracts.events import EVENT_TYPES
-from .routing import parse_user_key
+from .inbound import BadDelivery, read_delivery
 from .topology import Topology, event_binding_keys, live_queue_arguments
 
 log = logging.getLogger(__name__)
@@ -183,14 +182,11 @@ class Subscription:
 
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
         try:
-            raw = json.loads(message.body)
-            env = parse_envelope(raw) if isinstance(raw, dict) else None
-        except (ValueError, UnicodeDecodeError) as exc:  # pydantic's ValidationError is a ValueError
-            log.warning("rejecting %s on %s: not a valid envelope: %s", message.message_id, message.routing_key, exc)
-            await _settle(message.reject(requeue=False))
-            return
-        if env is None or not self._is_consistent(env, message.routing_key or ""):
-            log.warning("rejecting %s on %s: not an event this subscription takes", message.message_id, message.routing_key)
+            env = read_delivery(message.body, message.routing_key, types=EVENT_TYPES)
+            if self._user_id is not None and env.user_id != self._user_id:
+                raise BadDelivery(f"an event of user {env.user_id!r}, not of {self._user_id!r}")
+        except BadDelivery as exc:
+            log.warning("rejecting %s on %s: %s", message.message_id, message.routing_key, exc)
             await _settle(message.reject(requeue=False))
             return
         if env.type not in self._types:
@@ -204,15 +200,6 @@ class Subscription:
             await _settle(message.reject(requeue=self.durable))
             return
         await _settle(message.ack())
-
-    def _is_consistent(self, env: Envelope, routing_key: str) -> bool:
-        if env.type not in EVENT_TYPES or (self._user_id is not None and env.user_id != self._user_id):
-            return False
-        try:
-            key = parse_user_key(routing_key)
-        except ValueError:
-            return False
-        return key.user_id == env.user_id and key.type == env.type
 
     async def wait(self) -> None:
         """Until `close()`; raises `SubscriptionLost` when a temporary subscription lost the broker."""

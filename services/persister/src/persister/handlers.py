@@ -1,14 +1,13 @@
 """From a delivery's body to the writes it causes, retrying while MongoDB is briefly unavailable."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
 
-from fleet_shared.contracts import Envelope, parse_envelope
+from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import MessageAck, MessageReceived, MessageSent
-from fleet_shared.routing import parse_user_key
+from fleet_shared.inbound import BadDelivery, UnexpectedType, read_delivery
 
 from .metrics import EVENTS_DUPLICATE, EVENTS_RECEIVED, EVENTS_WRITTEN, WRITE_FAILURES
 from .store import ApplyResult, Store, StoreUnavailable
@@ -23,27 +22,14 @@ class MalformedEvent(ValueError):
 
 
 def parse_event(body: bytes, routing_key: str | None = None) -> Envelope:
-    """Validate one delivery: a JSON envelope of a stored type whose routing key (if a user key) agrees."""
+    """One delivery as an event the persister stores (`fleet_shared.inbound`: a replay through the
+    default exchange carries its queue's name as key and is taken on its envelope's word)."""
     try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEvent(f"body is not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise MalformedEvent("body is not a JSON object")
-    if raw.get("type") not in STORED_TYPES:
-        raise MalformedEvent(f"not an event the persister stores: {raw.get('type')!r}")
-    try:
-        env = parse_envelope(raw)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise MalformedEvent(f"invalid {raw.get('type')} envelope: {exc}") from exc
-    if routing_key and routing_key.startswith("user."):
-        try:
-            key = parse_user_key(routing_key)
-        except ValueError as exc:
-            raise MalformedEvent(str(exc)) from exc
-        if key.user_id != env.user_id or key.type != env.type:
-            raise MalformedEvent(f"routing key {routing_key!r} does not match the envelope's user and type")
-    return env
+        return read_delivery(body, routing_key, types=STORED_TYPES, replays=True)
+    except UnexpectedType as exc:
+        raise MalformedEvent(f"not an event the persister stores: {exc.message_type!r}") from exc
+    except BadDelivery as exc:
+        raise MalformedEvent(str(exc)) from exc
 
 
 class EventHandler:

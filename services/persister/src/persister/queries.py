@@ -21,7 +21,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from fleet_shared.contracts import Envelope, Reply, parse_envelope
+from fleet_shared.contracts import Envelope, Reply
 from fleet_shared.contracts.commands import (
     ListChats,
     ListContacts,
@@ -29,10 +29,11 @@ from fleet_shared.contracts.commands import (
     ListMessages,
     Page,
 )
-from fleet_shared.routing import parse_user_key
+from fleet_shared.inbound import BadDelivery, KeyMismatch, NotJson, UnexpectedType, read_delivery
+from fleet_shared.waha import CONTACT, GROUP
 
 from .metrics import QUERIES
-from .store import CONTACT, GROUP, Store, is_transient
+from .store import Store, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -159,24 +160,16 @@ class QueryService:
 
     async def _answer(self, body: bytes, routing_key: str | None) -> tuple[str, Reply]:
         try:
-            raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            env = read_delivery(body, routing_key, types=QUERY_TYPES, replays=True)
+        except NotJson:
             return "invalid", Reply.failure("invalid_query", "query is not JSON", 400)
-        if not isinstance(raw, dict) or raw.get("type") not in QUERY_TYPES:
-            named = raw.get("type") if isinstance(raw, dict) else None
-            return "unknown", Reply.failure("unknown_query", f"the persister does not answer {named!r}", 400)
-        query_type = raw["type"]
-        try:
-            env = parse_envelope(raw)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            return query_type, Reply.failure("invalid_query", _first_error(exc), 400)
-        if routing_key and routing_key.startswith("user."):
-            try:
-                key = parse_user_key(routing_key)
-            except ValueError:
-                key = None
-            if key is None or key.user_id != env.user_id or key.type != env.type:
-                return query_type, Reply.failure("invalid_query", "routing key does not match the query", 400)
+        except UnexpectedType as exc:
+            return "unknown", Reply.failure("unknown_query", f"the persister does not answer {exc.message_type!r}", 400)
+        except KeyMismatch as exc:
+            return str(exc.message_type), Reply.failure("invalid_query", "routing key does not match the query", 400)
+        except BadDelivery as exc:  # not a valid envelope of its type
+            return str(exc.message_type), Reply.failure("invalid_query", str(exc), 400)
+        query_type = env.type
         try:
             return query_type, Reply.success(await self.run(env))
         except InvalidCursor as exc:
@@ -186,12 +179,3 @@ class QueryService:
             if is_transient(exc):
                 return query_type, Reply.failure("storage_unavailable", "the message store is unavailable", 503)
             return query_type, Reply.failure("internal_error", "internal error", 500)
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = (errors() or [{}])[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{where}: {first.get('msg', 'invalid')}".strip(": ")
-    return str(exc)

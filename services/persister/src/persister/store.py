@@ -29,6 +29,7 @@ from pymongo.errors import (
 
 from fleet_shared.contracts import Envelope, utcnow
 from fleet_shared.contracts.events import Message, MessageAck
+from fleet_shared.waha import GROUP, chat_kind
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ CHATS = "chats"
 DUPLICATE_KEY = 11000
 # Server answers that mean "try again later", not "this write is wrong".
 _TRANSIENT_CODES = {6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
-
-GROUP, CONTACT, OTHER = "group", "contact", "other"
 
 MESSAGE_INDEXES = [
     IndexModel([("userId", ASCENDING), ("id", ASCENDING)], unique=True, name="user_message_unique"),
@@ -61,15 +60,6 @@ CHAT_INDEXES = [
 
 class StoreUnavailable(Exception):
     """MongoDB could not take the write now (down, failing over, write concern not met); retry later."""
-
-
-def chat_kind(chat_id: str) -> str:
-    """`group` for @g.us, `contact` for a person (@c.us, @lid), `other` (channels, status broadcast)."""
-    if chat_id.endswith("@g.us"):
-        return GROUP
-    if chat_id.endswith(("@c.us", "@lid", "@s.whatsapp.net")):
-        return CONTACT
-    return OTHER
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -3,7 +3,6 @@
 No I/O here; `routes.py` decides what to do with the result.
 """
 
-import re
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -15,18 +14,13 @@ from fleet_shared.contracts.events import (
     MessageSent,
     SessionStatusReported,
 )
-from fleet_shared.ids import InvalidIdError, is_group_chat, session_name_for, validate_user_id
+from fleet_shared.errors import describe
+from fleet_shared.waha import is_group_chat, parse_serialized_id, phone_number, session_owner
 
 from .waha import WaAck, WahaWebhook, WaMessage, WaSessionStatus, parse_payload
 
-# The orchestrator creates each session with `config.metadata = {METADATA_USER_KEY: <userId>}`.
-METADATA_USER_KEY = "fleet.userId"
-
 MESSAGE_EVENTS = frozenset({"message", "message.any"})
 HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "session.status"}
-
-# `{fromMe}_{chatId}_{rawId}[_{participant}]` (reference section 0)
-_SERIALIZED_ID_RE = re.compile(r"^(true|false)_([^_@]+(?:_[^_@]+)*@[a-z.]+)_(.+)$")
 
 
 class ContractViolation(ValueError):
@@ -38,19 +32,9 @@ def is_handled(event: str) -> bool:
 
 
 def user_for(hook: WahaWebhook) -> str | None:
-    """The user a webhook belongs to, or None when its session is not one of ours.
-
-    The metadata alone is not trusted: the session name must also be the one derived from that
-    user id, so a session misconfigured with another user's id cannot speak for them.
-    """
-    user_id = (hook.metadata or {}).get(METADATA_USER_KEY)
-    if not isinstance(user_id, str):
-        return None
-    try:
-        validate_user_id(user_id)
-    except InvalidIdError:
-        return None
-    return user_id if hook.session == session_name_for(user_id) else None
+    """The user a webhook belongs to, or None when its session is not one of ours
+    (`fleet_shared.waha.session_owner`: the metadata's user, only on that user's session name)."""
+    return session_owner(hook.session, hook.metadata)
 
 
 def translate(hook: WahaWebhook, user_id: str) -> Envelope:
@@ -67,9 +51,7 @@ def translate(hook: WahaWebhook, user_id: str) -> Envelope:
         if hook.event == "session.status":
             return _status(hook, user_id, parse_payload(WaSessionStatus, hook))
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ContractViolation(f"{hook.event}: {where}: {first.get('msg', 'invalid')}") from exc
+        raise ContractViolation(f"{hook.event}: {describe(exc)}") from exc
     raise ValueError(f"not a handled event: {hook.event!r}")
 
 
@@ -119,12 +101,12 @@ def _message(hook: WahaWebhook, user_id: str, msg: WaMessage) -> Envelope:
 
 
 def _ack(hook: WahaWebhook, user_id: str, ack: WaAck) -> Envelope:
-    parsed = _SERIALIZED_ID_RE.match(ack.id)
+    parsed = parse_serialized_id(ack.id)
     # The serialized id names the chat; WAHA's `from` of an ack is the chat too (the peer).
-    chat_id = parsed.group(2) if parsed else ack.from_
+    chat_id = parsed.chat_id if parsed else ack.from_
     if not chat_id:
         raise ContractViolation("message.ack: no chat in payload.id nor payload.from")
-    from_me = ack.from_me if ack.from_me is not None else (parsed.group(1) == "true" if parsed else True)
+    from_me = ack.from_me if ack.from_me is not None else (parsed.from_me if parsed else True)
     payload = MessageAck(id=ack.id, chat_id=chat_id, from_me=from_me, ack=ack.ack, ack_name=ack.ack_name)
     return envelope(
         payload,
@@ -134,13 +116,6 @@ def _ack(hook: WahaWebhook, user_id: str, ack: WaAck) -> Envelope:
         correlation_id=hook.id,
         occurred_at=_from_ms(hook.timestamp),
     )
-
-
-def phone_number(me_id: str | None) -> str | None:
-    """`79111111111@c.us` -> `79111111111`; anything else (a `@lid`, nothing) is no phone number."""
-    if not me_id or not me_id.endswith("@c.us"):
-        return None
-    return me_id.removesuffix("@c.us") or None
 
 
 def _status(hook: WahaWebhook, user_id: str, status: WaSessionStatus) -> Envelope:

@@ -20,8 +20,9 @@ from starlette.types import Receive, Scope, Send
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.http import ApiError, error_body, unexpected_error
 from fleet_shared.topology import Topology
+from fleet_shared.waha import ALGORITHM_HEADER, SIGNATURE_HEADER, verify
 
-from . import mapping, signature
+from . import mapping
 from .activity import ActivityReports
 from .body import BadContentLength, BodyTooLarge, IncompleteBody, read_capped_body
 from .config import Settings
@@ -33,8 +34,6 @@ from .waha import InvalidJson, InvalidWebhook, parse_webhook
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/waha"
-SIGNATURE_HEADER = "x-webhook-hmac"
-ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
 RETRY_AFTER_SECONDS = "5"
 UNKNOWN_SESSION = "unknown_session"
 
@@ -82,7 +81,7 @@ class WebhookEndpoint:
         except IncompleteBody as exc:
             raise _refuse("invalid", 400, "incomplete_body", str(exc)) from exc
 
-        if not signature.verify(self._key, raw, headers.get(SIGNATURE_HEADER), headers.get(ALGORITHM_HEADER)):
+        if not verify(self._key, raw, headers.get(SIGNATURE_HEADER), headers.get(ALGORITHM_HEADER)):
             client = scope.get("client")
             log.warning("refused a webhook with a missing or wrong signature from %s", client and Address(*client))
             raise _refuse("invalid_signature", 401, "invalid_signature", "X-Webhook-Hmac is missing or does not sign the body")

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from fleet_shared.errors import describe
+
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_SECONDS = MAX_MS // 1000
 _SHORT = 256
@@ -91,13 +93,6 @@ class WaSessionStatus(_Waha):
 
 
 M = TypeVar("M", bound=_Waha)
-
-
-def describe(exc: ValidationError, prefix: str = "") -> str:
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    where = f"{prefix}.{where}" if prefix and where else (prefix or where)
-    return f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
 
 
 def parse_webhook(raw: bytes) -> WahaWebhook:

@@ -1,0 +1,109 @@
+"""WAHA's conventions as waha-fleet relies on them: who a session belongs to, WhatsApp's ids and
+phone numbers, and the webhook signature. webhook-ingest and the orchestrator both use these; the
+WAHA emulator has its own (it must not share our understanding of WAHA: ADR 0009).
+"""
+
+import hashlib
+import hmac
+import re
+from typing import Any, NamedTuple
+
+from .ids import InvalidIdError, session_name_for, validate_user_id
+
+# The orchestrator creates each session with `config.metadata = {USER_ID_METADATA: <userId>}`.
+USER_ID_METADATA = "fleet.userId"
+
+
+def session_owner(session: object, metadata: object) -> str | None:
+    """The user a WAHA session belongs to: its metadata names a user whose session name it has.
+
+    The metadata alone is not trusted: a session misconfigured (or made by hand) with another
+    user's id, or another system's session, belongs to nobody here.
+    """
+    user_id = metadata.get(USER_ID_METADATA) if isinstance(metadata, dict) else None
+    if not isinstance(user_id, str):
+        return None
+    try:
+        validate_user_id(user_id)
+    except InvalidIdError:
+        return None
+    return user_id if session == session_name_for(user_id) else None
+
+
+# ---- chats and messages --------------------------------------------------------------------
+
+GROUP, CONTACT, OTHER = "group", "contact", "other"
+
+
+def is_group_chat(chat_id: str) -> bool:
+    return chat_id.endswith("@g.us")
+
+
+def chat_kind(chat_id: str) -> str:
+    """`group` for @g.us, `contact` for a person (@c.us, @lid), `other` (channels, status broadcast)."""
+    if is_group_chat(chat_id):
+        return GROUP
+    if chat_id.endswith(("@c.us", "@lid", "@s.whatsapp.net")):
+        return CONTACT
+    return OTHER
+
+
+class SerializedId(NamedTuple):
+    """A message's serialized id, `{fromMe}_{chatId}_{rawId}[_{participant}]`."""
+
+    from_me: bool
+    chat_id: str
+    raw_id: str
+
+
+_SERIALIZED_ID_RE = re.compile(r"^(true|false)_([^_@]+(?:_[^_@]+)*@[a-z.]+)_(.+)$")
+
+
+def serialized_id(from_me: bool, chat_id: str, raw_id: str) -> str:
+    return f"{'true' if from_me else 'false'}_{chat_id}_{raw_id}"
+
+
+def parse_serialized_id(value: str) -> SerializedId | None:
+    match = _SERIALIZED_ID_RE.match(value)
+    if match is None:
+        return None
+    return SerializedId(match.group(1) == "true", match.group(2), match.group(3))
+
+
+def phone_number(me_id: Any) -> str | None:
+    """`79111111111@c.us` -> `79111111111`; anything else (a `@lid`, nothing) is no phone number."""
+    if not isinstance(me_id, str) or not me_id.endswith("@c.us"):
+        return None
+    return me_id.removesuffix("@c.us") or None
+
+
+# ---- webhook signature ---------------------------------------------------------------------
+
+SIGNATURE_HEADER = "x-webhook-hmac"
+ALGORITHM_HEADER = "x-webhook-hmac-algorithm"
+ALGORITHM = "sha512"
+
+
+def sign(key: str, body: bytes) -> str:
+    """Lowercase hex HMAC-SHA512 of the exact raw body, as WAHA signs its webhooks."""
+    return hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
+
+
+def signed_headers(key: str, body: bytes) -> dict[str, str]:
+    """The headers WAHA sends with a webhook signed with `key` (for tests and benchmarks)."""
+    return {SIGNATURE_HEADER: sign(key, body), ALGORITHM_HEADER: ALGORITHM, "content-type": "application/json"}
+
+
+def verify(key: str, body: bytes, signature: str | None, algorithm: str | None = None) -> bool:
+    """True when `signature` (the `X-Webhook-Hmac` header) signs `body`; compared in constant time.
+
+    `algorithm` is the optional `X-Webhook-Hmac-Algorithm` header; anything but sha512 is refused.
+    """
+    if not signature:
+        return False
+    if algorithm is not None and algorithm.strip().lower() != ALGORITHM:
+        return False
+    expected = sign(key, body).encode()
+    # Headers arrive as latin-1 text; a non-hex value simply fails the comparison.
+    given = signature.strip().lower().encode("latin-1", errors="replace")
+    return hmac.compare_digest(expected, given)
