@@ -7,7 +7,7 @@ import aio_pika
 import pytest
 from prometheus_client import Gauge
 
-from fleet_devtools.dlq import dead_letter_queues, depths, peek, replay, resolve, run
+from fleet_devtools.dlq import depths, peek, replay, resolve, run
 from fleet_devtools.localdev import wait_until
 from fleet_shared.broker import make_broker
 from fleet_shared.deadletter import dead_letter
@@ -87,7 +87,7 @@ async def test_a_broker_dead_letter_shows_rabbitmqs_reason_and_replay_is_bounded
 
 async def test_names_resolve_to_dead_letter_queues(topology):
     dlq = topology.dead_letter_queue(topology.persister_events)
-    assert dlq in dead_letter_queues(topology)
+    assert dlq in topology.dead_letter_queues()
     for name in (dlq, topology.persister_events, "persister.events", "persister.events.dlq"):
         assert resolve(topology, name) == dlq
     with pytest.raises(ValueError):
@@ -102,7 +102,7 @@ async def test_the_command_lists_shows_and_replays(channel, topology, rabbitmq_u
 
     assert await run(["list"], settings) == 0
     listing = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
-    assert listing[f"{work}.dlq"] == "1" and len(listing) == len(dead_letter_queues(topology))
+    assert listing[f"{work}.dlq"] == "1" and len(listing) == len(topology.dead_letter_queues())
     assert await run(["show", "persister.events"], settings) == 0
     assert json.loads(capsys.readouterr().out)["messageId"] == "c-1"
     assert await run(["replay", "persister.events"], settings) == 0

@@ -3,13 +3,15 @@
 Every message type of the contracts becomes one channel (its routing key, `user.{userId}.<type>`
 or `system.admin.<type>`) with one `send` operation on its exchange; the envelope model is the
 payload schema, `contracts/examples.py` gives the example, and which queues receive it is read
-from the topology's bindings. Replies of commands and queries are one `receive` operation on
+from the topology's bindings. Every queue a service consumes becomes a `receive` operation with
+the envelopes that reach it. Exchanges and queues are the topology's own objects, the ones
+`declare_topology` declares and the services subscribe to. Replies of commands and queries are one `receive` operation on
 RabbitMQ's direct reply-to. `scripts/gen_api_docs.py` writes it to docs/asyncapi.json.
 """
 
-from typing import Any
+from typing import Any, Union
 
-from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.specification import AsyncAPI
 
 from .broker import REPLY_TO
@@ -19,7 +21,7 @@ from .contracts.commands import COMMAND_TYPES, QUERY_TYPES
 from .contracts.events import EVENT_TYPES, INTERNAL_EVENT_TYPES
 from .contracts.examples import COMMAND_EXAMPLES, EVENT_EXAMPLES, QUERY_EXAMPLES, example_envelope
 from .routing import admin_key
-from .topology import Topology
+from .topology import Queue, Topology
 
 USER_PARAMETER = "{userId}"
 SAMPLE_USER = "u"  # stands for any user when matching routing keys against bindings
@@ -54,6 +56,9 @@ events with `user.<id>.#`, to every user's message events with `user.*.message.*
 
 
 def build_asyncapi(prefix: str = "wa") -> dict[str, Any]:
+    """The document, from the topology's own exchange and queue objects (`Exchange.rabbit()`,
+    `Queue.rabbit()`): every message type is sent to its exchange, and every consumed queue shows
+    what it receives and who consumes it."""
     topology = Topology(prefix)
     broker = RabbitBroker(
         "amqp://guest:guest@localhost:5672/",
@@ -61,25 +66,35 @@ def build_asyncapi(prefix: str = "wa") -> dict[str, Any]:
         description="RabbitMQ (3.10+ with the consistent-hash exchange plugin)",
     )
     examples: dict[str, dict] = {}
+    received: dict[str, list[type[Contract]]] = {}  # queue -> the message types that reach it
     groups = [
         (topology.events, EVENT_TYPES, EVENT_EXAMPLES),
         (topology.commands, {**COMMAND_TYPES, **UPKEEP_COMMAND_TYPES}, COMMAND_EXAMPLES),
         (topology.queries, {**QUERY_TYPES, **ADMIN_QUERY_TYPES}, QUERY_EXAMPLES),
     ]
+    exchanges = {ex.name: ex for ex in topology.exchanges()}
     for exchange_name, types, type_examples in groups:
-        exchange = RabbitExchange(exchange_name, type=ExchangeType.TOPIC, durable=True)
         for message_type, model in types.items():
             key = _routing_key(topology, exchange_name, message_type)
             broker.publisher(
-                exchange=exchange,
+                exchange=exchanges[exchange_name].rabbit(),
                 routing_key=key,
                 title=key,
                 description=_describe(topology, exchange_name, message_type, model, key),
                 schema=Envelope[model],
                 persist=True,
             )
+            for queue in _queues_for(topology, exchange_name, key):
+                received.setdefault(queue, []).append(model)
             if message_type in type_examples:
                 examples[key] = example_envelope(type_examples[message_type])
+    first_partition, *other_partitions = topology.orchestrator_command_queues
+    for queue in topology.queues():
+        if queue.consumer is None or queue.name not in received or queue.name in other_partitions:
+            continue
+        # The partitions are alike: one entry stands for all of them.
+        title = f"{topology.prefix}.orchestrator.commands.{{k}}" if queue.name == first_partition else queue.name
+        _document_consumer(broker, queue, received[queue.name], title)
 
     @broker.subscriber(
         RabbitQueue(REPLY_TO, declare=False),
@@ -95,6 +110,17 @@ def build_asyncapi(prefix: str = "wa") -> dict[str, Any]:
     ).to_specification().to_jsonable()
     _add_examples_and_parameters(document, examples)
     return document
+
+
+def _document_consumer(broker: RabbitBroker, queue: Queue, models: list[type[Contract]], title: str) -> None:
+    """A subscriber entry for `queue`: the envelopes that reach it are its payload."""
+    payload = Union[tuple(Envelope[m] for m in dict.fromkeys(models))]  # noqa: UP007 (a runtime union of types)
+    description = f"{queue.description} Consumed by {queue.consumer}."
+
+    async def consumed(message: payload) -> None:  # type: ignore[valid-type]
+        """Never run: it documents what the queue's consumer receives."""
+
+    broker.subscriber(queue.rabbit(), title=title, description=description)(consumed)
 
 
 def _routing_key(topology: Topology, exchange: str, message_type: str) -> str:

@@ -30,10 +30,15 @@ from dataclasses import dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, ExchangeType
+from faststream.rabbit import ExchangeType as RabbitExchangeType
+from faststream.rabbit import QueueType, RabbitExchange, RabbitQueue
 
 from .routing import all_users_binding, user_key
 
 USER_ID_HEADER = "x-user-id"
+# The services that consume the fixed queues (each one's SERVICE_NAME).
+ORCHESTRATOR = "session-orchestrator"
+PERSISTER = "persister"
 QUERY_TTL_MS = 60_000
 DELIVERY_LIMIT = 10
 
@@ -63,15 +68,38 @@ def event_binding_keys(types: Iterable[str], user_id: str | None = None) -> list
 
 @dataclass(frozen=True)
 class Exchange:
+    """One exchange: `declare_topology` declares it, FastStream's `rabbit()` object documents it."""
+
     name: str
     type: ExchangeType
     arguments: dict = field(default_factory=dict)
 
+    def rabbit(self) -> RabbitExchange:
+        return RabbitExchange(
+            self.name, type=RabbitExchangeType(self.type.value), durable=True, declare=False, arguments=self.arguments
+        )
+
 
 @dataclass(frozen=True)
 class Queue:
+    """One queue: `declare_topology` declares it (with its arguments), its consumer subscribes to
+    `rabbit()` (`fleet_shared.broker.consume`), and the AsyncAPI document shows it from the same object."""
+
     name: str
     arguments: dict = field(default_factory=dict)
+    consumer: str | None = None  # the service that consumes it (None: kept for operators)
+    description: str = ""
+
+    def rabbit(self) -> RabbitQueue:
+        quorum = self.arguments.get("x-queue-type") == "quorum"
+        arguments = {k: v for k, v in self.arguments.items() if k != "x-queue-type"}
+        return RabbitQueue(
+            self.name,
+            queue_type=QueueType.QUORUM if quorum else QueueType.CLASSIC,
+            durable=True,
+            declare=False,  # `declare_topology` did, with exactly these arguments
+            arguments=arguments,
+        )
 
 
 @dataclass(frozen=True)
@@ -123,7 +151,7 @@ class Topology:
         dlq = Queue(self.dead_letter_queue(queue.name), {"x-queue-type": "quorum"})
         return [queue, dlq], [Binding(self.dlx, dlq.name, queue.name)]
 
-    def _work_queue(self, name: str, *, single_active: bool = False) -> Queue:
+    def _work_queue(self, name: str, *, single_active: bool = False, consumer: str | None = None, description: str = "") -> Queue:
         args = {
             "x-queue-type": "quorum",
             "x-delivery-limit": DELIVERY_LIMIT,
@@ -132,11 +160,11 @@ class Topology:
         }
         if single_active:
             args["x-single-active-consumer"] = True
-        return Queue(name, args)
+        return Queue(name, args, consumer, description)
 
-    def _query_queue(self, name: str) -> Queue:
+    def _query_queue(self, name: str, consumer: str, description: str) -> Queue:
         # Queries are answered now or never: a stale one expires instead of piling up.
-        return Queue(name, {"x-message-ttl": QUERY_TTL_MS})
+        return Queue(name, {"x-message-ttl": QUERY_TTL_MS}, consumer, description)
 
     def exchanges(self) -> list[Exchange]:
         return [
@@ -150,9 +178,21 @@ class Topology:
 
     def work_queues(self) -> list[Queue]:
         return [
-            *(self._work_queue(q, single_active=True) for q in self.orchestrator_command_queues),
-            self._work_queue(self.orchestrator_activity),
-            self._work_queue(self.persister_events),
+            *(
+                self._work_queue(
+                    q, single_active=True, consumer=ORCHESTRATOR,
+                    description=f"One of the {self.partitions} partitions of the users' commands and status reports "
+                    "(`x-consistent-hash` on `x-user-id`), each driven by one replica at a time.",
+                )
+                for q in self.orchestrator_command_queues
+            ),
+            self._work_queue(
+                self.orchestrator_activity, consumer=ORCHESTRATOR,
+                description="Users' `session.active` reports: the idle clock.",
+            ),
+            self._work_queue(
+                self.persister_events, consumer=PERSISTER, description="Every user's message events, to be stored."
+            ),
         ]
 
     def queues(self) -> list[Queue]:
@@ -160,10 +200,25 @@ class Topology:
         return [
             *work,
             *(Queue(self.dead_letter_queue(q.name), {"x-queue-type": "quorum"}) for q in work),
-            self._query_queue(self.orchestrator_queries),
-            self._query_queue(self.persister_queries),
-            Queue(self.ingest_parked, {"x-queue-type": "quorum"}),
+            self._query_queue(self.orchestrator_queries, ORCHESTRATOR, "Session queries: status and operators' reads."),
+            self._query_queue(self.persister_queries, PERSISTER, "Chat and message queries."),
+            Queue(self.ingest_parked, {"x-queue-type": "quorum"}, description="Webhooks of sessions that are no user's."),
         ]
+
+    def queue(self, name: str) -> Queue:
+        """The declaration of the fixed queue `name` (one of `queues()`)."""
+        for q in self.queues():
+            if q.name == name:
+                return q
+        raise KeyError(f"no queue {name!r} in the topology of prefix {self.prefix!r}")
+
+    def consumed_by(self, service: str) -> list[Queue]:
+        """The fixed queues `service` consumes."""
+        return [q for q in self.queues() if q.consumer == service]
+
+    def dead_letter_queues(self, service: str | None = None) -> list[str]:
+        """The dead-letter queues of the work queues (of those `service` consumes)."""
+        return [self.dead_letter_queue(q.name) for q in self.work_queues() if service is None or q.consumer == service]
 
     def bindings(self) -> list[Binding]:
         b = [

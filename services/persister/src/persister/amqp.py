@@ -13,13 +13,12 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.exceptions import RejectMessage
-from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitResponse
+from faststream.rabbit import RabbitBroker, RabbitResponse
 from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 from pymongo.errors import PyMongoError
 
-from fleet_shared.broker import BrokerUnavailable, answer, make_broker
+from fleet_shared.broker import BrokerUnavailable, answer, consume, make_broker
 from fleet_shared.deadletter import dead_letter
-from fleet_shared.delivery import whole_delivery
 from fleet_shared.topology import Topology
 
 from .batching import EventBatcher
@@ -48,12 +47,6 @@ def build_broker(settings: Settings, topology: Topology, events: EventHandler, q
             # Not in the DLQ yet: keep it here (RabbitMQ's own DLX takes it at the delivery limit).
             raise RejectMessage(requeue=True) from exc
 
-    @broker.subscriber(
-        RabbitQueue(queue, declare=False),
-        decoder=whole_delivery,
-        ack_policy=AckPolicy.REJECT_ON_ERROR,
-        no_reply=True,
-    )
     async def on_event(message: Any) -> None:  # the RabbitMessage (`whole_delivery`)
         routing_key = message.raw_message.routing_key
         try:
@@ -77,12 +70,9 @@ def build_broker(settings: Settings, topology: Topology, events: EventHandler, q
             return
         # Returning normally acks the delivery, after the write.
 
-    @broker.subscriber(
-        RabbitQueue(topology.persister_queries, declare=False),
-        decoder=whole_delivery,
-        ack_policy=AckPolicy.ACK,
-    )
     async def on_query(message: Any) -> RabbitResponse:  # the RabbitMessage (`whole_delivery`)
         return answer(await queries.answer(message.body, message.raw_message.routing_key))
 
+    consume(broker, topology.queue(queue), on_event, no_reply=True)
+    consume(broker, topology.queue(topology.persister_queries), on_query, ack_policy=AckPolicy.ACK)
     return broker

@@ -26,9 +26,7 @@ STARTUP_WAIT = 5.0
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
-    dead_letters = QueueDepths(
-        settings.rabbitmq_url, SERVICE_NAME, DEAD_LETTERS, [topology.dead_letter_queue(topology.persister_events)]
-    )
+    dead_letters = QueueDepths(settings.rabbitmq_url, SERVICE_NAME, DEAD_LETTERS, topology.dead_letter_queues(SERVICE_NAME))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -39,13 +39,9 @@ BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x
                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")
 
 
-def dead_letter_queues(topology: Topology) -> list[str]:
-    return [topology.dead_letter_queue(q.name) for q in topology.work_queues()]
-
-
 def resolve(topology: Topology, name: str) -> str:
     """The dead-letter queue meant by `name` (full name, work queue, or name relative to the prefix)."""
-    known = dead_letter_queues(topology)
+    known = topology.dead_letter_queues()
     for candidate in (name, f"{name}{DLQ_SUFFIX}", f"{topology.prefix}.{name}", f"{topology.prefix}.{name}{DLQ_SUFFIX}"):
         if candidate in known:
             return candidate
@@ -184,7 +180,7 @@ async def run(argv: list[str], settings: FleetSettings) -> int:
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
     url = settings.rabbitmq_url
     if args.command == "list":
-        for queue, count in (await depths(url, dead_letter_queues(topology))).items():
+        for queue, count in (await depths(url, topology.dead_letter_queues())).items():
             print(f"{queue}\t{'missing' if count is None else count}")
         return 0
     try:
