@@ -25,10 +25,9 @@ from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue, RabbitRespon
 from faststream.rabbit.message import RabbitMessage
 from pymongo.errors import PyMongoError
 
-from fleet_shared.broker import answer, publish_envelope
+from fleet_shared.broker import answer, publish_envelope, whole_delivery
 from fleet_shared.contracts import Envelope, Reply, parse_envelope, utcnow
 from fleet_shared.contracts.events import SessionActive
-from fleet_shared.delivery import whole_delivery
 from fleet_shared.routing import ADMIN_KEY_PREFIX, parse_admin_key, parse_user_key
 from fleet_shared.topology import Topology
 
