@@ -30,9 +30,9 @@ from fleet_shared.ids import session_name_for
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.routing import admin_key, user_key
 from fleet_shared.topology import USER_ID_HEADER, Topology, declare_topology_at
+from session_orchestrator.adapters.mongo_registry import MongoSessionRegistry
 from session_orchestrator.app import create_app
 from session_orchestrator.config import Settings
-from session_orchestrator.registry import SessionRegistry
 from waha_emulator import EmulatorConfig
 from waha_emulator import create_app as create_emulator
 from waha_emulator.testing import WebhookReceiver
@@ -183,9 +183,9 @@ async def db(mongodb_url, mongo_db):
 
 
 @pytest.fixture
-async def registry(db) -> SessionRegistry:
+async def registry(db) -> MongoSessionRegistry:
     """The orchestrator's registry on the test database (to prepare a scenario or look at it)."""
-    r = SessionRegistry(db)
+    r = MongoSessionRegistry(db)
     await r.ensure_indexes()
     return r
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from session_orchestrator.config import Settings
-from session_orchestrator.lifecycle import WebhookTarget, session_config
+from session_orchestrator.handlers.bring_up import WebhookTarget, session_config
 
 
 def test_defaults():

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from session_orchestrator.dispatch import UserSerializer
+from session_orchestrator.entrypoints.ordering import UserSerializer
 
 
 async def test_one_users_work_runs_in_arrival_order_one_at_a_time():

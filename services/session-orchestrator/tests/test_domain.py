@@ -2,7 +2,8 @@
 
 import pytest
 
-from session_orchestrator.domain import (
+from session_orchestrator.domain.bring_up import StartAction, qr_step, start_action
+from session_orchestrator.domain.statuses import (
     FAILED,
     FAILED_ERROR,
     SCAN_QR_CODE,
@@ -13,15 +14,12 @@ from session_orchestrator.domain import (
     STOPPED,
     WORKING,
     SessionState,
-    StartAction,
     StatusReport,
     UnknownStatus,
     decide_observation,
     decide_report,
     is_allowed,
     normalize_status,
-    qr_step,
-    start_action,
 )
 
 

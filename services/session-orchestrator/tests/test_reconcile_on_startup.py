@@ -8,8 +8,8 @@ import pytest
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts.commands import StopSession
-from session_orchestrator.lifecycle import WebhookTarget, session_config
-from session_orchestrator.repairs import LOST_SESSION_ERROR
+from session_orchestrator.handlers.bring_up import WebhookTarget, session_config
+from session_orchestrator.handlers.upkeep import LOST_SESSION_ERROR
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from session_orchestrator.domain import (
+from session_orchestrator.domain.reconciliation import (
+    Repair,
+    is_idle,
+    observed_status,
+    owner_of,
+    phone_of,
+    reconcile_plan,
+    repair_for,
+)
+from session_orchestrator.domain.statuses import (
     DESIRED_RUNNING,
     DESIRED_STOPPED,
     FAILED,
@@ -13,15 +22,6 @@ from session_orchestrator.domain import (
     STOPPED,
     WORKING,
 )
-from session_orchestrator.recovery import (
-    Repair,
-    observed_status,
-    owner_of,
-    phone_of,
-    reconcile_plan,
-    repair_for,
-)
-from session_orchestrator.repairs import is_idle
 
 
 def info(name: str, status: str, user: str | None = None, phone: str | None = None) -> dict:

@@ -5,8 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from session_orchestrator import registry as registry_module
-from session_orchestrator.domain import (
+from session_orchestrator.adapters import mongo_registry as registry_module
+from session_orchestrator.adapters.mongo_registry import MongoSessionRegistry
+from session_orchestrator.adapters.mongo_sends import MongoSendLedger
+from session_orchestrator.domain.records import HISTORY_LENGTH, view_of
+from session_orchestrator.domain.sending import Sending, fingerprint
+from session_orchestrator.domain.statuses import (
     DESIRED_STOPPED,
     SCAN_QR_CODE,
     STARTING,
@@ -15,16 +19,14 @@ from session_orchestrator.domain import (
     StatusReport,
     decide_report,
 )
-from session_orchestrator.limits import Admission, SessionLimitReached
-from session_orchestrator.registry import HISTORY_LENGTH, SessionRegistry, view_of
-from session_orchestrator.sends import Sending, SendLedger, fingerprint
+from session_orchestrator.handlers.admission import Admission, SessionLimitReached
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def apply(registry: SessionRegistry, user: str, status: str, at: int, phone: str | None = None) -> bool:
+async def apply(registry: MongoSessionRegistry, user: str, status: str, at: int, phone: str | None = None) -> bool:
     previous = await registry.state(user)
     decision = decide_report(previous, StatusReport(status, at, phone))
     if not decision.apply:
@@ -93,7 +95,7 @@ async def test_errors_and_counts(registry):
 
 
 async def test_send_claims(db):
-    ledger = SendLedger(db)
+    ledger = MongoSendLedger(db)
     await ledger.ensure_indexes()
     fp = fingerprint("1@c.us", "hi", None)
     assert (await ledger.claim("alice", "key:k1", fp, "cmd-1", T0)).outcome == "claimed"
@@ -152,13 +154,13 @@ async def test_a_record_for_an_adopted_session_starts_its_idle_clock_once(regist
 async def test_list_in_user_order(registry):
     for user, status in (("zed", WORKING), ("amy", SCAN_QR_CODE), ("kim", STOPPED)):
         await apply(registry, user, status, 10)
-    assert [d["userId"] for d in await registry.list(None, 10)] == ["amy", "kim", "zed"]
-    assert [d["userId"] for d in await registry.list([WORKING, SCAN_QR_CODE], 10)] == ["amy", "zed"]
-    assert [d["userId"] for d in await registry.list(None, 2)] == ["amy", "kim"]
+    assert [d["userId"] for d in await registry.list_records(None, 10)] == ["amy", "kim", "zed"]
+    assert [d["userId"] for d in await registry.list_records([WORKING, SCAN_QR_CODE], 10)] == ["amy", "zed"]
+    assert [d["userId"] for d in await registry.list_records(None, 2)] == ["amy", "kim"]
 
 
 async def test_message_activity_is_written_once_per_precision_and_never_backwards(db, registry):
-    coalescing = SessionRegistry(db, activity_precision=timedelta(minutes=1))
+    coalescing = MongoSessionRegistry(db, activity_precision=timedelta(minutes=1))
     await coalescing.touch("hana", T0)  # a command: lastActivity T0, written
 
     async def stored() -> datetime:
@@ -185,12 +187,12 @@ async def test_message_activity_is_written_once_per_precision_and_never_backward
 
 async def test_the_activity_memory_is_bounded_and_forgets_the_least_recent_first(db, monkeypatch):
     monkeypatch.setattr(registry_module, "ACTIVITY_MEMORY", 10)
-    coalescing = SessionRegistry(db, activity_precision=timedelta(minutes=1))
+    coalescing = MongoSessionRegistry(db, activity_precision=timedelta(minutes=1))
     for n in range(12):
         await coalescing.touch(f"u{n}", T0)
     await coalescing.touch("u0", T0)  # written again: now the most recent
     await coalescing.touch("u12", T0)
-    stored = SessionRegistry(db)
+    stored = MongoSessionRegistry(db)
     # u0 is still known (no write within the minute); u1, written longest ago, is not (a write).
     assert not await coalescing.note_activity("u0", T0 + timedelta(seconds=30))
     assert await coalescing.note_activity("u1", T0 + timedelta(seconds=30))
@@ -233,7 +235,7 @@ async def test_admissions_asked_together_are_decided_as_one_at_a_time(registry):
         await admission.admit("n4")
 
 
-class CountingPauses(SessionRegistry):
+class CountingPauses(MongoSessionRegistry):
     """The real registry, whose counts wait for `go` (so a request can give up mid-decision)."""
 
     def __init__(self, db) -> None:
@@ -272,7 +274,7 @@ async def test_closing_cancels_the_requests_not_decided_yet(db):
 
 
 async def test_a_claim_can_record_its_sending_attempt_in_the_same_write(db):
-    ledger = SendLedger(db)
+    ledger = MongoSendLedger(db)
     await ledger.ensure_indexes()
     fp = fingerprint("1@c.us", "hi", None)
     assert (await ledger.claim("jo", "key:k", fp, "cmd-1", T0, sending=Sending("3EB0AA", 10))).outcome == "claimed"

@@ -11,7 +11,7 @@ from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import deterministic_id, utcnow
 from fleet_shared.contracts.events import SessionStatusReported
 from fleet_shared.topology import USER_ID_HEADER
-from session_orchestrator.domain import StatusReport, decide_report
+from session_orchestrator.domain.statuses import StatusReport, decide_report
 
 from .conftest import status_report_envelope
 

@@ -12,7 +12,8 @@ import pytest
 
 from fleet_shared.contracts import utcnow
 from fleet_shared.contracts.commands import SendText
-from session_orchestrator.sends import Claim, SendLedger, fingerprint, settle
+from session_orchestrator.adapters.mongo_sends import MongoSendLedger
+from session_orchestrator.domain.sending import Claim, fingerprint, settle
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ def test_settle_decides_from_what_was_recorded_and_what_waha_has():
 
 
 async def crashed_claim(db, user: str, key: str, text: str, message_id: str | None, *, started_ago: float = 0, budget: float = 10) -> None:
-    ledger = SendLedger(db)
+    ledger = MongoSendLedger(db)
     claim = await ledger.claim(user, f"key:{key}", fingerprint(CHAT, text, None), "cmd-crashed", utcnow())
     assert claim.outcome == "claimed"
     if message_id is not None:

@@ -7,14 +7,10 @@ import time
 import httpx
 import pytest
 
-from session_orchestrator.waha_client import (
+from session_orchestrator.adapters.ports import WahaBadResponse, WahaNotFound, WahaRejected, WahaUnavailable, error_text
+from session_orchestrator.adapters.waha_http import (
     RetryPolicy,
-    WahaBadResponse,
     WahaClient,
-    WahaNotFound,
-    WahaRejected,
-    WahaUnavailable,
-    error_text,
     retry_after_seconds,
     sent_message_id,
     sent_message_timestamp,

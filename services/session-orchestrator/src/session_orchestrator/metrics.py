@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .domain import RUNNING, STATUSES
+from .domain.statuses import RUNNING, STATUSES
 
 log = logging.getLogger(__name__)
 

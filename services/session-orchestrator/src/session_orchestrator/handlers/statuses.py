@@ -1,32 +1,27 @@
 """Writing a session's status into the registry and announcing the change.
 
-Two sources: WAHA's `session.status` webhooks (reports, `handlers.status_reported`) and what the
-orchestrator saw itself (observations: reconciliation at start-up, WAHA unreachable). Both are
-compare-and-set writes, then `user.<id>.session.status_changed` with a deterministic id.
+Two sources: WAHA's `session.status` webhooks (reports, `reports.py`) and what the orchestrator saw
+itself (observations: reconciliation at start-up, WAHA unreachable). Both are compare-and-set
+writes, then `user.<id>.session.status_changed` with a deterministic id.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Envelope, deterministic_id, envelope
 from fleet_shared.contracts.events import SessionStatusChanged
 from fleet_shared.ids import session_name_for
 
-from .domain import ReportDecision, SessionState, SessionStatus, StatusChange, decide_observation
-from .metrics import STATUS_CHANGES
-from .registry import SessionRegistry
+from ..adapters.ports import EventPublisher, StatusStore
+from ..domain.statuses import ReportDecision, SessionState, SessionStatus, StatusChange, decide_observation
+from ..metrics import STATUS_CHANGES
 
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 3
-
-
-class EventPublisher(Protocol):
-    async def publish(self, env: Envelope) -> None: ...
 
 
 class StatusConflict(Exception):
@@ -51,7 +46,7 @@ def status_changed_envelope(user_id: str, change: StatusChange, correlation_id: 
 
 @dataclass
 class StatusRecorder:
-    registry: SessionRegistry
+    store: StatusStore
     events: EventPublisher
     clock: Callable[[], datetime]
 
@@ -60,9 +55,9 @@ class StatusRecorder:
     ) -> tuple[SessionState, ReportDecision]:
         """Read, decide, compare-and-set; again if someone wrote in between. Answers (previous, decision)."""
         for _ in range(CAS_ATTEMPTS):
-            previous = await self.registry.state(user_id)
+            previous = await self.store.state(user_id)
             decision = decide(previous)
-            if not decision.apply or await self.registry.apply_report(user_id, previous, decision, self.clock()):
+            if not decision.apply or await self.store.apply_report(user_id, previous, decision, self.clock()):
                 return previous, decision
         raise StatusConflict(f"status of {user_id} kept changing under us")
 

@@ -1,4 +1,5 @@
-"""Reconciling the registry with WAHA, as pure decisions (the I/O is in `upkeep.py` and `repairs.py`).
+"""Reconciling the registry with WAHA, and idleness, as pure decisions (the I/O is in
+`entrypoints/jobs.py` and `handlers/upkeep.py`).
 
 At start-up each replica compares the registry with WAHA's session list and sends a
 `session.reconcile` command through the partition of every user whose two records disagree; the
@@ -14,12 +15,13 @@ replica that drives that user looks at WAHA again and applies `repair_for`:
 | anything else               |                              | NOTHING                                  |
 """
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from fleet_shared.ids import session_name_for, validate_user_id
+from fleet_shared.waha import phone_number, session_owner
 
-from .domain import (
+from .statuses import (
     DESIRED_STOPPED,
     FAILED,
     RUNNING,
@@ -29,7 +31,6 @@ from .domain import (
     UnknownStatus,
     normalize_status,
 )
-from .lifecycle import USER_ID_METADATA
 
 
 class Repair(StrEnum):
@@ -61,20 +62,11 @@ def observed_status(waha: SessionStatus | None) -> SessionStatus:
 
 
 def owner_of(info: Any) -> str | None:
-    """The user a WAHA session belongs to: its metadata names a user whose session name it has.
-    Anything else (hand-made, another system's, a forged name) belongs to nobody here."""
+    """The user a WAHA SessionInfo belongs to (`fleet_shared.waha.session_owner`), or None."""
     if not isinstance(info, dict):
         return None
-    config = info.get("config") if isinstance(info.get("config"), dict) else {}
-    metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
-    user_id = metadata.get(USER_ID_METADATA)
-    if not isinstance(user_id, str):
-        return None
-    try:
-        validate_user_id(user_id)
-    except ValueError:
-        return None
-    return user_id if info.get("name") == session_name_for(user_id) else None
+    config = info.get("config")
+    return session_owner(info.get("name"), config.get("metadata") if isinstance(config, dict) else None)
 
 
 def waha_status_of(info: Any) -> SessionStatus | None:
@@ -87,15 +79,10 @@ def waha_status_of(info: Any) -> SessionStatus | None:
 def phone_of(info: Any) -> str | None:
     """The linked phone number from a WAHA SessionInfo's `me` (`<digits>@c.us`)."""
     me = info.get("me") if isinstance(info, dict) else None
-    raw = me.get("id") if isinstance(me, dict) else None
-    if not isinstance(raw, str):
-        return None
-    return raw.split("@", 1)[0] or None
+    return phone_number(me.get("id") if isinstance(me, dict) else None)
 
 
-def reconcile_plan(
-    waha_sessions: list[Any], registry: dict[str, tuple[SessionStatus, str | None]]
-) -> list[str]:
+def reconcile_plan(waha_sessions: list[Any], registry: dict[str, tuple[str, str | None]]) -> list[str]:
     """Users whose registry record and WAHA session disagree (sorted). `registry`: user -> (status,
     desired) for every record that is not STOPPED; a user missing there is STOPPED or unknown."""
     waha: dict[str, SessionStatus | None] = {}
@@ -107,5 +94,21 @@ def reconcile_plan(
     return sorted(
         user_id
         for user_id in users
-        if repair_for(*(registry.get(user_id) or (None, None)), waha.get(user_id)) is not Repair.NOTHING
+        if repair_for(*_recorded(registry.get(user_id)), waha.get(user_id)) is not Repair.NOTHING
     )
+
+
+def _recorded(record: tuple[str, str | None] | None) -> tuple[SessionStatus | None, str | None]:
+    """(status, desired) of a registry record, (None, None) without one."""
+    if record is None:
+        return None, None
+    status, desired = record
+    try:
+        return normalize_status(status), desired
+    except UnknownStatus:
+        return None, desired
+
+
+def is_idle(last_activity: datetime | None, now: datetime, timeout: timedelta) -> bool:
+    """No activity for `timeout`. A record without any activity is not idle (its clock never started)."""
+    return last_activity is not None and now - last_activity >= timeout

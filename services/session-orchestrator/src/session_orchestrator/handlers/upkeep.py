@@ -13,28 +13,22 @@ from datetime import datetime, timedelta
 from fleet_shared.contracts import Envelope, Reply
 from fleet_shared.ids import session_name_for
 
-from .domain import DESIRED_STOPPED
-from .lifecycle import WebhookTarget, ensure_running, session_config
-from .metrics import IDLE_STOPS, REPAIRS
-from .recovery import Repair, observed_status, owner_of, phone_of, repair_for, waha_status_of
-from .registry import SessionRegistry
+from ..adapters.ports import SessionRecords, Waha, WahaNotFound
+from ..domain.reconciliation import Repair, is_idle, observed_status, owner_of, phone_of, repair_for, waha_status_of
+from ..domain.statuses import DESIRED_STOPPED
+from ..metrics import IDLE_STOPS, REPAIRS
+from .bring_up import WebhookTarget, ensure_running, session_config
 from .statuses import StatusRecorder
-from .waha_client import WahaClient, WahaNotFound
 
 log = logging.getLogger(__name__)
 
 LOST_SESSION_ERROR = "WAHA lost this session and its link: scan a new QR code"
 
 
-def is_idle(last_activity: datetime | None, now: datetime, timeout: timedelta) -> bool:
-    """No activity for `timeout`. A record without any activity is not idle (its clock never started)."""
-    return last_activity is not None and now - last_activity >= timeout
-
-
 @dataclass
-class Repairs:
-    registry: SessionRegistry
-    waha: WahaClient
+class UpkeepCommands:
+    records: SessionRecords
+    waha: Waha
     recorder: StatusRecorder
     webhook: WebhookTarget
     idle_timeout: timedelta
@@ -43,7 +37,7 @@ class Repairs:
     async def idle_stop(self, env: Envelope, deadline: float) -> Reply:
         """Stop (never log out) a session nobody used for `idle_timeout`; the next start needs no QR."""
         user_id = env.user_id
-        doc = await self.registry.get(user_id)
+        doc = await self.records.get(user_id)
         now = self.clock()
         if doc is None or not is_idle(doc.get("lastActivity"), now, self.idle_timeout):
             return Reply.success({"stopped": False, "reason": "active"})
@@ -54,7 +48,7 @@ class Repairs:
         except WahaNotFound:
             pass  # nothing runs; the registry learns STOPPED from reconciliation or never needed to
         # Not activity: `lastActivity` stays, so the session is idle until someone uses it again.
-        await self.registry.set_desired(user_id, DESIRED_STOPPED, now, idle=True)
+        await self.records.set_desired(user_id, DESIRED_STOPPED, now, idle=True)
         IDLE_STOPS.inc()
         log.info("stopped the session of %s: idle since %s", user_id, doc.get("lastActivity"))
         return Reply.success({"stopped": True})
@@ -64,7 +58,7 @@ class Repairs:
         user_id = env.user_id
         name = session_name_for(user_id)
         correlation_id = env.correlation_id or env.id
-        doc = await self.registry.get(user_id)
+        doc = await self.records.get(user_id)
         try:
             info: dict | None = await self.waha.get_session(name, deadline=deadline)
         except WahaNotFound:
@@ -81,7 +75,7 @@ class Repairs:
             return Reply.success({"repair": repair.value})
         log.info("reconciling %s: registry %s, WAHA %s -> %s", user_id, doc and doc.get("status"), waha, repair.value)
         if repair is Repair.ADOPT:
-            await self.registry.ensure_record(user_id, self.clock())
+            await self.records.ensure_record(user_id, self.clock())
         if repair in (Repair.ADOPT, Repair.OBSERVE):
             await self.recorder.observe(
                 user_id, observed_status(waha), phone_number=phone_of(info), correlation_id=correlation_id
@@ -92,7 +86,7 @@ class Repairs:
             config = session_config(user_id, self.webhook)
             status = await ensure_running(self.waha, name, config, deadline=deadline)
             if info is None:
-                await self.registry.forget_phone(user_id, self.clock())
+                await self.records.forget_phone(user_id, self.clock())
             await self.recorder.observe(
                 user_id, status, error=LOST_SESSION_ERROR if info is None else None, correlation_id=correlation_id
             )

@@ -1,6 +1,6 @@
 """The session state machine, as pure functions: no I/O, no clocks, no broker.
 
-WAHA's lifecycle (reference §2.5):
+WAHA's lifecycle (docs/waha.md):
 
     STOPPED ──start──► STARTING ──paired──► WORKING
                        STARTING ──not paired──► SCAN_QR_CODE ──scanned──► WORKING
@@ -10,8 +10,7 @@ WAHA's lifecycle (reference §2.5):
 """
 
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Literal, get_args
+from typing import get_args
 
 from fleet_shared.contracts.events import SessionStatus
 
@@ -54,7 +53,7 @@ def normalize_status(waha_status: object) -> SessionStatus:
     if isinstance(waha_status, str):
         value = waha_status.strip().upper()
         if value in STATUSES:
-            return value  # type: ignore[return-value]
+            return value
         if value in _WAHA_ALIASES:
             return _WAHA_ALIASES[value]
     raise UnknownStatus(f"unknown WAHA session status {waha_status!r}")
@@ -63,37 +62,6 @@ def normalize_status(waha_status: object) -> SessionStatus:
 def is_allowed(current: SessionStatus, new: SessionStatus) -> bool:
     """Whether WAHA's lifecycle leads from `current` to `new` in one step."""
     return new in TRANSITIONS[current]
-
-
-class StartAction(StrEnum):
-    """What bringing a session up needs, given WAHA's status of it."""
-
-    NONE = "none"  # already running (starting, waiting for a scan, or working)
-    START = "start"  # stopped: start keeps the link
-    RESTART = "restart"  # FAILED is terminal until restarted
-
-
-def start_action(status: SessionStatus) -> StartAction:
-    if status == STOPPED:
-        return StartAction.START
-    if status == FAILED:
-        return StartAction.RESTART
-    return StartAction.NONE
-
-
-QrOutcome = Literal["qr", "working", "wait", "revive", "give_up"]
-
-
-def qr_step(status: SessionStatus, revived: bool) -> QrOutcome:
-    """One step of waiting for a QR: fetch it, report WORKING, wait, or bring the session back once."""
-    if status == WORKING:
-        return "working"
-    if status == SCAN_QR_CODE:
-        return "qr"
-    if status == STARTING:
-        return "wait"
-    # STOPPED or FAILED while we wait (stopped from outside, QRs exhausted): revive once, then stop trying.
-    return "give_up" if revived else "revive"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Bringing a user's WAHA session up and waiting for its QR: the multi-call WAHA conversations."""
+"""Bringing a user's WAHA session up and waiting for its QR: the multi-call WAHA conversations
+(what each step needs is decided in `domain/bring_up.py`)."""
 
 import asyncio
 import logging
@@ -6,21 +7,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fleet_shared.contracts.commands import QrView
+from fleet_shared.waha import USER_ID_METADATA
 
-from .domain import (
-    WORKING,
-    SessionStatus,
-    StartAction,
-    normalize_status,
-    qr_step,
-    start_action,
-)
-from .waha_client import WahaClient, WahaNotFound, WahaRejected
+from ..adapters.ports import Waha, WahaNotFound, WahaRejected
+from ..domain.bring_up import StartAction, qr_step, start_action
+from ..domain.statuses import WORKING, SessionStatus, normalize_status
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_EVENTS = ["message", "message.any", "message.ack", "session.status"]
-USER_ID_METADATA = "fleet.userId"
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ Admit = Callable[[], Awaitable[None]]
 
 
 async def ensure_running(
-    waha: WahaClient, name: str, config: dict, *, deadline: float | None = None, admit: Admit | None = None
+    waha: Waha, name: str, config: dict, *, deadline: float | None = None, admit: Admit | None = None
 ) -> SessionStatus:
     """Create the session if WAHA does not know it, start it if stopped, restart it if FAILED.
 
@@ -76,7 +71,7 @@ async def ensure_running(
     return normalize_status(info["status"])
 
 
-async def fetch_qr(waha: WahaClient, name: str, *, deadline: float | None = None) -> dict:
+async def fetch_qr(waha: Waha, name: str, *, deadline: float | None = None) -> dict:
     """The current QR as value + PNG; the image is fetched between two reads of the value so that
     a rotation in between is noticed and the pair fetched again."""
     for _ in range(3):
@@ -88,7 +83,7 @@ async def fetch_qr(waha: WahaClient, name: str, *, deadline: float | None = None
 
 
 async def wait_for_qr(
-    waha: WahaClient, name: str, status: SessionStatus, *, deadline: float, poll_interval: float
+    waha: Waha, name: str, status: SessionStatus, *, deadline: float, poll_interval: float
 ) -> QrView:
     """Answer the QR once the session shows one, or WORKING; at the deadline, whatever it is then."""
     loop = asyncio.get_running_loop()

@@ -1,19 +1,15 @@
-"""MAX_SESSIONS: at most that many sessions run at once (each one costs WAHA memory).
-
-A session holds a slot while the registry says it runs (STARTING, SCAN_QR_CODE, WORKING), and from
-the moment it is admitted until WAHA's first report can have arrived (`ADMISSION_GRACE`). Only
-bringing a session up asks for a slot: creating, starting or restarting one that is not running;
-a session that runs already is never refused.
+"""MAX_SESSIONS: at most that many sessions run at once (each one costs WAHA memory); how a slot
+is held and each request decided: `domain/admission.py`. Only bringing a session up asks for a
+slot: creating, starting or restarting one that is not running; a session that runs already is
+never refused.
 
 Within one replica admissions are decided one batch at a time, in arrival order: the requests that
 came while the previous batch was being decided are counted together (one count for the batch, not
 one per session, which under a burst of starts was the whole cost) and marked admitted before the
-next batch is counted, so one replica never overshoots. Each request is decided exactly as if it
-were alone: admitted when the sessions holding a slot, other than its own, are fewer than
-MAX_SESSIONS, counting those admitted earlier in its batch. The count
-(`SessionRegistry.count_running`) is two indexed counts, sessions admitted and not running yet, then
-running ones; a session whose first report lands between the two is counted twice for that instant
-(a refusal one slot early at worst), never missed.
+next batch is counted, so one replica never overshoots. The count (`SlotCounter.count_running`) is
+two indexed counts, sessions admitted and not running yet, then running ones; a session whose
+first report lands between the two is counted twice for that instant (a refusal one slot early at
+worst), never missed.
 
 Replicas do not coordinate: two replicas admitting different users in the same instant can each
 see the last free slot, so with R replicas the fleet may briefly run up to R - 1 sessions more than
@@ -23,12 +19,11 @@ MAX_SESSIONS. Sessions restarted by reconciliation held a slot before and are no
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from .metrics import LIMIT_REFUSALS
-from .registry import SessionRegistry
-
-ADMISSION_GRACE = timedelta(seconds=60)
+from ..adapters.ports import SlotCounter
+from ..domain.admission import ADMISSION_GRACE, decide_batch
+from ..metrics import LIMIT_REFUSALS
 
 
 class SessionLimitReached(Exception):
@@ -39,8 +34,8 @@ class SessionLimitReached(Exception):
 
 
 class Admission:
-    def __init__(self, registry: SessionRegistry, max_sessions: int, clock: Callable[[], datetime]) -> None:
-        self._registry = registry
+    def __init__(self, slots: SlotCounter, max_sessions: int, clock: Callable[[], datetime]) -> None:
+        self._slots = slots
         self.max_sessions = max_sessions
         self._clock = clock
         self._waiting: list[tuple[str, asyncio.Future[None]]] = []
@@ -87,28 +82,25 @@ class Admission:
         users = [user for user, _ in batch]
         if len(users) == 1:
             # Alone: the count without the user's own record is exactly what is needed.
-            holding = await self._registry.count_running(exclude=users[0], admitted_since=since)
+            holding = await self._slots.count_running(exclude=users[0], admitted_since=since)
             held: set[str] = set()
         else:
             # Everyone else's slots, plus those of the batch that already hold one (each is then
             # decided without its own, as if it were alone).
-            held = await self._registry.holding_slots(users, admitted_since=since)
-            holding = await self._registry.count_running(exclude=users, admitted_since=since) + len(held)
+            held = await self._slots.holding_slots(users, admitted_since=since)
+            holding = await self._slots.count_running(exclude=users, admitted_since=since) + len(held)
+        # A requester that gave up while the batch was counted takes no slot.
+        batch = [(user, decided) for user, decided in batch if not decided.done()]
         admitted: list[tuple[str, asyncio.Future[None]]] = []
-        for user, decided in batch:
-            if decided.done():
-                continue  # the requester gave up while the batch was counted: no slot taken
-            others = holding - 1 if user in held else holding
-            if others >= self.max_sessions:
+        decisions = decide_batch([user for user, _ in batch], holding, held, self.max_sessions)
+        for (user, decided), refused in zip(batch, decisions, strict=True):
+            if refused is not None:
                 LIMIT_REFUSALS.inc()
-                decided.set_exception(SessionLimitReached(others, self.max_sessions))
-                continue
-            if user not in held:
-                held.add(user)
-                holding += 1
-            admitted.append((user, decided))
+                decided.set_exception(SessionLimitReached(refused.running, self.max_sessions))
+            else:
+                admitted.append((user, decided))
         marks = await asyncio.gather(
-            *(self._registry.mark_admitted(user, now) for user, _ in admitted), return_exceptions=True
+            *(self._slots.mark_admitted(user, now) for user, _ in admitted), return_exceptions=True
         )
         for (_, decided), outcome in zip(admitted, marks, strict=True):
             if decided.done():

@@ -3,7 +3,7 @@
 Neither touches a session itself. Each finds the users concerned and sends a command through the
 user's partition (`user.<id>.session.reconcile` / `.idle_stop`, published to
 `<p>.orchestrator.partition`, which hashes `x-user-id` like for every command), so the one
-replica that drives the user applies it (`repairs.py`), in order with the user's own commands.
+replica that drives the user applies it (`handlers/upkeep.py`), in order with the user's own commands.
 Every replica runs both jobs; a user may get the same command from two replicas, and the second
 finds nothing left to do.
 """
@@ -12,19 +12,18 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import BrokerUnavailable
-from fleet_shared.contracts import Contract, Envelope, envelope, new_id
+from fleet_shared.contracts import Contract, envelope, new_id
 from fleet_shared.contracts.admin import IdleStopSession, ReconcileSession
 from fleet_shared.ids import session_name_for
 
-from .recovery import reconcile_plan
-from .registry import SessionRegistry
-from .waha_client import WahaClient, WahaError
+from ..adapters.ports import CommandPublisher, FleetRecords, Waha, WahaError
+from ..domain.reconciliation import reconcile_plan
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +31,13 @@ SWEEP_BATCH = 500  # idle users sent per sweep (the rest follow at the next one)
 CONNECT_POLL = 0.2
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 
-Publish = Callable[[Envelope], Awaitable[None]]
-
-
-class Upkeep:
+class UpkeepJobs:
     def __init__(
         self,
         *,
-        registry: SessionRegistry,
-        waha: WahaClient,
-        publish: Publish,
+        registry: FleetRecords,
+        waha: Waha,
+        commands: CommandPublisher,
         connected: Callable[[], bool],
         idle_timeout: timedelta,
         sweep_interval: timedelta,
@@ -49,7 +45,7 @@ class Upkeep:
     ) -> None:
         self._registry = registry
         self._waha = waha
-        self._publish = publish
+        self._commands = commands
         self._connected = connected
         self._idle_timeout = idle_timeout
         self._sweep_interval = sweep_interval.total_seconds()
@@ -73,7 +69,7 @@ class Upkeep:
 
     async def _send(self, payload: Contract, user_id: str, correlation_id: str) -> None:
         env = envelope(payload, user_id, session=session_name_for(user_id), correlation_id=correlation_id)
-        await self._publish(env)
+        await self._commands.send(env)
 
     async def reconcile_once(self) -> list[str]:
         """Send `session.reconcile` for every user whose registry record and WAHA session disagree."""

@@ -1,17 +1,7 @@
-"""The `sessions` collection: one document per user, the orchestrator's record of their WAHA session.
-
-    {userId (unique), session, status, phoneNumber, lastError, lastActivity, desired,
-     idleStoppedAt, admittedAt,
-     statusHistory: [{status, at, reportedAtMs, source}] (newest last, at most HISTORY_LENGTH),
-     lastReportedAtMs, lastChange, createdAt, updatedAt}
-
-`status` is written from WAHA's own reports (webhooks), guarded by `lastReportedAtMs` so an older
-report never overwrites a newer one, and from the orchestrator's own observations (reconciliation,
-WAHA unreachable), which leave `lastReportedAtMs` alone so WAHA's next word still wins. Commands
-record activity, errors, what the user wants (`desired`) and the session name.
+"""The `sessions` collection: the session registry (`ports.SessionRegistry`) on MongoDB, one
+document per user (`domain/records.py` says what it holds).
 """
 
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,71 +13,17 @@ from fleet_shared.contracts.commands import SessionView
 from fleet_shared.ids import session_name_for
 from fleet_shared.recent import RecentTimes
 
-from .domain import DESIRED_STOPPED, RUNNING, SOURCE_WAHA, STATUSES, STOPPED, ReportDecision, SessionState, StatusChange
+from ..domain.records import HISTORY_LENGTH, change_fields, state_of, view_of
+from ..domain.statuses import DESIRED_STOPPED, RUNNING, STATUSES, STOPPED, ReportDecision, SessionState
 
 COLLECTION = "sessions"
-HISTORY_LENGTH = 10
 # At most this many users' last written activity are remembered (`note_activity`), ~200 bytes each.
 ACTIVITY_MEMORY = 50_000
 # What `view_of` shows: a status query reads nothing more (not the history).
 VIEW_PROJECTION = {"_id": 0, "session": 1, "status": 1, "phoneNumber": 1, "lastError": 1, "lastActivity": 1, "updatedAt": 1}
 
 
-def iso(value: Any) -> str | None:
-    if not isinstance(value, datetime):
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
-def state_of(doc: dict | None) -> SessionState:
-    if not doc:
-        return SessionState()
-    change = doc.get("lastChange")
-    return SessionState(
-        status=doc.get("status") or STOPPED,
-        phone_number=doc.get("phoneNumber"),
-        last_error=doc.get("lastError"),
-        last_reported_at_ms=doc.get("lastReportedAtMs"),
-        last_change=StatusChange(**_snake(change)) if isinstance(change, dict) else None,
-    )
-
-
-def view_of(user_id: str, doc: dict | None) -> SessionView:
-    """The contract's status shape; a user never seen is STOPPED with their session name."""
-    doc = doc or {}
-    return SessionView(
-        user_id=user_id,
-        session=doc.get("session") or session_name_for(user_id),
-        status=doc.get("status") or STOPPED,
-        phone_number=doc.get("phoneNumber"),
-        last_error=doc.get("lastError"),
-        last_activity=iso(doc.get("lastActivity")),
-        updated_at=iso(doc.get("updatedAt")),
-    )
-
-
-_CHANGE_FIELDS = {
-    "status": "status",
-    "previousStatus": "previous_status",
-    "phoneNumber": "phone_number",
-    "lastError": "last_error",
-    "reportedAtMs": "reported_at_ms",
-    "source": "source",
-}
-
-
-def _snake(change: dict) -> dict:
-    values = {snake: change.get(camel) for camel, snake in _CHANGE_FIELDS.items()}
-    values["source"] = values["source"] or SOURCE_WAHA
-    return values
-
-
-def _camel(change: StatusChange) -> dict:
-    values = asdict(change)
-    return {camel: values[snake] for camel, snake in _CHANGE_FIELDS.items()}
-
-
-class SessionRegistry:
+class MongoSessionRegistry:
     """`activity_precision`: how far `lastActivity` may lag behind the user's newest message (see
     `note_activity`); zero writes every message's activity."""
 
@@ -141,6 +77,7 @@ class SessionRegistry:
             doc = await self._sessions.find_one_and_update(
                 {"userId": user_id}, update, upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 0}
             )
+        assert doc is not None  # an upsert that returns the document after it always has one
         return doc
 
     async def touch(self, user_id: str, now: datetime, *, desired: str | None = None) -> dict:
@@ -237,7 +174,7 @@ class SessionRegistry:
         cursor = self._sessions.find({"status": {"$ne": STOPPED}}, {"_id": 0, "userId": 1, "status": 1, "desired": 1})
         return {doc["userId"]: (doc["status"], doc.get("desired")) async for doc in cursor}
 
-    async def list(self, statuses: list[str] | None, limit: int) -> list[dict]:
+    async def list_records(self, statuses: list[str] | None, limit: int) -> list[dict]:
         """Records ordered by user id; `statuses`: only those (None: every record)."""
         query = {"status": {"$in": statuses}} if statuses is not None else {}
         cursor = self._sessions.find(query, {"_id": 0}).sort("userId", ASCENDING).limit(limit)
@@ -252,7 +189,7 @@ class SessionRegistry:
             "phoneNumber": new.phone_number,
             "lastError": new.last_error,
             "lastReportedAtMs": new.last_reported_at_ms,
-            "lastChange": _camel(decision.change) if decision.change else None,
+            "lastChange": change_fields(decision.change) if decision.change else None,
             "updatedAt": now,
         }
         update: dict[str, Any] = {"$set": set_, "$setOnInsert": {"userId": user_id, "createdAt": now}}

@@ -1,10 +1,5 @@
-"""The only way anything here talks to WAHA: typed calls, typed errors, bounded retries.
-
-Errors:
-- `WahaNotFound`: 404 (unknown session).
-- `WahaRejected`: any other 4xx (422 "already exists", "status is not as expected", 400, 401...).
-- `WahaUnavailable`: 429, 5xx, timeouts and connection errors, after the retries.
-- `WahaBadResponse`: a 2xx whose body is not what WAHA documents.
+"""The only way anything here talks to WAHA (`ports.Waha` over httpx): typed calls, typed errors
+(`ports.WahaError` and its kinds), bounded retries.
 
 Retries: exponential backoff with jitter, at most `attempts` tries, honouring `Retry-After`, never
 past the caller's deadline. Calls that are not safe to repeat (sending a message) are retried only
@@ -23,7 +18,10 @@ from typing import Any
 
 import httpx
 
-from .metrics import WAHA_CALLS, WAHA_DURATION
+from fleet_shared.waha import serialized_id
+
+from ..metrics import WAHA_CALLS, WAHA_DURATION
+from .ports import SentMessage, WahaBadResponse, WahaNotFound, WahaRejected, WahaUnavailable, error_text
 
 log = logging.getLogger(__name__)
 
@@ -35,57 +33,6 @@ MIN_ATTEMPT_TIMEOUT = 0.5
 WAHA_CONNECTIONS = 32
 RETRY_AFTER_MAX = 30.0
 ACCEPT_JSON = {"Accept": "application/json"}
-
-
-class WahaError(Exception):
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
-
-
-class WahaNotFound(WahaError):
-    pass
-
-
-class WahaRejected(WahaError):
-    @property
-    def session_status(self) -> str | None:
-        """For WAHA's 422 "Session status is not as expected": the status the session was in."""
-        return self.body.get("status") if isinstance(self.body, dict) else None
-
-    @property
-    def already_exists(self) -> bool:
-        return self.status == 422 and "already exists" in error_text(self.body).lower()
-
-
-class WahaUnavailable(WahaError):
-    def __init__(self, message: str, status: int | None = None, body: Any = None, *, not_done: bool = False) -> None:
-        super().__init__(message, status, body)
-        # True when WAHA certainly did not act on the call (unreachable, or it said 429/503).
-        self.not_done = not_done
-
-
-class WahaBadResponse(WahaError):
-    pass
-
-
-def error_text(body: Any) -> str:
-    """The human part of any of WAHA's three error body shapes."""
-    if isinstance(body, dict):
-        for key in ("message", "error"):
-            value = body.get(key)
-            if isinstance(value, list):
-                return "; ".join(str(v) for v in value)
-            if isinstance(value, str) and value:
-                return value
-        exception = body.get("exception")
-        if isinstance(exception, dict) and exception.get("message"):
-            return str(exception["message"])
-    if isinstance(body, str):
-        return body[:300]
-    return ""
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -122,15 +69,8 @@ class RetryPolicy:
         return delay
 
 
-@dataclass(frozen=True)
-class SentMessage:
-    id: str
-    timestamp: int
-    ack: int | None
-
-
 def sent_message_id(body: Any, chat_id: str) -> str | None:
-    """The serialized id of a sent message, from any engine's sendText answer (reference §4)."""
+    """The serialized id of a sent message, from any engine's sendText answer (docs/waha.md)."""
     if not isinstance(body, dict):
         return None
     raw = body.get("id")
@@ -144,22 +84,19 @@ def sent_message_id(body: Any, chat_id: str) -> str | None:
     if isinstance(key, dict):
         key_id = key.get("id")
         if isinstance(key_id, str) and key_id:
-            return f"true_{chat_id}_{key_id}"  # NOWEB (Baileys): {"key": {"id": ...}, ...}
+            return serialized_id(True, chat_id, key_id)  # NOWEB (Baileys): {"key": {"id": ...}, ...}
     return None
-
-
-def sent_serialized_id(chat_id: str, raw_id: str) -> str:
-    """The serialized id of an own message (reference §4: `true_<chatId>_<rawId>`)."""
-    return f"true_{chat_id}_{raw_id}"
 
 
 def sent_message_timestamp(body: Any, default: int) -> int:
     """Unix seconds of a sent message: WAMessage `timestamp`, Baileys `messageTimestamp`, else `default`."""
     if isinstance(body, dict):
         for candidate in (body.get("timestamp"), body.get("messageTimestamp"), _nested(body, "_data", "timestamp")):
+            if not isinstance(candidate, (int, float, str)):
+                continue
             try:
                 value = int(candidate)  # Baileys gives a string
-            except (TypeError, ValueError):
+            except ValueError:
                 continue
             if value > 10**11:  # milliseconds
                 value //= 1000
@@ -174,7 +111,7 @@ def sent_message_ack(body: Any) -> int | None:
     return None
 
 
-def _nested(body: Mapping, *keys: str) -> Any:
+def _nested(body: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(body, Mapping):
             return None
@@ -355,7 +292,7 @@ class WahaClient:
 
     async def find_sent(self, session: str, chat_id: str, raw_id: str, *, deadline: float | None = None) -> SentMessage | None:
         """The message this session sent to `chat_id` with the raw id `raw_id`, or None if it never did."""
-        path = f"/api/{session}/chats/{chat_id}/messages/{sent_serialized_id(chat_id, raw_id)}"
+        path = f"/api/{session}/chats/{chat_id}/messages/{serialized_id(True, chat_id, raw_id)}"
         try:
             body = await self._call("GET", path, op="send.find", params={"downloadMedia": "false"}, deadline=deadline)
         except WahaNotFound:

@@ -1,0 +1,1 @@
+"""How work reaches the handlers: broker subscribers, and the background jobs."""
