@@ -31,6 +31,7 @@ from fleet_shared.mongo import make_mongo_client
 from fleet_shared.routing import admin_key, user_key
 from fleet_shared.topology import USER_ID_HEADER, Topology, declare_topology_at
 from session_orchestrator.adapters.mongo_registry import MongoSessionRegistry
+from session_orchestrator.adapters.mongo_sends import MongoSendLedger
 from session_orchestrator.app import create_app
 from session_orchestrator.config import Settings
 from waha_emulator import EmulatorConfig
@@ -475,3 +476,11 @@ async def single_partition(rabbitmq_url) -> AsyncIterator[Topology]:
     await declare_topology_at(rabbitmq_url, topo)
     yield topo
     await delete_topology(rabbitmq_url, topo)
+
+
+@pytest.fixture
+async def ledger(db) -> MongoSendLedger:
+    """The orchestrator's send ledger on the test database."""
+    sends = MongoSendLedger(db)
+    await sends.ensure_indexes()
+    return sends
