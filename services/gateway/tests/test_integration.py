@@ -9,7 +9,8 @@ import pytest
 from fleet_devtools.localdev import wait_until
 from fleet_devtools.testing.proxy import TcpProxy
 from fleet_shared.contracts import Reply
-from fleet_shared.contracts.commands import Page, QrView, SentView, SessionView
+from fleet_shared.contracts.commands import QrView, SentView, SessionView
+from fleet_shared.contracts.pages import ChatPage, MessagePage
 from fleet_shared.ids import session_name_for
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,9 @@ MESSAGE = {
 
 
 async def a_page(env: dict) -> Reply:
-    return Reply.success(Page(items=[MESSAGE if env["type"] == "message.list" else CHAT], next_cursor="next-1"))
+    if env["type"] == "message.list":
+        return Reply.success(MessagePage(items=[MESSAGE], next_cursor="next-1"))
+    return Reply.success(ChatPage(items=[CHAT], next_cursor="next-1"))
 
 
 def answer_page(responder) -> None:
@@ -180,7 +183,8 @@ async def test_lists_map_their_parameters(gateway, responder, tokens, topology):
 
 async def test_a_page_that_breaks_the_contract_is_a_502(gateway, responder, tokens):
     async def broken(env: dict) -> Reply:
-        return Reply.success(Page(items=[{"userId": env["userId"]}], next_cursor=None))
+        # A bare dict: no page model would take this item.
+        return Reply.success({"items": [{"userId": env["userId"]}], "nextCursor": None})
 
     responder.handlers["chat.list"] = broken
     assert_error(await gateway.get("/api/v1/waha/chats", headers=tokens.auth()), 502, "bad_reply")

@@ -1,6 +1,7 @@
 """The read side against the real SecantusDB: newest first, stable keyset pages, one user only."""
 
 import json
+from types import SimpleNamespace
 
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import (
@@ -20,10 +21,16 @@ async def ask(service: QueryService, query, user: str = ALICE):
     return await service.answer(json.dumps(envelope(query, user).wire()).encode())
 
 
+async def list_messages(service: QueryService, user: str, chat: str, limit: int, before: str | None) -> SimpleNamespace:
+    """`service.list_messages`, its items as the reply carries them (camelCase dicts, nulls kept)."""
+    page = await service.list_messages(user, chat, limit, before)
+    return SimpleNamespace(items=page.wire()["items"], next_cursor=page.next_cursor)
+
+
 async def all_pages(service: QueryService, user: str, chat: str, limit: int) -> list[list[str]]:
     pages, before = [], None
     while True:
-        page = await service.list_messages(user, chat, limit, before)
+        page = await list_messages(service, user, chat, limit, before)
         pages.append([m["id"] for m in page.items])
         if page.next_cursor is None:
             return pages
@@ -34,7 +41,7 @@ async def test_messages_newest_first_in_pages(store, events):
     await store.apply([events.received(ALICE, f"m{i}", ts=1000 + i) for i in range(7)])
     service = QueryService(store)
     assert await all_pages(service, ALICE, CHAT, 3) == [["m6", "m5", "m4"], ["m3", "m2", "m1"], ["m0"]]
-    page = await service.list_messages(ALICE, CHAT, 7, None)
+    page = await list_messages(service, ALICE, CHAT, 7, None)
     assert page.next_cursor is None and len(page.items) == 7
     assert set(page.items[0]) == set(MESSAGE_FIELDS)
     assert page.items[0] == {
@@ -56,13 +63,13 @@ async def test_same_timestamp_is_ordered_by_id_without_gaps(store, events):
 async def test_pages_are_stable_when_messages_arrive_between_them(store, events):
     await store.apply([events.received(ALICE, f"m{i}", ts=100 + i) for i in range(6)])
     service = QueryService(store)
-    first = await service.list_messages(ALICE, CHAT, 2, None)
+    first = await list_messages(service, ALICE, CHAT, 2, None)
     assert [m["id"] for m in first.items] == ["m5", "m4"]
     # New messages arrive, newer than everything, and one with the same timestamp as the cursor.
     await store.apply([events.received(ALICE, f"new{i}", ts=200 + i) for i in range(3)])
     await store.apply([events.received(ALICE, "m4z", ts=104)])
-    second = await service.list_messages(ALICE, CHAT, 2, first.next_cursor)
-    third = await service.list_messages(ALICE, CHAT, 2, second.next_cursor)
+    second = await list_messages(service, ALICE, CHAT, 2, first.next_cursor)
+    third = await list_messages(service, ALICE, CHAT, 2, second.next_cursor)
     assert [m["id"] for m in second.items] == ["m3", "m2"]
     assert [m["id"] for m in third.items] == ["m1", "m0"]
     assert third.next_cursor is None
@@ -71,9 +78,9 @@ async def test_pages_are_stable_when_messages_arrive_between_them(store, events)
 async def test_stubs_are_hidden_until_their_message_arrives(store, events):
     await store.apply([events.received(ALICE, "real", ts=10), events.ack(ALICE, "early", 3)])
     service = QueryService(store)
-    assert [m["id"] for m in (await service.list_messages(ALICE, CHAT, 50, None)).items] == ["real"]
+    assert [m["id"] for m in (await list_messages(service, ALICE, CHAT, 50, None)).items] == ["real"]
     await store.apply([events.sent(ALICE, "early", ts=20, ack=1)])
-    items = (await service.list_messages(ALICE, CHAT, 50, None)).items
+    items = (await list_messages(service, ALICE, CHAT, 50, None)).items
     assert [(m["id"], m["ack"]) for m in items] == [("early", 3), ("real", None)]
     # Nor does a page after a cursor show one.
     await store.apply([events.ack(ALICE, "still-early", 2)])

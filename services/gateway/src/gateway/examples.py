@@ -25,8 +25,9 @@ from fleet_shared.contracts.examples import (
     TS,
     USER,
 )
+from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage
 
-from .schemas import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage, SendMessageBody, SessionStatusView
+from .schemas import SendMessageBody, SessionStatusView
 
 _RECEIVED = MessageItem(
     id=RECEIVED_ID, chatId=CONTACT, fromMe=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,

@@ -24,14 +24,13 @@ from fleet_shared.contracts.commands import (
     StartSession,
     StopSession,
 )
+from fleet_shared.contracts.pages import ChatPage, MessagePage
 from fleet_shared.http import ApiError
 
 from .auth import CurrentUser
 from .bus import Bus
 from .schemas import (
     IDEMPOTENCY_KEY_RE,
-    ChatPage,
-    MessagePage,
     MessagesQuery,
     PageQuery,
     QrQuery,

@@ -43,49 +43,6 @@ class SessionStatusView(BaseModel):
     status: SessionStatus
 
 
-class LastMessage(BaseModel):
-    id: str
-    body: str | None = None
-    fromMe: bool
-    timestamp: int = Field(description="Unix seconds, as WhatsApp gives them")
-
-
-class ChatItem(BaseModel):
-    chatId: str
-    name: str | None = Field(default=None, description="the chat's name when a message told it, else null")
-    isGroup: bool
-    lastMessage: LastMessage | None = None
-    updatedAt: str | None = Field(default=None, description="when the chat last changed (ISO 8601)")
-
-
-class MessageItem(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    id: str
-    chatId: str
-    fromMe: bool
-    from_: str | None = Field(default=None, alias="from")
-    to: str | None = None
-    participant: str | None = Field(default=None, description="the sender inside a group")
-    body: str | None = None
-    type: str
-    hasMedia: bool
-    timestamp: int = Field(description="Unix seconds, as WhatsApp gives them")
-    ack: int | None = Field(
-        default=None, description="-1 error, 0 pending, 1 server (sent), 2 device (delivered), 3 read, 4 played"
-    )
-
-
-class ChatPage(BaseModel):
-    items: list[ChatItem]
-    nextCursor: str | None = Field(default=None, description="pass it back as `cursor` for the next (older) page")
-
-
-class MessagePage(BaseModel):
-    items: list[MessageItem]
-    nextCursor: str | None = Field(default=None, description="pass it back as `before` for the next (older) page")
-
-
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -9,6 +9,9 @@ first page leaves out stubs, which have no timestamp) nor a top-level `$or` for 
 MongoDB plans either well, but SecantusDB, the MongoDB-wire server of local runs and tests,
 answers `$exists` by walking all of the user's index entries and any top-level `$or` by scanning
 the whole collection (a page took ~160 ms with 15,000 messages stored instead of ~1.3-1.5 ms).
+
+A page is one `model_validate` of the whole page: pydantic-core validates it in less time than
+`model_construct` takes to build its items one by one in Python (about half, for 50 messages).
 """
 
 import base64
@@ -22,13 +25,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from fleet_shared.contracts import Envelope, Reply
-from fleet_shared.contracts.commands import (
-    ListChats,
-    ListContacts,
-    ListGroups,
-    ListMessages,
-    Page,
-)
+from fleet_shared.contracts.commands import ListChats, ListContacts, ListGroups, ListMessages
+from fleet_shared.contracts.pages import ChatPage, MessageItem, MessagePage
 from fleet_shared.inbound import BadDelivery, KeyMismatch, NotJson, UnexpectedType, read_delivery
 from fleet_shared.waha import CONTACT, GROUP
 
@@ -38,7 +36,10 @@ from .store import Store, is_transient
 log = logging.getLogger(__name__)
 
 MESSAGE_CURSOR, CHAT_CURSOR = "m", "c"
-MESSAGE_FIELDS = ("id", "chatId", "fromMe", "from", "to", "participant", "body", "type", "hasMedia", "timestamp", "ack")
+# A message is stored under its wire names (`store.message_content`): read with only these fields,
+# the documents are the page's items as they are.
+MESSAGE_FIELDS = tuple(field.alias for field in MessageItem.model_fields.values())
+MESSAGE_PROJECTION = {"_id": 0, **dict.fromkeys(MESSAGE_FIELDS, 1)}
 CHAT_KINDS = {ListChats.TYPE: None, ListGroups.TYPE: GROUP, ListContacts.TYPE: CONTACT}
 QUERY_TYPES = frozenset({*CHAT_KINDS, ListMessages.TYPE})
 
@@ -74,7 +75,13 @@ EVERY_INTEGER = {"$gte": -(2**63)}
 
 
 async def newest_page(
-    collection: AsyncCollection, query: dict, sort_field: str, key_field: str, limit: int, after: tuple[int, str] | None
+    collection: AsyncCollection,
+    query: dict,
+    sort_field: str,
+    key_field: str,
+    limit: int,
+    after: tuple[int, str] | None,
+    projection: dict | None = None,
 ) -> tuple[list[dict], tuple[int, str] | None]:
     """Up to `limit` documents of `query`, newest first by `(sort_field, key_field)`, strictly older
     than the cursor `after`; and the cursor of the next page (None: this is the last one).
@@ -90,7 +97,7 @@ async def newest_page(
         ranges = [{sort_field: ts, key_field: {"$lt": key}}, {sort_field: {"$lt": ts}}]
     docs: list[dict] = []
     for bound in ranges:
-        found = collection.find({**query, **bound}, {"_id": 0}).sort([(sort_field, -1), (key_field, -1)])
+        found = collection.find({**query, **bound}, projection or {"_id": 0}).sort([(sort_field, -1), (key_field, -1)])
         docs += await found.limit(limit + 1 - len(docs)).to_list()
         if len(docs) > limit:
             docs = docs[:limit]
@@ -106,11 +113,8 @@ def _iso(value: Any) -> str | None:
     return value.isoformat()
 
 
-def message_item(doc: dict) -> dict:
-    return {field: doc.get(field) for field in MESSAGE_FIELDS}
-
-
 def chat_item(doc: dict) -> dict:
+    """A chat document as the fields of its `ChatItem`."""
     return {
         "chatId": doc["chatId"],
         "name": doc.get("name"),
@@ -124,23 +128,23 @@ class QueryService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> Page:
+    async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> MessagePage:
         after = decode_cursor(MESSAGE_CURSOR, before) if before else None
         query = {"userId": user_id, "chatId": chat_id}
-        docs, more = await newest_page(self.store.messages, query, "timestamp", "id", limit, after)
+        docs, more = await newest_page(self.store.messages, query, "timestamp", "id", limit, after, MESSAGE_PROJECTION)
         cursor = encode_cursor(MESSAGE_CURSOR, *more) if more else None
-        return Page(items=[message_item(d) for d in docs], next_cursor=cursor)
+        return MessagePage.model_validate({"items": docs, "nextCursor": cursor})
 
-    async def list_chats(self, user_id: str, kind: str | None, limit: int, cursor: str | None) -> Page:
+    async def list_chats(self, user_id: str, kind: str | None, limit: int, cursor: str | None) -> ChatPage:
         after = decode_cursor(CHAT_CURSOR, cursor) if cursor else None
         query: dict = {"userId": user_id}
         if kind is not None:
             query["kind"] = kind
         docs, more = await newest_page(self.store.chats, query, "lastMessageAt", "chatId", limit, after)
         next_cursor = encode_cursor(CHAT_CURSOR, *more) if more else None
-        return Page(items=[chat_item(d) for d in docs], next_cursor=next_cursor)
+        return ChatPage.model_validate({"items": [chat_item(d) for d in docs], "nextCursor": next_cursor})
 
-    async def run(self, env: Envelope) -> Page:
+    async def run(self, env: Envelope) -> ChatPage | MessagePage:
         """Answer a validated query; the user is always the envelope's, never anything in `data`."""
         q = env.data
         if isinstance(q, ListMessages):

@@ -94,11 +94,6 @@ class SentView(Contract):
     timestamp: int
 
 
-class Page(Contract):
-    items: list[dict]
-    next_cursor: str | None = None
-
-
 COMMAND_TYPES: dict[str, type[Contract]] = {
     c.TYPE: c for c in (StartSession, StopSession, RestartSession, LogoutSession, GetQr, SendText)
 }
