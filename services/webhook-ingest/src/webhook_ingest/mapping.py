@@ -25,7 +25,7 @@ METADATA_USER_KEY = "fleet.userId"
 MESSAGE_EVENTS = frozenset({"message", "message.any"})
 HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "session.status"}
 
-# `{fromMe}_{chatId}_{rawId}[_{participant}]` (reference section 0)
+# `{fromMe}_{chatId}_{rawId}[_{participant}]` (docs/waha.md#serialized-ids)
 _SERIALIZED_ID_RE = re.compile(r"^(true|false)_([^_@]+(?:_[^_@]+)*@[a-z.]+)_(.+)$")
 
 
