@@ -1,4 +1,4 @@
-"""JWT verification (contract section 2), at the verifier and through the HTTP API."""
+"""JWT verification (ADR 0012), at the verifier and through the HTTP API."""
 
 import time
 

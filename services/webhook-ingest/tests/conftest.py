@@ -1,4 +1,4 @@
-"""Builders of WAHA webhooks (shaped as in the WAHA reference, section 6.3) and an in-process app."""
+"""Builders of WAHA webhooks (shaped as in docs/waha.md#webhook-envelope) and an in-process app."""
 
 import json
 from collections.abc import AsyncIterator, Callable

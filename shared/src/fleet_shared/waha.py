@@ -49,7 +49,7 @@ def chat_kind(chat_id: str) -> str:
 
 
 class SerializedId(NamedTuple):
-    """A message's serialized id, `{fromMe}_{chatId}_{rawId}[_{participant}]`."""
+    """A message's serialized id, `{fromMe}_{chatId}_{rawId}[_{participant}]` (docs/waha.md#serialized-ids)."""
 
     from_me: bool
     chat_id: str

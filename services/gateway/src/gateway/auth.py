@@ -1,6 +1,6 @@
 """Client identity: verify the bearer JWT and turn it into a `Principal`.
 
-The user id comes from the token's `sub` and nowhere else (contract section 2).
+The user id comes from the token's `sub` and nowhere else (ADR 0012).
 """
 
 import time

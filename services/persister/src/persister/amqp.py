@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def build_broker(settings: Settings, topology: Topology, events: EventHandler, queries: QueryService) -> RabbitBroker:
     broker = make_broker(settings, SERVICE_NAME, prefetch=settings.prefetch)
     queue = topology.persister_events
-    # Concurrent deliveries are written together, each acked after the write that held it (decision 7).
+    # Concurrent deliveries are written together, each acked after the write that held it (ADR 0007).
     batcher = EventBatcher(
         events.handle, max_size=settings.batch_max_size, window=settings.batch_window.total_seconds()
     )

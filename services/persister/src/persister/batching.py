@@ -1,4 +1,4 @@
-"""Gathering concurrent deliveries into one write (decision 7).
+"""Gathering concurrent deliveries into one write (docs/adr/0007-persister-batching-with-manual-acks.md).
 
 Every delivery of `<p>.persister.events` is handled in a task of its own (up to `PREFETCH` at
 once). Each hands its event to `EventBatcher.submit` and waits: the batcher gathers events for at

@@ -15,7 +15,7 @@ class Settings(FleetSettings, MongoSettings):
     # Above BATCH_MAX_SIZE, so the next batch gathers while one is being written.
     prefetch: int = Field(default=256, ge=1, le=1000)
     # Events written together (one bulk write per collection): at most this many, gathered for at
-    # most BATCH_WINDOW (decision 7; `batching.py`).
+    # most BATCH_WINDOW (ADR 0007; `batching.py`).
     batch_max_size: int = Field(default=128, ge=1, le=1000)
     batch_window: Duration = timedelta(milliseconds=5)
     # How long one delivery keeps retrying a write MongoDB could not take (down, failing over)

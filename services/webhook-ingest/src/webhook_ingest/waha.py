@@ -1,4 +1,4 @@
-"""WAHA's webhook shapes, as WAHA sends them (reference section 6.3, 6.7 and WAMessage in 5).
+"""WAHA's webhook shapes, as WAHA sends them (docs/waha.md#webhooks: envelope, events, WAMessage).
 
 Only the fields waha-fleet reads; the rest is ignored. These are WAHA's models, not ours:
 `mapping.py` turns them into fleet contracts.

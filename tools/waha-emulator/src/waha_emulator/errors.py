@@ -1,6 +1,6 @@
 """WAHA's (NestJS) error bodies and the handlers that produce them.
 
-Three shapes exist (reference section 7):
+Three shapes exist (docs/waha.md#errors):
 - text exception: {"message": "...", "error": "<reason phrase>", "statusCode": n}
 - validation: 400 {"message": ["..."], "error": "Bad Request", "statusCode": 400}
 - object exception, without statusCode: e.g. 422 {"error": "...", "session": ..., ...}

@@ -1,4 +1,4 @@
-"""Sessions and their status machine (reference section 2.5), QR rotation, waits on status."""
+"""Sessions and their status machine (docs/waha.md#session-lifecycle), QR rotation, waits on status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook envelopes, HMAC signing and delivery with WAHA's retry rules (reference section 6)."""
+"""Webhook envelopes, HMAC signing and delivery with WAHA's retry rules (docs/waha.md#webhooks)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ class RetryPolicy:
 
 
 def sent_message_id(body: Any, chat_id: str) -> str | None:
-    """The serialized id of a sent message, from any engine's sendText answer (docs/waha.md)."""
+    """The serialized id of a sent message, from any engine's sendText answer (docs/waha.md#sendtext-answers)."""
     if not isinstance(body, dict):
         return None
     raw = body.get("id")

@@ -1,6 +1,6 @@
 """The session state machine, as pure functions: no I/O, no clocks, no broker.
 
-WAHA's lifecycle (docs/waha.md):
+WAHA's lifecycle (docs/waha.md#session-lifecycle):
 
     STOPPED ──start──► STARTING ──paired──► WORKING
                        STARTING ──not paired──► SCAN_QR_CODE ──scanned──► WORKING

@@ -1,4 +1,4 @@
-"""Per-user serialization inside one replica (decision 2).
+"""Per-user serialization inside one replica (ADR 0002).
 
 A partition queue hands this replica many users' messages at once (prefetch > 1). Each user's run
 one at a time, in the order they arrived; different users' run concurrently, so one user's slow
