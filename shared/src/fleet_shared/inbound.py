@@ -1,4 +1,4 @@
-"""Reading a delivery: the one place that turns a body and its routing key into a typed envelope.
+"""Reading a delivery: the one place that turns a body and its routing key into a typed envelope (ADR 0018).
 
 Every consumer (the orchestrator's subscribers, the persister's, `fleet_shared.subscribe`) reads
 its deliveries here, so the rules are the same everywhere:

@@ -1,4 +1,5 @@
-"""Every exchange, queue and binding of waha-fleet, declared once, here.
+"""Every exchange, queue and binding of waha-fleet, defined once, here (ADR 0018): declared by
+`declare_topology`, subscribed to through `Queue.rabbit()`, documented by `fleet_shared.asyncapi`.
 
 Each service calls `declare_topology` at start-up (it is idempotent), so a message published
 before its consumer ever ran still finds its queue.

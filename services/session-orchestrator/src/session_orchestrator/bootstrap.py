@@ -1,4 +1,4 @@
-"""The composition root: the handlers and jobs wired to the adapters they are given.
+"""The composition root (ADR 0017): the handlers and jobs wired to the adapters they are given.
 
 `app.py` calls it with the real adapters (MongoDB, WAHA over HTTP, the broker); the unit tests call
 it with in-memory ones. Nothing else constructs handlers.

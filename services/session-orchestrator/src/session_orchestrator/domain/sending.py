@@ -1,4 +1,4 @@
-"""Sending exactly once per Idempotency-Key, as pure decisions (the claims live in the send ledger).
+"""Sending exactly once per Idempotency-Key, as pure decisions (ADR 0016; the claims live in the send ledger).
 
 Every send is claimed before WAHA's sendText, by the client's Idempotency-Key or else by the
 command's id, so neither a client retry nor a redelivery sends a message twice. Right before the
