@@ -29,7 +29,7 @@ class Principal:
     user_id: str
     role: str | None = None
     # Unix time after which the token is refused (its `exp` plus the tolerated clock skew).
-    expires_at: float | None = None
+    expires_at: float = float("inf")
 
     @property
     def is_admin(self) -> bool:

@@ -30,21 +30,21 @@ from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, Messag
 from .schemas import SendMessageBody, SessionStatusView
 
 _RECEIVED = MessageItem(
-    id=RECEIVED_ID, chatId=CONTACT, fromMe=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,
-    body="Hi Alice!", type="chat", hasMedia=False, timestamp=TS, ack=2,
+    id=RECEIVED_ID, chat_id=CONTACT, from_me=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,
+    body="Hi Alice!", type="chat", has_media=False, timestamp=TS, ack=2,
 )
 _SENT = MessageItem(
-    id=SENT_ID, chatId=CONTACT, fromMe=True, from_=f"{PHONE}@c.us", to=CONTACT, participant=None,
-    body="Hi! Got it.", type="chat", hasMedia=False, timestamp=TS + 30, ack=3,
+    id=SENT_ID, chat_id=CONTACT, from_me=True, from_=f"{PHONE}@c.us", to=CONTACT, participant=None,
+    body="Hi! Got it.", type="chat", has_media=False, timestamp=TS + 30, ack=3,
 )
 _CHATS = [
     ChatItem(
-        chatId=CONTACT, name="Max Mustermann", isGroup=False, updatedAt=(AT.replace(second=30)).isoformat(),
-        lastMessage=LastMessage(id=SENT_ID, body="Hi! Got it.", fromMe=True, timestamp=TS + 30),
+        chat_id=CONTACT, name="Max Mustermann", is_group=False, updated_at=(AT.replace(second=30)).isoformat(),
+        last_message=LastMessage(id=SENT_ID, body="Hi! Got it.", from_me=True, timestamp=TS + 30),
     ),
     ChatItem(
-        chatId=GROUP, name="Family", isGroup=True, updatedAt=AT.isoformat(),
-        lastMessage=LastMessage(id=f"false_{GROUP}_3EB05D2A7C_49151999@c.us", body="Dinner at 8?", fromMe=False, timestamp=TS - 600),
+        chat_id=GROUP, name="Family", is_group=True, updated_at=AT.isoformat(),
+        last_message=LastMessage(id=f"false_{GROUP}_3EB05D2A7C_49151999@c.us", body="Dinner at 8?", from_me=False, timestamp=TS - 600),
     ),
 ]
 _RECORD = AdminSessionRecord(
@@ -63,8 +63,8 @@ _BY_SCHEMA: dict[str, BaseModel] = {
     "SentView": SENT_VIEW,
     "SessionStatusView": SessionStatusView(status="STARTING"),
     "SendMessageBody": SendMessageBody(chatId=CONTACT, text="Hi! Got it.", replyTo=RECEIVED_ID),
-    "ChatPage": ChatPage(items=_CHATS, nextCursor=CHAT_CURSOR),
-    "MessagePage": MessagePage(items=[_SENT, _RECEIVED], nextCursor=MESSAGE_CURSOR),
+    "ChatPage": ChatPage(items=_CHATS, next_cursor=CHAT_CURSOR),
+    "MessagePage": MessagePage(items=[_SENT, _RECEIVED], next_cursor=MESSAGE_CURSOR),
     "AdminSessionItem": AdminSessionItem(user_id=USER, session=SESSION, status="WORKING", last_activity=AT.isoformat()),
     "AdminSessionCount": AdminSessionCount(
         count=3, by_status={"WORKING": 1, "SCAN_QR_CODE": 1, "STOPPED": 1}, running=2, max_sessions=1000

@@ -135,7 +135,7 @@ async def send_message(
     return await _bus(request).ask_for(SentView, user.user_id, command, envelope_id=envelope_id)
 
 
-_PAGED = {
+_PAGED: dict[str, Any] = {
     "responses": error_responses(400, 502),
     "description": "Newest first (by the last message's time, then id). Pass `nextCursor` back as `cursor` for "
     "the next page; it is null on the last one. Pages are keyset pages: chats that get a new message while "

@@ -90,6 +90,7 @@ async def newest_page(
     cursor's own second (smaller keys), then the earlier seconds, the second only if the first
     did not fill the page.
     """
+    ranges: list[dict[str, Any]]
     if after is None:
         ranges = [{sort_field: EVERY_INTEGER}]
     else:
@@ -159,7 +160,7 @@ class QueryService:
         except Exception:
             log.exception("query %s failed", query_type)
             reply = Reply.failure("internal_error", "internal error", 500)
-        QUERIES.labels(query_type, "ok" if reply.ok else reply.error.code).inc()
+        QUERIES.labels(query_type, "ok" if reply.ok or reply.error is None else reply.error.code).inc()
         return reply
 
     async def _answer(self, body: bytes, routing_key: str | None) -> tuple[str, Reply]:

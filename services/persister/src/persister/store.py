@@ -123,8 +123,8 @@ def message_update(env: Envelope, now: datetime, *, upsert: bool = True) -> Upda
     key = message_key(env.user_id, m.id)
     if isinstance(m, MessageAck):
         # Only the ack: if the message is not stored yet this leaves a stub it fills in later.
-        update = {"$max": {"ack": m.ack}, "$setOnInsert": {"chatId": m.chat_id, "storedAt": now}}
-        return UpdateOne(key, update, upsert=upsert)
+        stub = {"$max": {"ack": m.ack}, "$setOnInsert": {"chatId": m.chat_id, "storedAt": now}}
+        return UpdateOne(key, stub, upsert=upsert)
     update: dict = {"$set": message_content(m), "$setOnInsert": {"storedAt": now}}
     if m.ack is not None:
         update["$max"] = {"ack": m.ack}
@@ -240,10 +240,11 @@ class Store:
             if isinstance(env.data, Message):
                 by_chat.setdefault((env.user_id, env.data.chat_id), []).append(env)
         # Only the newest message of each chat can become its `lastMessage`; the ones naming it go along.
-        ops = [
-            chat_update(max(messages, key=_order), now, naming=[env for env in messages if env.data.chat_name])
-            for messages in by_chat.values()
-        ]
+        ops: list[UpdateOne] = []
+        for messages in by_chat.values():
+            op = chat_update(max(messages, key=_order), now, naming=[env for env in messages if env.data.chat_name])
+            if op is not None:
+                ops.append(op)
         # A chat two writers created at once: the loser's write now finds it and applies as an update.
         await _bulk_write(self.chats, ops, lambda i: ops[i])
 
@@ -254,7 +255,7 @@ def _order(env: Envelope) -> tuple[int, str]:
 
 
 async def _bulk_write(
-    collection: AsyncCollection, ops: list[InsertOne | UpdateOne], retry: Callable[[int], UpdateOne]
+    collection: AsyncCollection, ops: Sequence[InsertOne | UpdateOne], retry: Callable[[int], UpdateOne]
 ) -> tuple[int, int]:
     """One unordered bulk write; the operations that met an existing document (duplicate key:
     an insert of a stored document, an upsert that lost a concurrent insert) are retried once with `retry(i)`.
