@@ -8,7 +8,7 @@ from fleet_shared.contracts import (
     envelope,
     parse_envelope,
 )
-from fleet_shared.contracts.commands import SendText
+from fleet_shared.contracts.commands import SendMessage
 from fleet_shared.contracts.events import MessageReceived
 
 
@@ -26,7 +26,7 @@ def test_envelope_round_trip_with_camel_case_wire_format():
 
 
 def test_unknown_fields_types_and_versions_are_refused():
-    wire = envelope(SendText(chat_id="1234567@c.us", text="x"), "bob").wire()
+    wire = envelope(SendMessage(chat_id="1234567@c.us", text="x"), "bob").wire()
     with pytest.raises(ValidationError):
         parse_envelope({**wire, "data": {**wire["data"], "extra": 1}})
     with pytest.raises(ValueError):

@@ -47,6 +47,7 @@ async def test_messages_newest_first_in_pages(store, events):
     assert page.items[0] == {
         "id": "m6", "chatId": CHAT, "fromMe": False, "from": CHAT, "to": "999@c.us", "participant": None,
         "body": "hi", "type": "chat", "hasMedia": False, "timestamp": 1006, "ack": None,
+        "media": None, "replyTo": None, "reactions": [], "editedAt": None, "revokedAt": None,
     }
 
 

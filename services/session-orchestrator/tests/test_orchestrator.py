@@ -14,7 +14,7 @@ from fleet_shared.contracts.commands import (
     GetSession,
     LogoutSession,
     RestartSession,
-    SendText,
+    SendMessage,
     StartSession,
     StopSession,
 )
@@ -134,12 +134,12 @@ async def test_a_user_never_seen_is_stopped(orchestrator):
 
 
 async def test_send_while_not_working_is_409(orchestrator):
-    reply = await orchestrator.ask(SendText(chat_id=BOB_CHAT, text="hello"), "frank")
+    reply = await orchestrator.ask(SendMessage(chat_id=BOB_CHAT, text="hello"), "frank")
     assert not reply.ok
     assert (reply.error.code, reply.error.status) == ("session_not_working", 409)
     # with a session waiting for its QR scan, too
     assert (await orchestrator.ask(GetQr(), "frank")).ok
-    reply = await orchestrator.ask(SendText(chat_id=BOB_CHAT, text="hello"), "frank")
+    reply = await orchestrator.ask(SendMessage(chat_id=BOB_CHAT, text="hello"), "frank")
     assert (reply.error.code, reply.error.status) == ("session_not_working", 409)
     assert await orchestrator.waha.calls(method="POST", path="/api/sendText") == []
 
@@ -148,7 +148,7 @@ async def test_send_while_working_and_idempotency(orchestrator):
     tap = await orchestrator.tap("user.*.message.*")
     await orchestrator.link("alice", phone="15550001111")
 
-    send = SendText(chat_id=BOB_CHAT, text="hello bob", idempotency_key="k-1")
+    send = SendMessage(chat_id=BOB_CHAT, text="hello bob", idempotency_key="k-1")
     first = await orchestrator.ask(send, "alice")
     assert first.ok, first
     assert set(first.data) == {"id", "chatId", "timestamp"}
@@ -164,9 +164,9 @@ async def test_send_while_working_and_idempotency(orchestrator):
     assert len(await orchestrator.waha.sent("wf_alice")) == 1
 
     # the same key for another message is refused; a new key sends again
-    other = await orchestrator.ask(SendText(chat_id=BOB_CHAT, text="something else", idempotency_key="k-1"), "alice")
+    other = await orchestrator.ask(SendMessage(chat_id=BOB_CHAT, text="something else", idempotency_key="k-1"), "alice")
     assert (other.error.code, other.error.status) == ("idempotency_key_reused", 422)
-    assert (await orchestrator.ask(SendText(chat_id=BOB_CHAT, text="hello bob", idempotency_key="k-2"), "alice")).ok
+    assert (await orchestrator.ask(SendMessage(chat_id=BOB_CHAT, text="hello bob", idempotency_key="k-2"), "alice")).ok
     assert len(await orchestrator.waha.sent("wf_alice")) == 2
 
     # message.sent, with the id webhook-ingest gives the same message
@@ -188,7 +188,7 @@ async def test_one_users_commands_apply_in_arrival_order(orchestrator):
     await orchestrator.link("grace", phone="15550005555")
     texts = [f"message {i}" for i in range(30)]
     for text in texts:  # published one after the other, nobody waits for the replies
-        await orchestrator.publish(orchestrator.topology.commands, envelope(SendText(chat_id=BOB_CHAT, text=text), "grace"))
+        await orchestrator.publish(orchestrator.topology.commands, envelope(SendMessage(chat_id=BOB_CHAT, text=text), "grace"))
 
     async def all_sent() -> list[dict] | None:
         sent = await orchestrator.waha.sent("wf_grace")
@@ -244,7 +244,7 @@ async def test_waha_unavailable_is_a_503_and_recorded(orchestrator):
 
 
 async def test_answered_commands_are_acked_not_dead_lettered(orchestrator):
-    for command in (StopSession(), StartSession(), GetQr(), SendText(chat_id=BOB_CHAT, text="x")):
+    for command in (StopSession(), StartSession(), GetQr(), SendMessage(chat_id=BOB_CHAT, text="x")):
         assert (await orchestrator.ask(command, "lena")).ok or command.TYPE == "message.send"
     assert (await orchestrator.ask(GetSession(), "lena")).ok
     assert await orchestrator.dead_letters() == 0

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from fleet_shared.contracts import utcnow
-from fleet_shared.contracts.commands import SendText
+from fleet_shared.contracts.commands import SendMessage
 from session_orchestrator.adapters.mongo_sends import MongoSendLedger
 from session_orchestrator.domain.sending import Claim, fingerprint, settle
 
@@ -52,8 +52,8 @@ async def test_a_send_waha_made_before_the_crash_answers_that_message(orchestrat
     made = await orchestrator.waha.http.post("/api/sendText", json={"session": "wf_ruth", "chatId": CHAT, "text": "hello", "id": raw})
     assert made.status_code == 201
 
-    reply = await orchestrator.ask(SendText(chat_id=CHAT, text="hello", idempotency_key="k-crash"), "ruth")
-    again = await orchestrator.ask(SendText(chat_id=CHAT, text="hello", idempotency_key="k-crash"), "ruth")
+    reply = await orchestrator.ask(SendMessage(chat_id=CHAT, text="hello", idempotency_key="k-crash"), "ruth")
+    again = await orchestrator.ask(SendMessage(chat_id=CHAT, text="hello", idempotency_key="k-crash"), "ruth")
 
     assert reply.ok, reply
     assert reply.data["id"] == made.json()["id"] == f"true_{CHAT}_{raw}"
@@ -66,7 +66,7 @@ async def test_a_send_waha_never_got_is_made_once_its_attempt_is_over(orchestrat
     raw = await new_id(orchestrator, "wf_sam")
     await crashed_claim(db, "sam", "k-lost", "lost", raw, started_ago=60)
 
-    reply = await orchestrator.ask(SendText(chat_id=CHAT, text="lost", idempotency_key="k-lost"), "sam")
+    reply = await orchestrator.ask(SendMessage(chat_id=CHAT, text="lost", idempotency_key="k-lost"), "sam")
 
     assert reply.ok, reply
     assert reply.data["id"] == f"true_{CHAT}_{raw}"  # the id recorded before the crash
@@ -77,7 +77,7 @@ async def test_a_send_that_may_still_be_on_its_way_is_not_made_again(orchestrato
     await orchestrator.link("tia", phone="15550007779")
     await crashed_claim(db, "tia", "k-busy", "busy", await new_id(orchestrator, "wf_tia"), budget=60)
 
-    reply = await orchestrator.ask(SendText(chat_id=CHAT, text="busy", idempotency_key="k-busy"), "tia")
+    reply = await orchestrator.ask(SendMessage(chat_id=CHAT, text="busy", idempotency_key="k-busy"), "tia")
 
     assert (reply.ok, reply.error.code, reply.error.status) == (False, "send_pending", 409)
     assert await orchestrator.waha.sent("wf_tia") == []
@@ -87,7 +87,7 @@ async def test_a_claim_that_never_reached_waha_is_sent(orchestrator, db):
     await orchestrator.link("uma", phone="15550007780")
     await crashed_claim(db, "uma", "k-early", "early", None)
 
-    reply = await orchestrator.ask(SendText(chat_id=CHAT, text="early", idempotency_key="k-early"), "uma")
+    reply = await orchestrator.ask(SendMessage(chat_id=CHAT, text="early", idempotency_key="k-early"), "uma")
 
     assert reply.ok, reply
     assert [m["text"] for m in await orchestrator.waha.sent("wf_uma")] == ["early"]
@@ -95,7 +95,7 @@ async def test_a_claim_that_never_reached_waha_is_sent(orchestrator, db):
 
 async def test_a_repeat_of_a_finished_send_is_answered_without_waiting_for_waha(orchestrator):
     await orchestrator.link("vic", phone="15550007781")
-    command = SendText(chat_id=CHAT, text="once", idempotency_key="k-done")
+    command = SendMessage(chat_id=CHAT, text="once", idempotency_key="k-done")
     first = await orchestrator.ask(command, "vic")
     assert first.ok, first
     await orchestrator.waha.faults(latencyMs=6_000)  # WAHA now answers after the repeat is due

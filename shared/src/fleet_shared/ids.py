@@ -9,6 +9,11 @@ from pydantic import AfterValidator, StringConstraints
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # A person, a group, a hidden linked id, a channel, or status@broadcast.
 CHAT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}@(c\.us|g\.us|lid|newsletter|broadcast)$")
+# A message's serialized id (docs/waha.md#serialized-ids): `{fromMe}_{chatId}_{rawId}[_{participant}]`.
+MESSAGE_ID_RE = re.compile(
+    r"^(true|false)_[A-Za-z0-9_-]{1,64}@(c\.us|g\.us|lid|newsletter|broadcast)_[A-Za-z0-9]{1,128}"
+    r"(_[A-Za-z0-9_-]{1,64}@(c\.us|lid|s\.whatsapp\.net))?$"
+)
 SESSION_NAME_PREFIX = "wf_"
 _SESSION_NAME_MAX = 54  # WAHA's limit
 _READABLE_MAX = _SESSION_NAME_MAX - len(SESSION_NAME_PREFIX) - 3
@@ -33,7 +38,14 @@ def normalize_chat_id(value: str) -> str:
     return value
 
 
+def validate_message_id(value: str) -> str:
+    if not isinstance(value, str) or not MESSAGE_ID_RE.fullmatch(value):
+        raise InvalidIdError("message id must be a serialized WhatsApp id: {fromMe}_{chatId}_{rawId}")
+    return value
+
+
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_RE.pattern)]
+MessageId = Annotated[str, AfterValidator(validate_message_id)]
 ChatId = Annotated[str, AfterValidator(normalize_chat_id)]
 
 

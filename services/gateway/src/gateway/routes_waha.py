@@ -18,7 +18,7 @@ from fleet_shared.contracts.commands import (
     LogoutSession,
     QrView,
     RestartSession,
-    SendText,
+    SendMessage,
     SentView,
     SessionView,
     StartSession,
@@ -129,7 +129,7 @@ async def send_message(
         ),
     ] = None,
 ) -> Any:
-    command = SendText(chat_id=body.chatId, text=body.text, reply_to=body.replyTo, idempotency_key=idempotency_key)
+    command = SendMessage(chat_id=body.chatId, text=body.text, reply_to=body.replyTo, idempotency_key=idempotency_key)
     # A retried send with the same key carries the same envelope id, so it is recognisable on the bus.
     envelope_id = deterministic_id(user.user_id, "message.send", idempotency_key) if idempotency_key else None
     return await _bus(request).ask_for(SentView, user.user_id, command, envelope_id=envelope_id)

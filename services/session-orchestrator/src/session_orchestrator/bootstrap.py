@@ -21,7 +21,7 @@ from fleet_shared.contracts.commands import (
     GetSession,
     LogoutSession,
     RestartSession,
-    SendText,
+    SendMessage,
     StartSession,
     StopSession,
 )
@@ -76,7 +76,7 @@ def bootstrap(
             RestartSession.TYPE: sessions.restart,
             LogoutSession.TYPE: sessions.logout,
             GetQr.TYPE: sessions.qr,
-            SendText.TYPE: SendCommand(registry, sends, waha, events, clock),
+            SendMessage.TYPE: SendCommand(registry, sends, waha, events, clock),
             IdleStopSession.TYPE: repairs.idle_stop,
             ReconcileSession.TYPE: repairs.reconcile,
         },

@@ -4,7 +4,7 @@ redelivered, or cut short by a crash."""
 import pytest
 
 from fleet_shared.contracts import deterministic_id
-from fleet_shared.contracts.commands import SendText, StopSession
+from fleet_shared.contracts.commands import SendMessage, StopSession
 from fleet_shared.contracts.events import MessageSent
 from session_orchestrator.adapters.ports import WahaRejected, WahaUnavailable
 from session_orchestrator.domain.sending import SENDING_MARGIN, claim_key, fingerprint
@@ -14,8 +14,8 @@ from .conftest import Crash
 CHAT = "4915112345678@c.us"
 
 
-def send(text: str = "hello", key: str | None = "k-1") -> SendText:
-    return SendText(chat_id=CHAT, text=text, idempotency_key=key)
+def send(text: str = "hello", key: str | None = "k-1") -> SendMessage:
+    return SendMessage(chat_id=CHAT, text=text, idempotency_key=key)
 
 
 @pytest.fixture

@@ -3,13 +3,19 @@
 Every one is answered through direct reply-to with a `Reply`.
 """
 
-from pydantic import Field
+from typing import Literal, Self
 
-from ..ids import ChatId
+from pydantic import Field, model_validator
+
+from ..ids import ChatId, MessageId
 from .base import Contract
 from .events import SessionStatus
+from .media import MediaRef, MessageMedia
 
 MAX_PAGE = 200
+# WhatsApp's own limit on a message's text.
+MAX_TEXT = 65536
+MAX_READ_IDS = 100
 
 
 class StartSession(Contract):
@@ -34,13 +40,77 @@ class GetQr(Contract):
     TYPE = "session.qr"
 
 
-class SendText(Contract):
+class OutgoingMedia(Contract):
+    """A file to send, already in the media store (the gateway put it there: ADR 0010)."""
+
+    kind: Literal["image", "document", "voice", "video"]
+    mimetype: str = Field(max_length=255)
+    filename: str | None = Field(default=None, max_length=255)
+    stored: MediaRef
+
+
+class SendMessage(Contract):
+    """A text, or a media file with an optional caption (`text`)."""
+
     TYPE = "message.send"
 
     chat_id: ChatId
-    text: str = Field(min_length=1, max_length=65536)
-    reply_to: str | None = Field(default=None, max_length=512)
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    media: OutgoingMedia | None = None
+    reply_to: MessageId | None = None
     idempotency_key: str | None = Field(default=None, max_length=128)
+
+    @model_validator(mode="after")
+    def _text_or_media(self) -> Self:
+        if self.text is None and self.media is None:
+            raise ValueError("a message needs a text or a media file")
+        return self
+
+
+class ReactToMessage(Contract):
+    TYPE = "message.react"
+
+    message_id: MessageId
+    reaction: str = Field(max_length=16)  # an emoji; "" takes the reaction back
+
+
+class EditMessage(Contract):
+    TYPE = "message.edit"
+
+    message_id: MessageId
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class DeleteMessage(Contract):
+    """Delete one of the user's own messages for everyone."""
+
+    TYPE = "message.delete"
+
+    message_id: MessageId
+
+
+class MarkChatRead(Contract):
+    """Tell WhatsApp the user read the chat (WAHA's sendSeen); `message_ids`: only those."""
+
+    TYPE = "chat.mark_read"
+
+    chat_id: ChatId
+    message_ids: list[MessageId] | None = Field(default=None, max_length=MAX_READ_IDS)
+
+
+class SetTyping(Contract):
+    TYPE = "chat.typing"
+
+    chat_id: ChatId
+    typing: bool
+
+
+class RetryMedia(Contract):
+    """Copy a message's media from WAHA again (after it `failed`)."""
+
+    TYPE = "media.retry"
+
+    message_id: MessageId
 
 
 class GetSession(Contract):
@@ -60,6 +130,14 @@ class ListGroups(ListChats):
 
 class ListContacts(ListChats):
     TYPE = "contact.list"
+
+
+class GetMedia(Contract):
+    """A message's media record: what the gateway needs to serve its bytes."""
+
+    TYPE = "media.get"
+
+    message_id: MessageId
 
 
 class ListMessages(Contract):
@@ -94,9 +172,33 @@ class SentView(Contract):
     timestamp: int
 
 
+class MessageActionView(Contract):
+    """What a reaction, an edit, a deletion or a media retry answers: done for that message."""
+
+    id: str
+    chat_id: str
+    status: Literal["done", "pending"] = "done"
+
+
+class ChatActionView(Contract):
+    chat_id: str
+
+
+class MediaRecord(Contract):
+    """`media.get`'s answer: the message's media, and where its bytes are when stored."""
+
+    id: str
+    chat_id: str
+    media: MessageMedia
+
+
 COMMAND_TYPES: dict[str, type[Contract]] = {
-    c.TYPE: c for c in (StartSession, StopSession, RestartSession, LogoutSession, GetQr, SendText)
+    c.TYPE: c
+    for c in (
+        StartSession, StopSession, RestartSession, LogoutSession, GetQr, SendMessage, ReactToMessage, EditMessage,
+        DeleteMessage, MarkChatRead, SetTyping, RetryMedia,
+    )
 }
 QUERY_TYPES: dict[str, type[Contract]] = {
-    c.TYPE: c for c in (GetSession, ListChats, ListGroups, ListContacts, ListMessages)
+    c.TYPE: c for c in (GetSession, ListChats, ListGroups, ListContacts, ListMessages, GetMedia)
 }

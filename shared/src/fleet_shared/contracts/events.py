@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Contract
+from .media import MediaKind, MessageMedia
 
 SessionStatus = Literal["STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"]
 
@@ -24,6 +25,11 @@ class Message(Contract):
     timestamp: int  # unix seconds, as WhatsApp gives them
     ack: int | None = None
     chat_name: str | None = None
+    media: MessageMedia | None = None
+    reply_to: str | None = Field(default=None, max_length=512)  # the id of the message it answers
+    # When waha-fleet first heard of it (WAHA's webhook time, or the send's), in ms: it orders the
+    # messages of one second (WhatsApp's timestamps are whole seconds).
+    received_at_ms: int | None = Field(default=None, ge=0)
 
 
 class MessageReceived(Message):
@@ -42,6 +48,72 @@ class MessageAck(Contract):
     from_me: bool = True
     ack: int
     ack_name: str | None = None
+
+
+class MessageReaction(Contract):
+    """Someone reacted to a message (`reaction` is the emoji; "" takes the reaction back)."""
+
+    TYPE = "message.reaction"
+
+    id: str = Field(max_length=512)  # the message reacted to
+    chat_id: str = Field(max_length=256)
+    from_: str | None = Field(default=None, alias="from", max_length=256)  # who reacted
+    from_me: bool
+    reaction: str = Field(max_length=64)
+    timestamp: int
+
+
+class MessageEdited(Contract):
+    """A message's text was edited by its sender."""
+
+    TYPE = "message.edited"
+
+    id: str = Field(max_length=512)
+    chat_id: str = Field(max_length=256)
+    body: str | None = None
+    edited_at: int  # unix seconds
+
+
+class MessageRevoked(Contract):
+    """A message was deleted for everyone: its text and media are gone."""
+
+    TYPE = "message.revoked"
+
+    id: str = Field(max_length=512)
+    chat_id: str = Field(max_length=256)
+    revoked_at: int  # unix seconds
+
+
+class MessageMediaUpdated(Contract):
+    """A message's media file was copied into waha-fleet's store, or could not be."""
+
+    TYPE = "message.media"
+
+    id: str = Field(max_length=512)
+    chat_id: str = Field(max_length=256)
+    media: MessageMedia
+
+
+class ChatRead(Contract):
+    """The user read a chat: its unread count starts again from zero."""
+
+    TYPE = "chat.read"
+
+    chat_id: str = Field(max_length=256)
+    read_at: int  # unix seconds
+
+
+class MediaAvailable(Contract):
+    """WAHA holds a media file for a message, for a while (WHATSAPP_FILES_LIFETIME): copy it now."""
+
+    TYPE = "media.available"
+
+    message_id: str = Field(max_length=512)
+    chat_id: str = Field(max_length=256)
+    kind: MediaKind
+    url: str = Field(max_length=2048)  # WAHA's `media.url`; only its path is used (on WAHA_URL)
+    mimetype: str | None = Field(default=None, max_length=255)
+    filename: str | None = Field(default=None, max_length=255)
 
 
 class SessionStatusReported(Contract):
@@ -87,6 +159,12 @@ EVENT_TYPES: dict[str, type[Contract]] = {
         MessageReceived,
         MessageSent,
         MessageAck,
+        MessageReaction,
+        MessageEdited,
+        MessageRevoked,
+        MessageMediaUpdated,
+        ChatRead,
+        MediaAvailable,
         SessionStatusReported,
         SessionActive,
         SessionStatusChanged,
@@ -95,6 +173,6 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 }
 
 # Facts only the services act on: never forwarded to clients (the gateway's live WebSocket).
-INTERNAL_EVENT_TYPES = frozenset({SessionStatusReported.TYPE, SessionActive.TYPE})
+INTERNAL_EVENT_TYPES = frozenset({SessionStatusReported.TYPE, SessionActive.TYPE, MediaAvailable.TYPE})
 # What a client may be told about its own account.
 PUBLIC_EVENT_TYPES: dict[str, type[Contract]] = {t: m for t, m in EVENT_TYPES.items() if t not in INTERNAL_EVENT_TYPES}

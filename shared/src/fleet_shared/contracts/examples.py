@@ -19,7 +19,7 @@ from .commands import (
     LogoutSession,
     QrView,
     RestartSession,
-    SendText,
+    SendMessage,
     SentView,
     SessionView,
     StartSession,
@@ -81,7 +81,7 @@ COMMAND_EXAMPLES: dict[str, Contract] = {
         RestartSession(),
         LogoutSession(),
         GetQr(),
-        SendText(chat_id=CONTACT, text="Hi! Got it.", idempotency_key="order-42"),
+        SendMessage(chat_id=CONTACT, text="Hi! Got it.", idempotency_key="order-42"),
     )
 }
 

@@ -6,8 +6,29 @@ they are, so the descriptions here are the public API's (docs/openapi.json).
 from pydantic import Field
 
 from .base import Contract
+from .media import MediaKind, MediaStatus
 
 UNIX_SECONDS = "Unix seconds, as WhatsApp gives them"
+
+
+class MediaItem(Contract):
+    kind: MediaKind
+    mimetype: str | None = None
+    filename: str | None = None
+    size: int | None = Field(default=None, description="bytes, once known")
+    caption: str | None = None
+    status: MediaStatus = Field(
+        description="`pending` (being copied from WhatsApp), `stored` (download it from `/messages/{id}/media`), "
+        "`failed` (see `error`; `POST /messages/{id}/media/retry`)"
+    )
+    error: str | None = None
+
+
+class Reaction(Contract):
+    from_: str | None = Field(default=None, alias="from", description="who reacted (null: the user)")
+    from_me: bool
+    reaction: str = Field(description="the emoji")
+    timestamp: int = Field(description=UNIX_SECONDS)
 
 
 class MessageItem(Contract):
@@ -24,6 +45,13 @@ class MessageItem(Contract):
     ack: int | None = Field(
         default=None, description="-1 error, 0 pending, 1 server (sent), 2 device (delivered), 3 read, 4 played"
     )
+    media: MediaItem | None = None
+    reply_to: str | None = Field(default=None, description="the id of the message this one answers")
+    reactions: list[Reaction] = Field(default_factory=list, description="one per person, the latest")
+    edited_at: int | None = Field(default=None, description=f"when the text was last edited ({UNIX_SECONDS})")
+    revoked_at: int | None = Field(
+        default=None, description=f"when it was deleted for everyone ({UNIX_SECONDS}); its text and media are gone"
+    )
 
 
 class LastMessage(Contract):
@@ -38,6 +66,7 @@ class ChatItem(Contract):
     name: str | None = Field(default=None, description="the chat's name when a message told it, else null")
     is_group: bool
     last_message: LastMessage | None = None
+    unread_count: int = Field(default=0, description="messages received since the user last read the chat")
     updated_at: str | None = Field(default=None, description="when the chat last changed (ISO 8601)")
 
 

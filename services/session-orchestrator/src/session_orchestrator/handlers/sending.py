@@ -16,7 +16,7 @@ from typing import Any
 
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Envelope, Reply, deterministic_id, envelope
-from fleet_shared.contracts.commands import SendText, SentView
+from fleet_shared.contracts.commands import SendMessage, SentView
 from fleet_shared.contracts.events import MessageSent
 from fleet_shared.ids import session_name_for
 
@@ -69,7 +69,7 @@ class SendCommand:
                 next_id.exception()  # looked at: a failure nobody needed is not logged as lost
 
     async def _send(self, env: Envelope, deadline: float, next_id: "asyncio.Task[str | None]") -> Reply:
-        command: SendText = env.data
+        command: SendMessage = env.data
         doc = await self.records.touch(env.user_id, self.clock())
         if doc.get("status") != WORKING:
             return not_working(doc.get("status") or STOPPED)
@@ -103,7 +103,7 @@ class SendCommand:
 
     async def _settle(self, env: Envelope, claim: Claim, deadline: float) -> tuple[SentMessage | None, str]:
         """A crash or timeout between WAHA's sendText and the result: did the message go out?"""
-        command: SendText = env.data
+        command: SendMessage = env.data
         session = session_name_for(env.user_id)
         found = None
         if claim.message_id:
@@ -116,7 +116,7 @@ class SendCommand:
     ) -> SentMessage:
         """WAHA's sendText, with the id recorded in the claim first; a send WAHA certainly did not
         make releases the claim (the client may try again with the same key)."""
-        command: SendText = env.data
+        command: SendMessage = env.data
         try:
             if claim.outcome == "claimed" and sending is not None:
                 message_id = sending.message_id  # recorded with the claim
@@ -137,7 +137,7 @@ class SendCommand:
             raise
 
     async def _publish_sent(self, env: Envelope, phone: str | None, sent: SentMessage) -> None:
-        command: SendText = env.data
+        command: SendMessage = env.data
         event = MessageSent(
             id=sent.id,
             chat_id=command.chat_id,
