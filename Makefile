@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench bench-cpu bench-instructions
+.PHONY: run test lint install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench bench-cpu bench-instructions
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -21,9 +21,14 @@ browser:
 run: install broker
 	@$(UV) run --frozen python -m local_launcher
 
-## make test: the whole test suite (needs RabbitMQ; starts SecantusDB and the rest itself)
-test: install broker browser
+## make test: lint, then the whole test suite (needs RabbitMQ; starts SecantusDB and the rest itself)
+test: install lint broker browser
 	@$(UV) run --frozen pytest
+
+## make lint: ruff, then mypy over every package (part of make test)
+lint: install
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen mypy
 
 ## make unit: only the tests that need no broker or database
 unit: install

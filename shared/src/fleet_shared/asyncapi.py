@@ -9,13 +9,13 @@ the envelopes that reach it. Exchanges and queues are the topology's own objects
 RabbitMQ's direct reply-to. `scripts/gen_api_docs.py` writes it to docs/asyncapi.json.
 """
 
-from typing import Any, Union
+from typing import Any
 
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.specification import AsyncAPI
 
 from .broker import REPLY_TO
-from .contracts import Contract, Envelope, Reply
+from .contracts import Contract, Reply, envelope_type, envelope_union
 from .contracts.admin import ADMIN_QUERY_TYPES, UPKEEP_COMMAND_TYPES
 from .contracts.commands import COMMAND_TYPES, QUERY_TYPES
 from .contracts.events import EVENT_TYPES, INTERNAL_EVENT_TYPES
@@ -81,11 +81,11 @@ def build_asyncapi(prefix: str = "wa") -> dict[str, Any]:
                 routing_key=key,
                 title=key,
                 description=_describe(topology, exchange_name, message_type, model, key),
-                schema=Envelope[model],
+                schema=envelope_type(model),
                 persist=True,
             )
-            for queue in _queues_for(topology, exchange_name, key):
-                received.setdefault(queue, []).append(model)
+            for queue_name in _queues_for(topology, exchange_name, key):
+                received.setdefault(queue_name, []).append(model)
             if message_type in type_examples:
                 examples[key] = example_envelope(type_examples[message_type])
     first_partition, *other_partitions = topology.orchestrator_command_queues
@@ -114,7 +114,7 @@ def build_asyncapi(prefix: str = "wa") -> dict[str, Any]:
 
 def _document_consumer(broker: RabbitBroker, queue: Queue, models: list[type[Contract]], title: str) -> None:
     """A subscriber entry for `queue`: the envelopes that reach it are its payload."""
-    payload = Union[tuple(Envelope[m] for m in dict.fromkeys(models))]  # noqa: UP007 (a runtime union of types)
+    payload = envelope_union(dict.fromkeys(models))
     description = f"{queue.description} Consumed by {queue.consumer}."
 
     async def consumed(message: payload) -> None:  # type: ignore[valid-type]

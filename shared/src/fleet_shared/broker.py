@@ -51,7 +51,9 @@ def make_broker(settings: FleetSettings, service: str, *, prefetch: int = 32) ->
         graceful_timeout=15.0,
         reconnect_interval=1.0,
         log_level=logging.DEBUG,
-        client_properties={"connection_name": service},
+        # Not one of FastStream's client properties: it only lands in the URL's query, where aiormq
+        # ignores it, so this connection is unnamed (kept as it was; naming it is a separate change).
+        client_properties={"connection_name": service},  # type: ignore[arg-type]
     )
 
 
@@ -189,7 +191,8 @@ class ConfirmedPublisher:
         if channel is None or not self.connected or channel.is_closed:
             raise BrokerUnavailable(f"not connected to RabbitMQ, {what} not published")
         try:
-            confirm = await (await channel.get_underlay_channel()).basic_publish(
+            # `wait` is in aiormq's Channel.basic_publish, not in the AbstractChannel it is typed as.
+            confirm = await (await channel.get_underlay_channel()).basic_publish(  # type: ignore[call-arg]
                 body,
                 exchange=exchange,
                 routing_key=routing_key,

@@ -28,7 +28,7 @@ DECLARE_TIMEOUT = 10.0
 class BackgroundConnection:
     """Runs `connect` (after declaring the topology) until it succeeds, backing off between tries."""
 
-    def __init__(self, url: str, topology: Topology, connect: Callable[[], Awaitable[None]], name: str) -> None:
+    def __init__(self, url: str, topology: Topology, connect: Callable[[], Awaitable[object]], name: str) -> None:
         self._url = url
         self._topology = topology
         self._connect = connect

@@ -159,8 +159,9 @@ class Subscription:
             # would name it itself and declare it again after a reconnect, and a temporary queue must
             # not outlive its connection (see `SubscriptionLost`).
             underlay = await channel.get_underlay_channel()
-            declared = await underlay.queue_declare("", exclusive=True, auto_delete=True, durable=False, arguments=arguments)
-            queue = await channel.get_queue(declared.queue, ensure=False)
+            named = await underlay.queue_declare("", exclusive=True, auto_delete=True, durable=False, arguments=arguments)
+            assert named.queue is not None  # Queue.DeclareOk always carries the name the broker gave it
+            queue = await channel.get_queue(named.queue, ensure=False)
         for key in self._binding_keys:
             await queue.bind(exchanges[self._topology.events], routing_key=key)
         return queue

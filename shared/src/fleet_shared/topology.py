@@ -28,11 +28,13 @@ Subscribers outside this fixed set (declared by `fleet_shared.subscribe`, not at
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, ExchangeType
 from faststream.rabbit import ExchangeType as RabbitExchangeType
 from faststream.rabbit import QueueType, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
 
 from .routing import all_users_binding, user_key
 
@@ -92,14 +94,15 @@ class Queue:
     description: str = ""
 
     def rabbit(self) -> RabbitQueue:
-        quorum = self.arguments.get("x-queue-type") == "quorum"
+        # FastStream adds `x-queue-type` from `queue_type`, whose overload says which arguments it takes.
         arguments = {k: v for k, v in self.arguments.items() if k != "x-queue-type"}
+        # `declare=False`: `declare_topology` did, with exactly these arguments.
+        if self.arguments.get("x-queue-type") == "quorum":
+            return RabbitQueue(
+                self.name, QueueType.QUORUM, durable=True, declare=False, arguments=cast(QuorumQueueArgs, arguments)
+            )
         return RabbitQueue(
-            self.name,
-            queue_type=QueueType.QUORUM if quorum else QueueType.CLASSIC,
-            durable=True,
-            declare=False,  # `declare_topology` did, with exactly these arguments
-            arguments=arguments,
+            self.name, QueueType.CLASSIC, durable=True, declare=False, arguments=cast(ClassicQueueArgs, arguments)
         )
 
 

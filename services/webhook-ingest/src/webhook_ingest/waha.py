@@ -103,8 +103,8 @@ def parse_webhook(raw: bytes) -> WahaWebhook:
     try:
         return WahaWebhook.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        if first.get("type") != "json_invalid":
+        errors = exc.errors()
+        if not errors or errors[0]["type"] != "json_invalid":
             raise _invalid_webhook(exc) from exc
     return _parse_with_python_json(raw)
 
@@ -130,8 +130,8 @@ def _parse_with_python_json(raw: bytes) -> WahaWebhook:
 
 
 def _invalid_webhook(exc: ValidationError) -> InvalidWebhook:
-    first = exc.errors()[0] if exc.errors() else {}
-    if first.get("type") == "model_type" and not first.get("loc"):
+    errors = exc.errors()
+    if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
         return InvalidWebhook("body must be a JSON object")
     return InvalidWebhook(describe(exc))
 

@@ -8,6 +8,8 @@ from .base import (
     Reply,
     deterministic_id,
     envelope,
+    envelope_type,
+    envelope_union,
     new_id,
     utcnow,
 )
@@ -25,7 +27,7 @@ def parse_envelope(raw: dict) -> Envelope:
         raise ValueError(f"unknown message type {env.type!r}")
     if env.version != model.VERSION:
         raise ValueError(f"unsupported version {env.version} of {env.type}")
-    return Envelope[model].model_validate(raw)
+    return envelope_type(model).model_validate(raw)
 
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "Reply",
     "deterministic_id",
     "envelope",
+    "envelope_type",
+    "envelope_union",
     "new_id",
     "parse_envelope",
     "utcnow",

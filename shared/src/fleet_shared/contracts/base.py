@@ -1,8 +1,9 @@
 """The envelope every message on the broker travels in, and the rules for its ids."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -54,6 +55,16 @@ class Envelope(BaseModel, Generic[DataT]):
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+
+def envelope_type(model: type[Contract]) -> type[Envelope[Any]]:
+    """`Envelope[model]`: the envelope whose `data` pydantic validates as `model`."""
+    return Envelope[model]  # type: ignore[valid-type]  # a class chosen at run time; mypy wants a static one
+
+
+def envelope_union(models: Iterable[type[Contract]]) -> Any:
+    """The union of the envelopes of `models`, for pydantic to validate or document (a runtime type form)."""
+    return Union[tuple(envelope_type(m) for m in models)]  # noqa: UP007 (a union built at run time)
 
 
 def envelope(

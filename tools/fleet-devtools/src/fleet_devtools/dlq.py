@@ -75,10 +75,10 @@ def why(message: AbstractIncomingMessage) -> str:
     headers = message.headers or {}
     if reason := headers.get(REASON_HEADER):
         return str(reason)
-    deaths = headers.get("x-death") or []
-    if deaths and isinstance(deaths[0], dict):
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         death = deaths[0]
-        return f"{death.get('reason')} by RabbitMQ (from {death.get('queue')}, {death.get('count')} time(s))"
+        return f"{death.get('reason')!s} by RabbitMQ (from {death.get('queue')!s}, {death.get('count')!s} time(s))"
     return "unknown"
 
 
@@ -124,7 +124,8 @@ async def peek(url: str, dlq: str, limit: int) -> list[DeadLetter]:
 
 def replay_headers(message: AbstractIncomingMessage) -> dict:
     headers = {k: v for k, v in (message.headers or {}).items() if k not in DEAD_HEADERS and k not in BROKER_HEADERS}
-    headers[REPLAYS_HEADER] = int((message.headers or {}).get(REPLAYS_HEADER) or 0) + 1
+    replays = (message.headers or {}).get(REPLAYS_HEADER)
+    headers[REPLAYS_HEADER] = (replays if isinstance(replays, int) else 0) + 1  # an int: only `replay` sets it
     return headers
 
 

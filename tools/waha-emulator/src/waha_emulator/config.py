@@ -6,10 +6,13 @@ import os
 import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 WAHA_VERSION = "2026.7.1"
 ENGINE = "NOWEB"
 SEND_SHAPES = ("gows", "noweb")
+
+Number = TypeVar("Number", int, float)
 
 
 def _env_bool(value: str | None, default: bool) -> bool:
@@ -64,15 +67,15 @@ class EmulatorConfig:
             return self, False
         return replace(self, api_key=secrets.token_hex(16)), True
 
-    def override(self, **values: object) -> EmulatorConfig:
+    def override(self, **values: Any) -> EmulatorConfig:
         known = {f.name for f in fields(self)}
         return replace(self, **{k: v for k, v in values.items() if k in known and v is not None})
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> EmulatorConfig:
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> EmulatorConfig:
         env = os.environ if environ is None else environ
 
-        def num(name: str, conv: type, default: object) -> object:
+        def num(name: str, conv: type[Number], default: Number) -> Number:
             raw = env.get(name)
             if raw is None or raw.strip() == "":
                 return default

@@ -48,7 +48,7 @@ def now_s() -> int:
     return int(time.time())
 
 
-def wa_message(*, message_id: str, from_: str, to: str, from_me: bool, body: str, source: str,
+def wa_message(*, message_id: str, from_: str | None, to: str | None, from_me: bool, body: str, source: str,
                ack: int, participant: str | None = None, reply_to: dict | None = None,
                timestamp: int | None = None, data: dict | None = None) -> dict[str, Any]:
     return {
@@ -81,6 +81,7 @@ def to_jid(chat_id: str) -> str:
 
 
 def ack_payload(message: dict[str, Any] | None, message_id: str, ack: int, me_id: str | None) -> dict[str, Any]:
+    chat: str | None
     if message is not None:
         chat = chat_of(message)
         participant = message.get("participant")

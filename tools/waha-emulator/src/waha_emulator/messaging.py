@@ -49,7 +49,7 @@ class Messaging:
         me_id = s.linked_me["id"] if s.linked_me else None
         raw_id = raw_id or new_sent_raw_id()
         ts = now_s()
-        quoted = None
+        quoted: dict[str, Any] | None = None
         if reply_to:
             original = self.find(s, reply_to)
             quoted = {"id": reply_to, "participant": original.get("participant") if original else None,

@@ -81,7 +81,7 @@ class Session:
         return dict(self.linked_me) if self.linked_me and self.status == Status.WORKING else None
 
     def info(self, engine: str, expand_apps: bool = False) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "name": self.name,
             "status": str(self.status),
             "config": self.config,
@@ -319,9 +319,9 @@ class SessionManager:
     def restore(self) -> None:
         """Load the state file; sessions that were running start again (WAHA_WORKER_RESTART_SESSIONS)."""
         for rec in self._store.load():
-            config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
-            me = rec.get("me") if isinstance(rec.get("me"), dict) else None
-            s = Session(name=rec["name"], config=config, linked_me=me)
+            config, me = rec.get("config"), rec.get("me")
+            s = Session(name=rec["name"], config=config if isinstance(config, dict) else {},
+                        linked_me=me if isinstance(me, dict) else None)
             self.sessions[s.name] = s
             if rec.get("running") and self.config.restart_sessions:
                 self._start(s)

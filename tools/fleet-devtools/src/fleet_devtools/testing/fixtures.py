@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from typing import Any
 
 import aio_pika
 import pytest
@@ -31,7 +32,7 @@ def mongodb_url():
 
 @pytest.fixture
 async def mongo_db(mongodb_url):
-    client = AsyncMongoClient(mongodb_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
     name = f"test_{uuid.uuid4().hex[:10]}"
     yield client[name]
     await client.drop_database(name)
