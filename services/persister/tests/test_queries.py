@@ -101,7 +101,7 @@ async def test_chats_groups_and_contacts(store, events):
     assert [c["chatId"] for c in chats["items"]] == ["100@c.us", "400@g.us", "200@g.us", "300@lid"]
     assert chats["nextCursor"] is None
     ann = chats["items"][0]
-    assert set(ann) == {"chatId", "name", "isGroup", "lastMessage", "updatedAt"}
+    assert set(ann) == {"chatId", "name", "isGroup", "lastMessage", "updatedAt", "unreadCount"}
     assert (ann["name"], ann["isGroup"]) == ("Ann", False)
     assert ann["lastMessage"] == {"id": "c2", "body": "latest", "fromMe": False, "timestamp": 50}
     assert ann["updatedAt"].endswith("+00:00")

@@ -32,7 +32,8 @@ class MediaNotFound(Exception):
 
 
 class MediaStore(Protocol):
-    name: Literal["gridfs", "s3"]
+    @property
+    def name(self) -> Literal["gridfs", "s3"]: ...
 
     async def put(self, key: str, data: bytes, mimetype: str | None) -> MediaRef:
         """Store `data` under `key`; a key stored already keeps its first bytes (and answers them)."""

@@ -243,6 +243,7 @@ class Topology:
                 for aggregate in ("chat", "message", "group", "contact")
             ),
             Binding(self.events, self.persister_events, "user.*.message.*"),
+            Binding(self.events, self.persister_events, "user.*.chat.read"),
             Binding(self.parked, self.ingest_parked, ""),
         ]
         b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]

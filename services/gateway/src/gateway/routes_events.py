@@ -9,12 +9,12 @@ import asyncio
 import json
 import logging
 import time
-from typing import Annotated, Any, Union
+from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter
 
-from fleet_shared.contracts import Envelope
+from fleet_shared.contracts import envelope_union
 from fleet_shared.contracts.events import PUBLIC_EVENT_TYPES
 from fleet_shared.contracts.examples import EVENT_EXAMPLES, example_envelope
 from fleet_shared.http import ApiError
@@ -41,8 +41,7 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 CLOSE_TIMEOUT = 5.0
 MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 
-# A union built at run time from the event contracts (so no static type: `Any` for mypy).
-LiveEvent: Any = Union[tuple(Envelope[m] for m in PUBLIC_EVENT_TYPES.values())]  # type: ignore[valid-type]  # noqa: UP007
+LiveEvent = envelope_union(PUBLIC_EVENT_TYPES.values())
 _FRAME_SCHEMA = TypeAdapter(LiveEvent).json_schema(ref_template="#/components/schemas/{model}")
 # The envelope models a frame may hold, for the OpenAPI document's components (`install_openapi`).
 COMPONENT_SCHEMAS: dict = _FRAME_SCHEMA.pop("$defs")

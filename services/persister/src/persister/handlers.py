@@ -6,7 +6,16 @@ import time
 from collections.abc import Sequence
 
 from fleet_shared.contracts import Envelope
-from fleet_shared.contracts.events import MessageAck, MessageReceived, MessageSent
+from fleet_shared.contracts.events import (
+    ChatRead,
+    MessageAck,
+    MessageEdited,
+    MessageMediaUpdated,
+    MessageReaction,
+    MessageReceived,
+    MessageRevoked,
+    MessageSent,
+)
 from fleet_shared.inbound import BadDelivery, UnexpectedType, read_delivery
 
 from .metrics import EVENTS_DUPLICATE, EVENTS_RECEIVED, EVENTS_WRITTEN, WRITE_FAILURES
@@ -14,7 +23,13 @@ from .store import ApplyResult, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-STORED_TYPES = frozenset({MessageReceived.TYPE, MessageSent.TYPE, MessageAck.TYPE})
+STORED_TYPES = frozenset(
+    m.TYPE
+    for m in (
+        MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked, MessageMediaUpdated,
+        ChatRead,
+    )
+)
 
 
 class MalformedEvent(ValueError):

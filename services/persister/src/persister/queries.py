@@ -25,8 +25,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from fleet_shared.contracts import Envelope, Reply
-from fleet_shared.contracts.commands import ListChats, ListContacts, ListGroups, ListMessages
-from fleet_shared.contracts.pages import ChatPage, MessageItem, MessagePage
+from fleet_shared.contracts.commands import GetMedia, ListChats, ListContacts, ListGroups, ListMessages, MediaRecord
+from fleet_shared.contracts.pages import ChatPage, MediaItem, MessageItem, MessagePage
 from fleet_shared.inbound import BadDelivery, KeyMismatch, NotJson, UnexpectedType, read_delivery
 from fleet_shared.waha import CONTACT, GROUP
 
@@ -35,13 +35,21 @@ from .store import Store, is_transient
 
 log = logging.getLogger(__name__)
 
-MESSAGE_CURSOR, CHAT_CURSOR = "m", "c"
-# A message is stored under its wire names (`store.message_content`): read with only these fields,
-# the documents are the page's items as they are.
-MESSAGE_FIELDS = tuple(field.alias for field in MessageItem.model_fields.values())
-MESSAGE_PROJECTION = {"_id": 0, **dict.fromkeys(MESSAGE_FIELDS, 1)}
+# A message cursor holds its `sortMs` (`n`); one handed out by an earlier version its second (`m`).
+MESSAGE_CURSOR, SECONDS_MESSAGE_CURSOR, CHAT_CURSOR = "n", "m", "c"
+# A message is stored under its wire names (`writes.message_content`): read with only these fields,
+# the documents are the page's items as they are, but for the media (where its copy is kept stays
+# inside; its caption is the message's text).
+MESSAGE_FIELDS = tuple(field.alias or name for name, field in MessageItem.model_fields.items())
+MEDIA_FIELDS = tuple(field.alias or name for name, field in MediaItem.model_fields.items() if name != "caption")
+MESSAGE_PROJECTION: dict[str, int] = {
+    "_id": 0,
+    "sortMs": 1,
+    **dict.fromkeys((f for f in MESSAGE_FIELDS if f != "media"), 1),
+    **{f"media.{f}": 1 for f in MEDIA_FIELDS},
+}
 CHAT_KINDS = {ListChats.TYPE: None, ListGroups.TYPE: GROUP, ListContacts.TYPE: CONTACT}
-QUERY_TYPES = frozenset({*CHAT_KINDS, ListMessages.TYPE})
+QUERY_TYPES = frozenset({*CHAT_KINDS, ListMessages.TYPE, GetMedia.TYPE})
 
 
 class InvalidCursor(ValueError):
@@ -53,7 +61,7 @@ def encode_cursor(kind: str, ts: int, key: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str) -> tuple[int, str]:
+def decode_cursor(kind: str, cursor: str, *, also: str | None = None) -> tuple[str, int, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True))
@@ -62,12 +70,12 @@ def decode_cursor(kind: str, cursor: str) -> tuple[int, str]:
     if not (
         isinstance(value, list)
         and len(value) == 3
-        and value[0] == kind
+        and value[0] in (kind, also)
         and type(value[1]) is int
         and isinstance(value[2], str)
     ):
         raise InvalidCursor("cursor is not one this service handed out")
-    return value[1], value[2]
+    return value[0], value[1], value[2]
 
 
 # Every int64: the sort fields are integers (unix seconds), so this is "has the field" as an index range.
@@ -122,7 +130,18 @@ def chat_item(doc: dict) -> dict:
         "isGroup": bool(doc.get("isGroup")),
         "lastMessage": doc.get("lastMessage"),
         "updatedAt": _iso(doc.get("updatedAt")),
+        "unreadCount": doc.get("unreadCount") or 0,
     }
+
+
+def message_items(docs: list[dict]) -> list[dict]:
+    """Message documents (read with `MESSAGE_PROJECTION`) as the fields of their `MessageItem`s: a
+    media message's text is its caption, the sort key stays inside."""
+    for doc in docs:
+        del doc["sortMs"]
+        if doc.get("media"):
+            doc["media"]["caption"] = doc.get("body")
+    return docs
 
 
 class QueryService:
@@ -130,14 +149,24 @@ class QueryService:
         self.store = store
 
     async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> MessagePage:
-        after = decode_cursor(MESSAGE_CURSOR, before) if before else None
+        after = None
+        if before:
+            kind, sort, key = decode_cursor(MESSAGE_CURSOR, before, also=SECONDS_MESSAGE_CURSOR)
+            after = (sort * 1000 + 999 if kind == SECONDS_MESSAGE_CURSOR else sort, key)
         query = {"userId": user_id, "chatId": chat_id}
-        docs, more = await newest_page(self.store.messages, query, "timestamp", "id", limit, after, MESSAGE_PROJECTION)
+        docs, more = await newest_page(self.store.messages, query, "sortMs", "id", limit, after, MESSAGE_PROJECTION)
         cursor = encode_cursor(MESSAGE_CURSOR, *more) if more else None
-        return MessagePage.model_validate({"items": docs, "nextCursor": cursor})
+        return MessagePage.model_validate({"items": message_items(docs), "nextCursor": cursor})
+
+    async def media(self, user_id: str, message_id: str) -> MediaRecord | None:
+        """The message's media record, if the message is the user's and has one."""
+        doc = await self.store.messages.find_one(
+            {"userId": user_id, "id": message_id, "media": {"$type": "object"}}, {"_id": 0, "id": 1, "chatId": 1, "media": 1}
+        )
+        return MediaRecord.model_validate(doc) if doc is not None else None
 
     async def list_chats(self, user_id: str, kind: str | None, limit: int, cursor: str | None) -> ChatPage:
-        after = decode_cursor(CHAT_CURSOR, cursor) if cursor else None
+        after = decode_cursor(CHAT_CURSOR, cursor)[1:] if cursor else None
         query: dict = {"userId": user_id}
         if kind is not None:
             query["kind"] = kind
@@ -145,12 +174,17 @@ class QueryService:
         next_cursor = encode_cursor(CHAT_CURSOR, *more) if more else None
         return ChatPage.model_validate({"items": [chat_item(d) for d in docs], "nextCursor": next_cursor})
 
-    async def run(self, env: Envelope) -> ChatPage | MessagePage:
+    async def run(self, env: Envelope) -> Reply:
         """Answer a validated query; the user is always the envelope's, never anything in `data`."""
         q = env.data
         if isinstance(q, ListMessages):
-            return await self.list_messages(env.user_id, q.chat_id, q.limit, q.before)
-        return await self.list_chats(env.user_id, CHAT_KINDS[env.type], q.limit, q.cursor)
+            return Reply.success(await self.list_messages(env.user_id, q.chat_id, q.limit, q.before))
+        if isinstance(q, GetMedia):
+            record = await self.media(env.user_id, q.message_id)
+            if record is None:
+                return Reply.failure("media_not_found", "no media for this message", 404)
+            return Reply.success(record)
+        return Reply.success(await self.list_chats(env.user_id, CHAT_KINDS[env.type], q.limit, q.cursor))
 
     async def answer(self, body: bytes, routing_key: str | None = None) -> Reply:
         """Any delivery -> a Reply; never raises."""
@@ -176,7 +210,7 @@ class QueryService:
             return str(exc.message_type), Reply.failure("invalid_query", str(exc), 400)
         query_type = env.type
         try:
-            return query_type, Reply.success(await self.run(env))
+            return query_type, await self.run(env)
         except InvalidCursor as exc:
             return query_type, Reply.failure("invalid_cursor", str(exc), 400)
         except PyMongoError as exc:
