@@ -96,7 +96,7 @@ async def test_contract_violation_is_422(offline, waha):
 
 async def test_other_events_are_acknowledged_and_ignored(offline, waha):
     before = webhooks_counted("ignored")
-    for event in ("presence.update", "message.reaction", "group.v2.join", "engine.event"):
+    for event in ("presence.update", "poll.vote", "call.received", "engine.event"):
         response = await waha.post(offline, waha.webhook(event, {"id": "x"}))
         assert response.status_code == 200
         assert response.json() == {"status": "ignored"}

@@ -103,9 +103,10 @@ def test_groups_and_own_messages_name_no_chat(waha):
     assert translate(hook(waha.webhook("message.any", own)), "alice").data.chat_name is None
 
 
-def test_media_message_without_type_is_media(waha):
+def test_a_media_message_waha_did_not_download_is_a_failed_document(waha):
     env = translate(hook(waha.webhook("message", waha.message(hasMedia=True, body=None))), "alice")
-    assert (env.data.type, env.data.has_media, env.data.body) == ("media", True, None)
+    assert (env.data.type, env.data.has_media, env.data.body) == ("document", True, None)
+    assert (env.data.media.status, env.data.media.error) == ("failed", "WAHA did not download the file")
 
 
 def test_message_and_message_any_of_one_whatsapp_message_share_the_id(waha):
@@ -182,8 +183,9 @@ def test_phone_number():
 
 
 def test_handled_events():
-    assert all(mapping.is_handled(e) for e in ("message", "message.any", "message.ack", "session.status"))
-    assert not any(mapping.is_handled(e) for e in ("presence.update", "message.reaction", "message.ack.group", "engine.event"))
+    handled = ("message", "message.any", "message.ack", "message.reaction", "message.edited", "message.revoked", "session.status")
+    assert all(mapping.is_handled(e) for e in handled)
+    assert not any(mapping.is_handled(e) for e in ("presence.update", "poll.vote", "message.ack.group", "engine.event"))
 
 
 # --- refusals ----------------------------------------------------------------------------------

@@ -54,20 +54,27 @@ class SerializedId(NamedTuple):
     from_me: bool
     chat_id: str
     raw_id: str
+    participant: str | None = None
+
+    def with_raw_id(self, raw_id: str) -> str:
+        """The serialized id of another message of the same sender in the same chat (WAHA's edits
+        and revokes name the message they change by its raw id only)."""
+        return serialized_id(self.from_me, self.chat_id, raw_id, self.participant)
 
 
-_SERIALIZED_ID_RE = re.compile(r"^(true|false)_([^_@]+(?:_[^_@]+)*@[a-z.]+)_(.+)$")
+_SERIALIZED_ID_RE = re.compile(r"^(true|false)_([^_@]+(?:_[^_@]+)*@[a-z.]+)_([A-Za-z0-9]+)(?:_(.+@[a-z.]+))?$")
 
 
-def serialized_id(from_me: bool, chat_id: str, raw_id: str) -> str:
-    return f"{'true' if from_me else 'false'}_{chat_id}_{raw_id}"
+def serialized_id(from_me: bool, chat_id: str, raw_id: str, participant: str | None = None) -> str:
+    tail = f"_{participant}" if participant else ""
+    return f"{'true' if from_me else 'false'}_{chat_id}_{raw_id}{tail}"
 
 
 def parse_serialized_id(value: str) -> SerializedId | None:
     match = _SERIALIZED_ID_RE.match(value)
     if match is None:
         return None
-    return SerializedId(match.group(1) == "true", match.group(2), match.group(3))
+    return SerializedId(match.group(1) == "true", match.group(2), match.group(3), match.group(4))
 
 
 def phone_number(me_id: Any) -> str | None:

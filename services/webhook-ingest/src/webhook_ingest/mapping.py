@@ -7,20 +7,26 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from fleet_shared.contracts import Envelope, deterministic_id, envelope
+from fleet_shared.contracts import Contract, Envelope, deterministic_id, envelope
 from fleet_shared.contracts.events import (
+    MediaAvailable,
     MessageAck,
+    MessageEdited,
+    MessageReaction,
     MessageReceived,
+    MessageRevoked,
     MessageSent,
     SessionStatusReported,
 )
+from fleet_shared.contracts.media import MessageMedia, media_kind
 from fleet_shared.errors import describe
-from fleet_shared.waha import is_group_chat, parse_serialized_id, phone_number, session_owner
+from fleet_shared.waha import is_group_chat, parse_serialized_id, phone_number, serialized_id, session_owner
 
-from .waha import WaAck, WahaWebhook, WaMessage, WaSessionStatus, parse_payload
+from .waha import WaAck, WahaWebhook, WaMessage, WaReaction, WaRevoked, WaSessionStatus, parse_payload
 
 MESSAGE_EVENTS = frozenset({"message", "message.any"})
-HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "session.status"}
+HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "message.reaction", "message.edited", "message.revoked", "session.status"}
+NOT_DOWNLOADED = "WAHA did not download the file"
 
 
 class ContractViolation(ValueError):
@@ -48,6 +54,12 @@ def translate(hook: WahaWebhook, user_id: str) -> Envelope:
             return _message(hook, user_id, parse_payload(WaMessage, hook))
         if hook.event == "message.ack":
             return _ack(hook, user_id, parse_payload(WaAck, hook))
+        if hook.event == "message.reaction":
+            return _reaction(hook, user_id, parse_payload(WaReaction, hook))
+        if hook.event == "message.edited":
+            return _edited(hook, user_id, parse_payload(WaMessage, hook))
+        if hook.event == "message.revoked":
+            return _revoked(hook, user_id, parse_payload(WaRevoked, hook))
         if hook.event == "session.status":
             return _status(hook, user_id, parse_payload(WaSessionStatus, hook))
     except ValidationError as exc:
@@ -72,9 +84,8 @@ def _message(hook: WahaWebhook, user_id: str, msg: WaMessage) -> Envelope:
     # WAHA's `message` is documented as incoming only; should it ever carry fromMe=true it is the
     # same fact as `message.any` and gets the same type, so the two never disagree about one id.
     model = MessageSent if msg.from_me else MessageReceived
-    chat_id = msg.to if msg.from_me else msg.from_
-    if not chat_id:
-        raise ContractViolation(f"{hook.event}: payload.{'to' if msg.from_me else 'from'} is required")
+    chat_id = _chat_of(hook, msg)
+    media = _media(msg)
     payload = model(
         id=msg.id,
         chat_id=chat_id,
@@ -83,21 +94,97 @@ def _message(hook: WahaWebhook, user_id: str, msg: WaMessage) -> Envelope:
         to=msg.to,
         participant=msg.participant,
         body=msg.body,
-        type=msg.type or ("media" if msg.has_media else "chat"),
+        type=msg.type or (media.kind if media else "chat"),
         has_media=bool(msg.has_media),
         timestamp=msg.timestamp,
         ack=msg.ack,
         # A private chat is named after the person; a group's name is not in the message.
         chat_name=None if msg.from_me or is_group_chat(chat_id) else msg.sender_name,
+        media=media,
+        reply_to=msg.reply_to.id if msg.reply_to else None,
+        received_at_ms=hook.timestamp,
     )
-    return envelope(
-        payload,
-        user_id,
-        id=message_event_id(user_id, msg.id),
-        session=hook.session,
-        correlation_id=hook.id,
-        occurred_at=datetime.fromtimestamp(msg.timestamp, UTC),
+    return _envelope(hook, user_id, payload, message_event_id(user_id, msg.id), _from_s(msg.timestamp))
+
+
+def media_to_copy(hook: WahaWebhook, event: Envelope) -> Envelope | None:
+    """The `media.available` that asks the orchestrator to copy `event`'s media out of WAHA, if it
+    has a file WAHA holds for us. Not for what was sent through WAHA's API: the orchestrator sent
+    those bytes and keeps them already."""
+    m = event.data
+    if not isinstance(m, (MessageReceived, MessageSent)) or m.media is None or m.media.status != "pending":
+        return None
+    wa = parse_payload(WaMessage, hook)
+    if wa.source == "api" or wa.media is None or not wa.media.url:
+        return None
+    available = MediaAvailable(
+        message_id=m.id, chat_id=m.chat_id, kind=m.media.kind, url=wa.media.url, mimetype=m.media.mimetype,
+        filename=m.media.filename,
     )
+    return _envelope(hook, event.user_id, available, deterministic_id(event.user_id, "media", m.id), event.occurred_at)
+
+
+def _chat_of(hook: WahaWebhook, msg: WaMessage) -> str:
+    chat_id = msg.to if msg.from_me else msg.from_
+    if not chat_id:
+        raise ContractViolation(f"{hook.event}: payload.{'to' if msg.from_me else 'from'} is required")
+    return chat_id
+
+
+def _media(msg: WaMessage) -> MessageMedia | None:
+    """The message's media as waha-fleet tracks it: pending while WAHA holds the file for us to
+    copy, failed when WAHA could not get it (the user may retry)."""
+    if not msg.has_media:
+        return None
+    wa = msg.media
+    kind = media_kind(wa.mimetype if wa else None, msg.type or (msg.data or {}).get("type"))
+    if wa is None or not wa.url:
+        error = str(wa.error)[:500] if wa is not None and wa.error else NOT_DOWNLOADED
+        return MessageMedia(kind=kind, mimetype=wa.mimetype if wa else None, status="failed", error=error)
+    return MessageMedia(kind=kind, mimetype=wa.mimetype, filename=wa.filename, status="pending")
+
+
+def _target(hook: WahaWebhook, action: WaMessage, raw_id: str) -> str:
+    """The serialized id of the message an edit or a deletion (`action`, by the same sender in the
+    same chat) changes, which WAHA names by its raw id."""
+    if parse_serialized_id(raw_id) is not None:
+        return raw_id  # a serialized id already
+    parsed = parse_serialized_id(action.id)
+    if parsed is not None:
+        return parsed.with_raw_id(raw_id)
+    return serialized_id(action.from_me, _chat_of(hook, action), raw_id, action.participant)
+
+
+def _reaction(hook: WahaWebhook, user_id: str, r: WaReaction) -> Envelope:
+    target = parse_serialized_id(r.reaction.message_id)
+    chat_id = target.chat_id if target else r.from_
+    if not chat_id:
+        raise ContractViolation("message.reaction: no chat in payload.reaction.messageId nor payload.from")
+    sender = (hook.me.id if hook.me else None) if r.from_me else (r.participant or r.from_)
+    payload = MessageReaction(
+        id=r.reaction.message_id, chat_id=chat_id, from_=sender, from_me=r.from_me, reaction=r.reaction.text,
+        timestamp=r.timestamp,
+    )
+    return _envelope(hook, user_id, payload, deterministic_id(user_id, "reaction", r.id), _from_s(r.timestamp))
+
+
+def _edited(hook: WahaWebhook, user_id: str, msg: WaMessage) -> Envelope:
+    if not msg.edited_message_id:
+        raise ContractViolation("message.edited: payload.editedMessageId is required")
+    payload = MessageEdited(
+        id=_target(hook, msg, msg.edited_message_id), chat_id=_chat_of(hook, msg), body=msg.body, edited_at=msg.timestamp
+    )
+    return _envelope(hook, user_id, payload, deterministic_id(user_id, "edited", msg.id), _from_s(msg.timestamp))
+
+
+def _revoked(hook: WahaWebhook, user_id: str, r: WaRevoked) -> Envelope:
+    target = _target(hook, r.after, r.revoked_message_id)
+    payload = MessageRevoked(id=target, chat_id=_chat_of(hook, r.after), revoked_at=r.after.timestamp)
+    return _envelope(hook, user_id, payload, deterministic_id(user_id, "revoked", target), _from_s(r.after.timestamp))
+
+
+def _envelope(hook: WahaWebhook, user_id: str, payload: Contract, id: str, occurred_at: datetime) -> Envelope:
+    return envelope(payload, user_id, id=id, session=hook.session, correlation_id=hook.id, occurred_at=occurred_at)
 
 
 def _ack(hook: WahaWebhook, user_id: str, ack: WaAck) -> Envelope:
@@ -138,3 +225,7 @@ def _status(hook: WahaWebhook, user_id: str, status: WaSessionStatus) -> Envelop
 
 def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _from_s(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

@@ -110,6 +110,7 @@ class WebhookEndpoint:
 
         try:
             env = mapping.translate(hook, user_id)
+            events = [env, *filter(None, [mapping.media_to_copy(hook, env)])]
         except InvalidWebhook as exc:
             raise _refuse("invalid", 422, "invalid_webhook", str(exc)) from exc
         except mapping.ContractViolation as exc:
@@ -117,12 +118,13 @@ class WebhookEndpoint:
             raise _refuse("invalid", 422, "contract_violation", str(exc)) from exc
 
         try:
-            # The report first: should the event then fail, WAHA's retry publishes the event, and
-            # no report is missing for it.
+            # The report first: should the events then fail, WAHA's retry publishes them, and no
+            # report is missing for them.
             if report := self._activity.due(env):
                 await publish_event(self._link, self._topology, report)
                 self._activity.published(report)
-            await publish_event(self._link, self._topology, env)
+            for env in events:
+                await publish_event(self._link, self._topology, env)
         except BrokerUnavailable as exc:
             raise _unavailable(exc) from exc
         count("published")

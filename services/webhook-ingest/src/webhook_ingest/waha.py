@@ -47,8 +47,21 @@ class WahaWebhook(_Waha):
     engine: str | None = Field(default=None, max_length=64)
 
 
+class WaMedia(_Waha):
+    """A message's `media`: where WAHA keeps the file for a while, or why it has none."""
+
+    url: str | None = Field(default=None, max_length=2048)
+    mimetype: str | None = Field(default=None, max_length=255)
+    filename: str | None = Field(default=None, max_length=255)
+    error: Any = None
+
+
+class WaReplyTo(_Waha):
+    id: str | None = Field(default=None, max_length=512)
+
+
 class WaMessage(_Waha):
-    """Payload of `message` and `message.any`."""
+    """Payload of `message` and `message.any` (and of `message.edited`, which adds `editedMessageId`)."""
 
     id: str = Field(min_length=1)
     timestamp: int = Field(ge=0, le=MAX_SECONDS)  # seconds
@@ -60,6 +73,10 @@ class WaMessage(_Waha):
     has_media: bool | None = Field(default=False, alias="hasMedia")
     ack: int | None = None
     type: str | None = Field(default=None, max_length=64)
+    media: WaMedia | None = None
+    reply_to: WaReplyTo | None = Field(default=None, alias="replyTo")
+    source: str | None = Field(default=None, max_length=32)  # "api": sent through WAHA's API; "app": from the phone
+    edited_message_id: str | None = Field(default=None, alias="editedMessageId", max_length=512)
     data: dict[str, Any] | None = Field(default=None, alias="_data")  # raw engine object
 
     @property
@@ -83,6 +100,29 @@ class WaAck(_Waha):
     from_me: StrictBool | None = Field(default=None, alias="fromMe")
     ack: int
     ack_name: str | None = Field(default=None, alias="ackName", max_length=64)
+
+
+class WaReactionBody(_Waha):
+    text: str = Field(max_length=64)  # "" takes the reaction back
+    message_id: str = Field(alias="messageId", min_length=1, max_length=512)
+
+
+class WaReaction(_Waha):
+    """Payload of `message.reaction`."""
+
+    id: str = Field(min_length=1)
+    timestamp: int = Field(ge=0, le=MAX_SECONDS)
+    from_: str | None = Field(default=None, alias="from")
+    from_me: StrictBool = Field(alias="fromMe")
+    participant: str | None = None
+    reaction: WaReactionBody
+
+
+class WaRevoked(_Waha):
+    """Payload of `message.revoked`: `after` is the deletion itself, `revokedMessageId` the raw id deleted."""
+
+    after: WaMessage
+    revoked_message_id: str = Field(alias="revokedMessageId", min_length=1, max_length=512)
 
 
 class WaSessionStatus(_Waha):
