@@ -11,15 +11,21 @@ from typing import Any
 from fastapi import FastAPI
 
 from . import (
+    routes_actions,
     routes_auth,
+    routes_chats,
     routes_control,
+    routes_control_chat,
+    routes_files,
     routes_messages,
     routes_server,
     routes_sessions,
 )
+from .actions import Actions
 from .config import EmulatorConfig
 from .errors import install_error_handlers
 from .faults import Faults
+from .media import FileStore
 from .messaging import Messaging
 from .middleware import ApiMiddleware, CallLog
 from .persistence import StateFile
@@ -39,7 +45,9 @@ class Emulator:
         self.webhooks = WebhookDispatcher(version=config.version, engine=config.engine,
                                           timeout=config.webhook_timeout, faults=lambda: self.faults)
         self.sessions = SessionManager(config, self.webhooks.emit, StateFile(config.state_file))
-        self.messaging = Messaging(self.sessions, config)
+        self.files = FileStore(config.files_lifetime)
+        self.messaging = Messaging(self.sessions, config, self.files)
+        self.actions = Actions(self.sessions, self.messaging)
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -66,6 +74,7 @@ class Emulator:
         await self.webhooks.reset()
         self.faults = Faults()
         self.calls.entries.clear()
+        self.files.clear()
 
 
 def create_app(config: EmulatorConfig | None = None) -> FastAPI:
@@ -89,7 +98,8 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
                   docs_url="/", redoc_url=None, openapi_url="/openapi.json")
     app.state.emulator = emulator
     install_error_handlers(app, emulator.environment)
-    for module in (routes_server, routes_sessions, routes_auth, routes_messages, routes_control):
+    for module in (routes_server, routes_sessions, routes_auth, routes_messages, routes_chats, routes_actions,
+                   routes_files, routes_control, routes_control_chat):
         app.include_router(module.router)
     app.add_middleware(ApiMiddleware, emulator=emulator)
     return app

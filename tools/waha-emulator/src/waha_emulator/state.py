@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,10 +17,13 @@ from .config import EmulatorConfig
 from .errors import NotFound, TextError, session_does_not_exist, status_not_expected
 from .persistence import StateFile
 from .qr import new_qr_value
+from .store import MessageStore, Record
 
 log = logging.getLogger("waha_emulator")
 
 HISTORY_KEEP = 100
+SENT_KEEP = 10_000
+ACTIONS_KEEP = 10_000
 
 
 class Status(StrEnum):
@@ -64,8 +68,11 @@ class Session:
     activity: int | None = None
     lifecycle: asyncio.Task | None = None
     side_tasks: set[asyncio.Task] = field(default_factory=set)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    sent: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    store: MessageStore = field(default_factory=MessageStore)
+    # Sends through the API (what was asked, the message made), and the user's other actions.
+    sent: deque[tuple[dict[str, Any], Record]] = field(default_factory=lambda: deque(maxlen=SENT_KEEP))
+    actions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ACTIONS_KEEP))
+    presence: str | None = None  # set by POST /api/{session}/presence
 
     @property
     def linked(self) -> bool:
@@ -81,12 +88,12 @@ class Session:
         return dict(self.linked_me) if self.linked_me and self.status == Status.WORKING else None
 
     def info(self, engine: str, expand_apps: bool = False) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "name": self.name,
             "status": str(self.status),
             "config": self.config,
             "me": self.me,
-            "presence": "online" if self.status == Status.WORKING else None,
+            "presence": (self.presence or "online") if self.status == Status.WORKING else None,
             "timestamps": {"activity": self.activity},
             "engine": {"engine": engine},
             "assignedWorker": None,
@@ -94,6 +101,13 @@ class Session:
         if expand_apps:
             out["apps"] = []
         return out
+
+    def store_enabled(self, default: bool) -> bool:
+        """config.noweb.store.enabled, or `default` when the config does not say."""
+        noweb = self.config.get("noweb")
+        store = noweb.get("store") if isinstance(noweb, dict) else None
+        enabled = store.get("enabled") if isinstance(store, dict) else None
+        return enabled if isinstance(enabled, bool) else default
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "config": self.config, "me": self.linked_me, "running": self.running}
@@ -109,6 +123,8 @@ class SessionManager:
         self._store = store
         self.sessions: dict[str, Session] = {}
         self._changed = asyncio.Event()
+        # Called when a session is paired anew, before it turns WORKING (history sync happens then).
+        self.on_linked: Callable[[Session], None] | None = None
 
     # -- lookups and waits ---------------------------------------------------------------
 
@@ -221,6 +237,9 @@ class SessionManager:
     def _start(self, s: Session) -> None:
         if s.running:
             return  # idempotent; FAILED also counts as running (restart is needed)
+        s.presence = None
+        if not s.store_enabled(self.config.store_default):
+            s.store.clear()  # NOWEB without the store: a new in-memory store each time the engine starts
         self._set_status(s, Status.STARTING)
         s.lifecycle = asyncio.get_running_loop().create_task(self._run(s))
 
@@ -287,6 +306,7 @@ class SessionManager:
         was_running = s.running
         self._stop(s)
         s.linked_me = None
+        s.store.clear()
         if was_running:
             self._start(s)
         self.persist()
@@ -298,9 +318,14 @@ class SessionManager:
         s = self.require(name)
         if s.status != Status.SCAN_QR_CODE:
             raise StateConflict(s, [str(Status.SCAN_QR_CODE)])
+        return self.link(s, phone or default_phone(name), push_name or name)
+
+    def link(self, s: Session, phone: str, push_name: str) -> Session:
+        """The phone paired the session (QR scan or pairing code): WORKING as that account."""
         self._cancel_tasks(s)
-        phone = phone or default_phone(name)
-        s.linked_me = {"id": f"{phone}@c.us", "pushName": push_name or name}
+        s.linked_me = {"id": f"{phone}@c.us", "pushName": push_name}
+        if self.on_linked is not None:
+            self.on_linked(s)
         self._set_status(s, Status.WORKING)
         self.persist()
         return s
@@ -319,8 +344,8 @@ class SessionManager:
     def restore(self) -> None:
         """Load the state file; sessions that were running start again (WAHA_WORKER_RESTART_SESSIONS)."""
         for rec in self._store.load():
-            config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
-            me = rec.get("me") if isinstance(rec.get("me"), dict) else None
+            config: dict[str, Any] = rec["config"] if isinstance(rec.get("config"), dict) else {}
+            me: dict[str, Any] | None = rec["me"] if isinstance(rec.get("me"), dict) else None
             s = Session(name=rec["name"], config=config, linked_me=me)
             self.sessions[s.name] = s
             if rec.get("running") and self.config.restart_sessions:

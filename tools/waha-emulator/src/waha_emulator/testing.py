@@ -103,11 +103,11 @@ class WebhookReceiver:
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off", interface="asgi3")
-        self._server = _QuietServer(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-        await wait_until(lambda: self._server.started or self._task.done(), 5, message="receiver start")
-        if self._task.done():
-            self._task.result()
+        server = self._server = _QuietServer(config)
+        task = self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        await wait_until(lambda: server.started or task.done(), 5, message="receiver start")
+        if task.done():
+            task.result()
         return self
 
     async def stop(self) -> None:
