@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a downloaded media file is served, 0: forever (env WHATSAPP_FILES_LIFETIME, default 180)")
     p.add_argument("--store-default", choices=["on", "off"],
                    help="NOWEB store for sessions whose config does not set noweb.store.enabled (default on)")
+    p.add_argument("--seed-history", type=int,
+                   help="generated chats for every session that pairs anew (env WAHA_EMULATOR_SEED_HISTORY, default 0)")
+    p.add_argument("--seed-history-messages", type=int,
+                   help="messages in each of those chats (env WAHA_EMULATOR_SEED_HISTORY_MESSAGES, default 20)")
     p.add_argument("--base-url", help="start of media URLs (env WAHA_BASE_URL, default http://{host}:{port})")
     p.add_argument("--no-restart-sessions", action="store_true",
                    help="do not restart sessions that were running (WAHA_WORKER_RESTART_SESSIONS=False)")
@@ -66,6 +70,8 @@ def config_from_args(argv: list[str] | None = None) -> EmulatorConfig:
         files_lifetime=args.files_lifetime,
         store_default=None if args.store_default is None else args.store_default == "on",
         base_url=args.base_url,
+        seed_history=args.seed_history,
+        seed_history_messages=args.seed_history_messages,
         restart_sessions=False if args.no_restart_sessions else None,
         log_level=args.log_level,
     )

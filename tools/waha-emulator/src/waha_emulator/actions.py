@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .messages import ensure_suffix, is_group, new_inbound_raw_id, new_sent_raw_id, now_s, parse_serialized_id, to_jid
+from .messages import (
+    ensure_suffix,
+    is_group,
+    new_inbound_raw_id,
+    new_sent_raw_id,
+    now_ms,
+    now_s,
+    parse_serialized_id,
+    to_jid,
+)
 from .messaging import Messaging, me_id
-from .state import Session, SessionManager, StateConflict, Status, now_ms
+from .state import Session, SessionManager, StateConflict, Status
 from .store import Record
 from .wamessage import baileys_record, wa_message
 

@@ -11,12 +11,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from . import (
+    history,
     routes_actions,
     routes_auth,
     routes_chats,
+    routes_contacts,
     routes_control,
     routes_control_chat,
+    routes_control_directory,
     routes_files,
+    routes_groups,
     routes_messages,
     routes_server,
     routes_sessions,
@@ -29,7 +33,7 @@ from .media import FileStore
 from .messaging import Messaging
 from .middleware import ApiMiddleware, CallLog
 from .persistence import StateFile
-from .state import SessionManager
+from .state import Session, SessionManager
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("waha_emulator")
@@ -48,8 +52,13 @@ class Emulator:
         self.files = FileStore(config.files_lifetime)
         self.messaging = Messaging(self.sessions, config, self.files)
         self.actions = Actions(self.sessions, self.messaging)
+        if config.seed_history:
+            self.sessions.on_linked = self._seed_history
         self._started = False
         self._start_lock = asyncio.Lock()
+
+    def _seed_history(self, s: Session) -> None:
+        history.generate(s, self.config.seed_history, self.config.seed_history_messages)
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -99,7 +108,8 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     app.state.emulator = emulator
     install_error_handlers(app, emulator.environment)
     for module in (routes_server, routes_sessions, routes_auth, routes_messages, routes_chats, routes_actions,
-                   routes_files, routes_control, routes_control_chat):
+                   routes_contacts, routes_groups, routes_files, routes_control, routes_control_chat,
+                   routes_control_directory):
         app.include_router(module.router)
     app.add_middleware(ApiMiddleware, emulator=emulator)
     return app

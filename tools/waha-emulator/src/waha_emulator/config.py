@@ -54,6 +54,9 @@ class EmulatorConfig:
     # Bounds on fetching a `file.url` of a media send.
     media_fetch_timeout: float = 10.0
     media_max_bytes: int = 50 * 1024 * 1024
+    # Generated chats (and messages in each) given to every session that pairs anew, for demos.
+    seed_history: int = 0
+    seed_history_messages: int = 20
     version: str = WAHA_VERSION
     engine: str = ENGINE
     log_level: str = "info"
@@ -63,7 +66,9 @@ class EmulatorConfig:
             raise ValueError("qr_count must be at least 1")
         if self.send_shape not in SEND_SHAPES:
             raise ValueError(f"send_shape must be one of {SEND_SHAPES}")
-        for name in ("qr_first_lifetime", "qr_next_lifetime", "starting_delay", "send_wait_timeout",
+        if self.seed_history * self.seed_history_messages > 20_000:
+            raise ValueError("seed_history x seed_history_messages must be at most 20000 (the store's size)")
+        for name in ("seed_history", "seed_history_messages", "qr_first_lifetime", "qr_next_lifetime", "starting_delay", "send_wait_timeout",
                      "qr_wait_timeout", "ack_delay", "webhook_timeout", "files_lifetime", "media_fetch_timeout",
                      "media_max_bytes"):
             if getattr(self, name) < 0:
@@ -126,6 +131,8 @@ class EmulatorConfig:
             base_url=env.get("WAHA_BASE_URL") or None,
             media_fetch_timeout=num("WAHA_EMULATOR_MEDIA_FETCH_TIMEOUT", float, base.media_fetch_timeout),
             media_max_bytes=num("WAHA_EMULATOR_MEDIA_MAX_BYTES", int, base.media_max_bytes),
+            seed_history=num("WAHA_EMULATOR_SEED_HISTORY", int, base.seed_history),
+            seed_history_messages=num("WAHA_EMULATOR_SEED_HISTORY_MESSAGES", int, base.seed_history_messages),
             log_level=(env.get("WAHA_EMULATOR_LOG_LEVEL") or base.log_level).lower(),
         )
         return config.override(**overrides)

@@ -56,6 +56,10 @@ def now_s() -> int:
     return int(time.time())
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def to_jid(chat_id: str) -> str:
     return chat_id.replace("@c.us", "@s.whatsapp.net")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .media import FileStore, Media
-from .messages import ensure_suffix, is_group, new_inbound_raw_id, new_sent_raw_id, now_s
-from .state import Session, SessionManager, StateConflict, Status, now_ms
+from .messages import ensure_suffix, is_group, new_inbound_raw_id, new_sent_raw_id, now_ms, now_s
+from .state import Session, SessionManager, StateConflict, Status
 from .store import Contact, Record, lid_for
 from .wamessage import ack_payload, baileys_record, media_view, reply_to, wa_message
 

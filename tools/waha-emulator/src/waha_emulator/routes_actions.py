@@ -6,16 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from .actions import PRESENCES
-from .deps import (
-    created,
-    emulator,
-    field_errors,
-    json_body,
-    note_session,
-    object_body,
-    ok,
-    serialized_or_500,
-)
+from .deps import created, emulator, field_errors, json_body, note_session, object_body, ok, serialized_or_500
 from .errors import ObjectError, ValidationFailed
 from .messages import parse_serialized_id
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from . import chatviews
 from .deps import (
+    created,
     emulator,
     field_errors,
     json_body,
@@ -44,9 +47,63 @@ async def list_chats(request: Request, session: str) -> JSONResponse:
         raise ValidationFailed(errors)
     emu = emulator(request)
     s = await emu.sessions.working(session)
-    store = chatviews.require_store(s, emu.config.store_default)
-    items = chatviews.chats(store, merge)
+    chatviews.require_store(s, emu.config.store_default)
+    items = chatviews.chats(s, merge)
     return ok(sort_page(items, lambda c: c.get(sort_by or "conversationTimestamp"), order == "desc", limit, offset))
+
+
+async def _overview(request: Request, session: str, limit: int | None, offset: int, ids: list[str] | None,
+                    merge: bool) -> list[dict[str, Any]]:
+    emu = emulator(request)
+    s = await emu.sessions.working(session)
+    chatviews.require_store(s, emu.config.store_default)
+    return [{"id": chat["id"], "name": chat["name"], "picture": chatviews.picture_of(s, chat["id"]),
+             "lastMessage": emu.messaging.view(s, last, download=False) if last else None, "_chat": chat}
+            for chat, last in chatviews.overview(s, merge, ids, limit, offset)]
+
+
+@router.get("/overview")
+async def chats_overview(request: Request, session: str) -> JSONResponse:
+    errors: list[str] = []
+    limit = query_int(request, "limit", 20, errors)
+    offset = query_int(request, "offset", 0, errors) or 0
+    merge = query_flag(request, "merge", True, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    ids = request.query_params.getlist("ids") or None
+    return ok(await _overview(request, session, limit, offset, ids, merge))
+
+
+@router.post("/overview")
+async def chats_overview_post(request: Request, session: str) -> JSONResponse:
+    """The same with `{"pagination": {"limit", "offset", "merge"}, "filter": {"ids": [...]}}` (for many ids)."""
+    body = object_body(await json_body(request, {}))
+    pagination = body.get("pagination") or {}
+    flt = body.get("filter") or {}
+    errors: list[str] = []
+    if not isinstance(pagination, dict) or not isinstance(flt, dict):
+        raise ValidationFailed(["pagination and filter must be objects"])
+    limit, offset = pagination.get("limit", 20), pagination.get("offset", 0)
+    for field, value in (("limit", limit), ("offset", offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            errors.append(f"pagination.{field} must be a non-negative number")
+    ids = flt.get("ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        errors.append("filter.ids must be an array of strings")
+    if errors:
+        raise ValidationFailed(errors)
+    merge = pagination.get("merge", True) is not False
+    return created(await _overview(request, session, limit, offset or 0, ids, merge))
+
+
+@router.get("/{chat_id}/picture")
+async def chat_picture(request: Request, session: str, chat_id: str) -> JSONResponse:
+    errors: list[str] = []
+    query_flag(request, "refresh", False, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    s = await emulator(request).sessions.working(session)
+    return ok({"url": chatviews.picture_of(s, chat_id)})
 
 
 @router.get("/{chat_id}/messages")

@@ -81,6 +81,9 @@ async def inspect(request: Request, name: str) -> JSONResponse:
         "messages": s.store.size,
         "sent": len(s.sent),
         "store": s.store_enabled(emulator(request).config.store_default),
+        "chats": len(s.store.chats),
+        "groups": len(s.groups),
+        "pairingCode": s.pairing[0] if s.pairing else None,
     })
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from .actions import PRESENCES, Actor
+from .actions import PRESENCES, Actions, Actor
 from .deps import conflict, control_session, created, emulator, field_errors, json_body, object_body
 from .errors import ValidationFailed
 from .media import KIND_DEFAULT_MIMETYPES, Media, decode_base64
@@ -71,66 +72,43 @@ async def inbound(request: Request, name: str) -> JSONResponse:
     return created(message)
 
 
-def _actor(request: Request, s: Session, body: dict[str, Any]) -> Actor:
-    return emulator(request).actions.other(s, body["from"], body.get("participant"), bool(body.get("asLid")))
+async def _act(request: Request, name: str, required: tuple[str, ...],
+               act: Callable[[Actions, Session, Actor, dict[str, Any]], dict[str, Any]]) -> JSONResponse:
+    """Validate a call of the other person (`from`, `participant`?, `asLid`? + `required`) and do it."""
+    body = object_body(await json_body(request, {}))
+    s = control_session(request, name)
+    errors: list[str] = []
+    _person(body, errors)
+    errors += field_errors(body, required)
+    if "presence" in required and body.get("presence") not in PRESENCES:
+        errors.append(f"presence must be one of the following values: {', '.join(PRESENCES)}")
+    if errors:
+        raise ValidationFailed(errors)
+    actions = emulator(request).actions
+    try:
+        return created(act(actions, s, actions.other(s, body["from"], body.get("participant"),
+                                                     bool(body.get("asLid"))), body))
+    except StateConflict as exc:
+        return conflict(exc)
 
 
 @router.post("/reaction")
 async def reaction(request: Request, name: str) -> JSONResponse:
-    body = object_body(await json_body(request, {}))
-    s = control_session(request, name)
-    errors: list[str] = []
-    _person(body, errors)
-    errors += field_errors(body, ("messageId", "text"))
-    if errors:
-        raise ValidationFailed(errors)
-    try:
-        return created(emulator(request).actions.react(s, _actor(request, s, body), body["messageId"], body["text"]))
-    except StateConflict as exc:
-        return conflict(exc)
+    return await _act(request, name, ("messageId", "text"),
+                      lambda a, s, actor, b: a.react(s, actor, b["messageId"], b["text"]))
 
 
 @router.post("/edit")
 async def edit(request: Request, name: str) -> JSONResponse:
-    body = object_body(await json_body(request, {}))
-    s = control_session(request, name)
-    errors: list[str] = []
-    _person(body, errors)
-    errors += field_errors(body, ("messageId", "body"))
-    if errors:
-        raise ValidationFailed(errors)
-    try:
-        return created(emulator(request).actions.edit(s, _actor(request, s, body), body["messageId"], body["body"]))
-    except StateConflict as exc:
-        return conflict(exc)
+    return await _act(request, name, ("messageId", "body"),
+                      lambda a, s, actor, b: a.edit(s, actor, b["messageId"], b["body"]))
 
 
 @router.post("/revoke")
 async def revoke(request: Request, name: str) -> JSONResponse:
-    body = object_body(await json_body(request, {}))
-    s = control_session(request, name)
-    errors: list[str] = []
-    _person(body, errors)
-    errors += field_errors(body, ("messageId",))
-    if errors:
-        raise ValidationFailed(errors)
-    try:
-        return created(emulator(request).actions.revoke(s, _actor(request, s, body), body["messageId"]))
-    except StateConflict as exc:
-        return conflict(exc)
+    return await _act(request, name, ("messageId",), lambda a, s, actor, b: a.revoke(s, actor, b["messageId"]))
 
 
 @router.post("/presence")
 async def presence(request: Request, name: str) -> JSONResponse:
-    body = object_body(await json_body(request, {}))
-    s = control_session(request, name)
-    errors: list[str] = []
-    _person(body, errors)
-    if body.get("presence") not in PRESENCES:
-        errors.append(f"presence must be one of the following values: {', '.join(PRESENCES)}")
-    if errors:
-        raise ValidationFailed(errors)
-    try:
-        return created(emulator(request).actions.presence_of(s, _actor(request, s, body), body["presence"]))
-    except StateConflict as exc:
-        return conflict(exc)
+    return await _act(request, name, ("presence",), lambda a, s, actor, b: a.presence_of(s, actor, b["presence"]))

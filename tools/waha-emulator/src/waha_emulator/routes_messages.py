@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -89,24 +90,16 @@ async def _send_media(request: Request, endpoint: str) -> JSONResponse:
                                             body.get("reply_to"), raw_id, **extra))
 
 
-@router.post("/api/sendImage")
-async def send_image(request: Request) -> JSONResponse:
-    return await _send_media(request, "image")
+def _media_route(endpoint: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def send(request: Request) -> JSONResponse:
+        return await _send_media(request, endpoint)
+
+    send.__name__ = f"send_{endpoint}"
+    return send
 
 
-@router.post("/api/sendFile")
-async def send_file(request: Request) -> JSONResponse:
-    return await _send_media(request, "file")
-
-
-@router.post("/api/sendVoice")
-async def send_voice(request: Request) -> JSONResponse:
-    return await _send_media(request, "voice")
-
-
-@router.post("/api/sendVideo")
-async def send_video(request: Request) -> JSONResponse:
-    return await _send_media(request, "video")
+for _endpoint in MEDIA_ENDPOINTS:  # POST /api/sendImage, /api/sendFile, /api/sendVoice, /api/sendVideo
+    router.add_api_route(f"/api/send{_endpoint.capitalize()}", _media_route(_endpoint), methods=["POST"])
 
 
 @router.get("/api/{session}/new-message-id")

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +14,8 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .errors import NotFound, TextError, session_does_not_exist, status_not_expected
+from .groups import Group
+from .messages import now_ms
 from .persistence import StateFile
 from .qr import new_qr_value
 from .store import MessageStore, Record
@@ -47,10 +48,6 @@ class StateConflict(Exception):
         }
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def default_phone(name: str) -> str:
     digits = str(int(hashlib.sha256(name.encode()).hexdigest(), 16))[:10]
     return "1" + digits
@@ -73,6 +70,8 @@ class Session:
     sent: deque[tuple[dict[str, Any], Record]] = field(default_factory=lambda: deque(maxlen=SENT_KEEP))
     actions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ACTIONS_KEEP))
     presence: str | None = None  # set by POST /api/{session}/presence
+    groups: dict[str, Group] = field(default_factory=dict)  # the account's groups (WhatsApp's server side)
+    pairing: tuple[str, str] | None = None  # the last pairing code asked for, and its phone number
 
     @property
     def linked(self) -> bool:
@@ -198,6 +197,7 @@ class SessionManager:
         s.activity = ts
         if status != Status.SCAN_QR_CODE:
             s.qr_value = None
+            s.pairing = None
         log.info("session %s -> %s", s.name, status)
         self._notify()
         self.emit(s, "session.status", {
@@ -307,6 +307,7 @@ class SessionManager:
         self._stop(s)
         s.linked_me = None
         s.store.clear()
+        s.groups.clear()
         if was_running:
             self._start(s)
         self.persist()

@@ -34,6 +34,7 @@ class Record:
     reactions: list[dict[str, Any]] = field(default_factory=list)
     edited: bool = False
     removed: bool = False
+    seq: int = 0  # order of arrival in the store, to break ties within a second
 
     @property
     def id(self) -> str:
@@ -49,6 +50,7 @@ class Chat:
     timestamp: int = 0
     records: deque[Record] = field(default_factory=deque)
     loader: Callable[[], list[Record]] | None = None  # a generated chat not read yet
+    peek: Callable[[], Record | None] | None = None  # its last record, made without the others
 
 
 @dataclass(slots=True)
@@ -82,6 +84,7 @@ class MessageStore:
         self._by_raw: dict[str, Record] = {}
         self._order: deque[Record] = deque()
         self._size = 0
+        self._seq = 0
         # Each maps a raw id to the generated chat that holds it (None: not one of its ids).
         self._decoders: list[Callable[[str], str | None]] = []
 
@@ -100,10 +103,12 @@ class MessageStore:
             c = self.chats[chat_id] = Chat(chat_id)
         return c
 
-    def add_generated(self, chat: Chat, decoder: Callable[[str], str | None] | None = None) -> None:
+    def add_generated(self, chat: Chat) -> None:
+        """A chat whose `loader` makes its records when it is first read."""
         self.chats[chat.id] = chat
-        if decoder is not None:
-            self._decoders.append(decoder)
+
+    def add_decoder(self, decoder: Callable[[str], str | None]) -> None:
+        self._decoders.append(decoder)
 
     def _materialize(self, chat: Chat) -> None:
         if chat.loader is not None:
@@ -115,11 +120,11 @@ class MessageStore:
         self._materialize(chat)
         return chat.records
 
-    def last_record(self, chat: Chat, peek: Callable[[Chat], Record | None] | None = None) -> Record | None:
-        if chat.loader is not None and peek is not None:
-            return peek(chat)
+    def last_record(self, chat: Chat) -> Record | None:
+        if chat.loader is not None and chat.peek is not None:
+            return chat.peek()
         recs = self.records(chat)
-        return recs[-1] if recs else None
+        return max(recs, key=lambda r: r.timestamp) if recs else None
 
     # -- lid <-> pn ---------------------------------------------------------------------------
 
@@ -138,6 +143,8 @@ class MessageStore:
     # -- messages ----------------------------------------------------------------------------
 
     def _append(self, chat: Chat, rec: Record) -> None:
+        self._seq += 1
+        rec.seq = self._seq
         chat.records.append(rec)
         chat.timestamp = max(chat.timestamp, rec.timestamp)
         self._by_raw[rec.raw_id] = rec
