@@ -1,6 +1,7 @@
 import base64
 import hashlib
 import re
+import socket
 from urllib.parse import urlsplit
 
 from waha_emulator.testing import WebhookReceiver, wait_until
@@ -198,3 +199,18 @@ async def test_send_media_noweb_shape(make_emu) -> None:
     image = body["message"]["imageMessage"]
     assert image["mimetype"] == "image/jpeg" and image["fileLength"] == str(len(PNG))
     assert re.fullmatch(r"[A-Za-z0-9+/=]+", image["fileSha256"])
+
+
+async def test_file_url_fetches_are_bounded(make_emu) -> None:
+    emu = make_emu(media_fetch_timeout=0.3, media_max_bytes=1)
+    await emu.link("bound")
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/f"
+        r = await emu.client.post("/api/sendFile", json={"session": "bound", "chatId": "1", "file": {"url": url}})
+    assert r.status_code == 500 and "timeout of 300ms exceeded" in r.json()["exception"]["message"]
+    async with WebhookReceiver() as files:  # 2 bytes, over the limit of 1
+        r = await emu.client.post("/api/sendFile", json={"session": "bound", "chatId": "1",
+                                                         "file": {"url": files.url}})
+    assert r.status_code == 500 and "maxContentLength" in r.json()["exception"]["message"]

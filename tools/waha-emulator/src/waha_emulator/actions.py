@@ -112,7 +112,6 @@ class Actions:
         target = s.store.find(message_id)
         if target is not None:
             target.body = text
-            target.edited = True
         key = target_key(target, message_id)
         rec = actor.record(text, "api" if actor.from_me else "app")
         data = baileys_record(rec, status="PENDING" if actor.from_me else None)

@@ -15,6 +15,10 @@ ACTIONS = {"add": ("join", "participant"), "remove": ("leave", "left"), "promote
            "demote": ("demote", "admin")}  # ToGroupV2Participants reports "admin" for a demotion too
 
 
+def new_group_id(seed: str) -> str:
+    return f"120363{int(hashlib.sha256(seed.encode()).hexdigest(), 16) % 10**12:012d}@g.us"
+
+
 @dataclass(slots=True)
 class Member:
     id: str  # 49...@c.us or ...@lid

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .groups import Group, Member
+from .groups import Group, Member, new_group_id
 from .media import KIND_DEFAULT_MIMETYPES, Media
 from .messages import ensure_suffix, is_group, now_s
 from .state import Session
@@ -69,7 +69,7 @@ class Generator:
             lid_group = rng.random() < 0.5
             people = [self._person(rng) for _ in range(rng.randint(2, 7))]
             members = tuple((lid_for(self.session, pn) if lid_group else pn, pn) for _, pn in people)
-            gid = f"120363{_h(self.seed, 'group', ci) % 10**12:012d}@g.us"
+            gid = new_group_id(f"{self.seed}:group:{ci}")
             return ChatSpec(gid, rng.choice(GROUPS), picture, members, True)
         name, pn = self._person(rng)
         chat_id = lid_for(self.session, pn) if rng.random() < 0.15 else pn

@@ -8,6 +8,7 @@ download of a file that still exists reuses it (MediaManager).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -158,6 +159,15 @@ class FetchFailed(Exception):
 
 
 async def fetch_url(url: str, timeout: float, max_bytes: int) -> bytes:
+    """GET `url` within `timeout` seconds in all (a slow trickle too) and `max_bytes`."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _fetch(url, timeout, max_bytes)
+    except TimeoutError as exc:
+        raise FetchFailed(f"timeout of {int(timeout * 1000)}ms exceeded") from exc
+
+
+async def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, trust_env=False) as client:
             async with client.stream("GET", url) as resp:

@@ -35,9 +35,6 @@ class Messaging:
     def view(self, s: Session, rec: Record, download: bool = True) -> dict[str, Any]:
         return wa_message(rec, me_id(s), self.media_of(s, rec, download))
 
-    def find(self, s: Session, message_id: str) -> Record | None:
-        return s.store.find(message_id)
-
     def quote(self, s: Session, message_id: str | None) -> dict[str, Any] | None:
         if not message_id:
             return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from . import groups as group_ops
 from . import history
 from .deps import conflict, control_session, created, emulator, field_errors, json_body, object_body
 from .errors import ValidationFailed, WahaError
-from .groups import Group, Member
+from .groups import Group, Member, new_group_id
 from .messages import ensure_suffix, now_s
 from .pairing import pair
 from .routes_control_chat import INBOUND_KINDS, parse_media
@@ -203,7 +202,7 @@ async def create_group(request: Request, name: str) -> JSONResponse:
         _working(s)
     except StateConflict as exc:
         return conflict(exc)
-    gid = body.get("id") or f"120363{int(hashlib.sha256(f'{s.name}:{len(s.groups)}:{now_s()}'.encode()).hexdigest(), 16) % 10**12:012d}"
+    gid = body.get("id") or new_group_id(f"{s.name}:{len(s.groups)}:{now_s()}")
     gid = gid if "@" in gid else f"{gid}@g.us"
     me = s.linked_me["id"] if s.linked_me else ""
     group = group_ops.create(s.groups, _emit(request, s), gid, body["subject"], me, members,

@@ -32,7 +32,6 @@ class Record:
     reply_to: dict[str, Any] | None = None  # WAHA's replyTo, fixed when the message was made
     push_name: str | None = None
     reactions: list[dict[str, Any]] = field(default_factory=list)
-    edited: bool = False
     removed: bool = False
     seq: int = 0  # order of arrival in the store, to break ties within a second
 
@@ -210,7 +209,3 @@ class MessageStore:
             chat = self.chats.get(cid)
             if chat is not None:
                 yield from self.records(chat)
-
-    def all_records(self) -> Iterator[Record]:
-        for chat in list(self.chats.values()):
-            yield from self.records(chat)
