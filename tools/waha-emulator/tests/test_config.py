@@ -33,3 +33,19 @@ def test_bad_values_are_refused() -> None:
     with pytest.raises(ValueError):
         EmulatorConfig(qr_count=0)
     assert EmulatorConfig.from_env({"WAHA_WORKER_RESTART_SESSIONS": "false"}).restart_sessions is False
+
+
+def test_media_store_and_history_settings(monkeypatch) -> None:
+    monkeypatch.setenv("WHATSAPP_FILES_LIFETIME", "0")
+    monkeypatch.setenv("WAHA_EMULATOR_STORE_DEFAULT", "off")
+    monkeypatch.setenv("WAHA_EMULATOR_SEED_HISTORY", "7")
+    config = config_from_args(["--seed-history-messages", "3", "--base-url", "https://waha.example/"])
+    assert (config.files_lifetime, config.store_default, config.seed_history, config.seed_history_messages) == (
+        0.0, False, 7, 3)
+    assert config.files_base_url == "https://waha.example/api/files/"
+    assert config_from_args(["--store-default", "on", "--files-lifetime", "5"]).store_default is True
+    defaults = EmulatorConfig.from_env({})
+    assert (defaults.files_lifetime, defaults.store_default, defaults.seed_history) == (180.0, True, 0)
+    assert defaults.files_base_url == "http://127.0.0.1:3000/api/files/"
+    with pytest.raises(ValueError):
+        EmulatorConfig(seed_history=1000, seed_history_messages=1000)

@@ -6,7 +6,8 @@ from waha_emulator.testing import wait_until
 async def test_injected_500_with_rate_1(emu) -> None:
     r = await emu.client.post("/_emulator/faults", json={"status": 500})
     assert r.status_code == 201
-    assert r.json() == {"status": 500, "rate": 1.0, "latencyMs": 0, "duplicateWebhooks": 0, "sessions": None}
+    assert r.json() == {"status": 500, "rate": 1.0, "latencyMs": 0, "duplicateWebhooks": 0, "sessions": None,
+                        "paths": None, "times": None, "retryAfter": 1}
     r = await emu.client.post("/api/sessions", json={"name": "f1"})
     assert r.status_code == 500
     assert r.json()["statusCode"] == 500 and "exception" in r.json()
@@ -103,3 +104,33 @@ async def test_call_log_and_reset(emu) -> None:
     assert (await emu.client.get("/api/sessions", params={"all": "true"})).json() == []
     assert [c["path"] for c in (await emu.client.get("/_emulator/calls")).json()] == ["/api/sessions"]
     assert (await emu.client.get("/_emulator/stats")).json()["sessions"] == 0
+
+
+async def test_faults_on_some_paths_for_a_number_of_calls(emu) -> None:
+    await emu.create("fp", start=False)
+    r = await emu.client.post("/_emulator/faults", json={"status": 503, "paths": ["/api/sessions/fp"], "times": 2})
+    assert (r.json()["paths"], r.json()["times"]) == (["/api/sessions/fp"], 2)
+    assert (await emu.client.get("/api/sessions")).status_code == 200  # another path
+    assert [(await emu.client.get("/api/sessions/fp")).status_code for _ in range(3)] == [503, 503, 200]
+    assert (await emu.client.get("/_emulator/faults")).json()["times"] == 0
+    calls = (await emu.client.get("/_emulator/calls", params={"path": "/api/sessions/fp"})).json()
+    assert [c["fault"] for c in calls] == [True, True, False]
+
+
+async def test_429_with_retry_after_on_the_history_endpoints(emu) -> None:
+    await emu.link("wf_x")
+    await emu.client.post("/_emulator/faults", json={"status": 429, "paths": ["/api/wf_x/chats"], "times": 3,
+                                                     "retryAfter": 2})
+    answers = [await emu.client.get("/api/wf_x/chats"),
+               await emu.client.get("/api/wf_x/chats/overview"),
+               await emu.client.get("/api/wf_x/chats/1@c.us/messages", params={"limit": 5})]
+    assert [a.status_code for a in answers] == [429, 429, 429]
+    assert {a.headers["retry-after"] for a in answers} == {"2"}
+    assert answers[0].json() == {"message": "ThrottlerException: Too Many Requests", "statusCode": 429}
+    assert (await emu.client.get("/api/wf_x/chats")).status_code == 200
+    assert (await emu.client.get("/api/sessions/wf_x")).status_code == 200
+
+
+async def test_bad_paths_or_times_are_400(emu) -> None:
+    for body in ({"paths": "/api"}, {"paths": ["api"]}, {"times": -1}, {"times": True}, {"retryAfter": "1"}):
+        assert (await emu.client.post("/_emulator/faults", json=body)).status_code == 400, body

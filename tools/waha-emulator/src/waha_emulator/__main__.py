@@ -34,7 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qr-wait-timeout", type=float, help="like --wait-timeout, only for the QR endpoint")
     p.add_argument("--ack-delay", type=float, help="seconds before each ack of a sent message (default 0.3)")
     p.add_argument("--webhook-timeout", type=float, help="webhook request timeout in seconds (default 10)")
-    p.add_argument("--send-shape", choices=["gows", "noweb"], help="shape of the sendText answer (default gows)")
+    p.add_argument("--send-shape", choices=["gows", "noweb"], help="shape of the send answers (default gows)")
+    p.add_argument("--files-lifetime", type=float,
+                   help="seconds a downloaded media file is served, 0: forever (env WHATSAPP_FILES_LIFETIME, default 180)")
+    p.add_argument("--store-default", choices=["on", "off"],
+                   help="NOWEB store for sessions whose config does not set noweb.store.enabled (default on)")
+    p.add_argument("--seed-history", type=int,
+                   help="generated chats for every session that pairs anew (env WAHA_EMULATOR_SEED_HISTORY, default 0)")
+    p.add_argument("--seed-history-messages", type=int,
+                   help="messages in each of those chats (env WAHA_EMULATOR_SEED_HISTORY_MESSAGES, default 20)")
+    p.add_argument("--base-url", help="start of media URLs (env WAHA_BASE_URL, default http://{host}:{port})")
     p.add_argument("--no-restart-sessions", action="store_true",
                    help="do not restart sessions that were running (WAHA_WORKER_RESTART_SESSIONS=False)")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
@@ -58,6 +67,11 @@ def config_from_args(argv: list[str] | None = None) -> EmulatorConfig:
         ack_delay=args.ack_delay,
         webhook_timeout=args.webhook_timeout,
         send_shape=args.send_shape,
+        files_lifetime=args.files_lifetime,
+        store_default=None if args.store_default is None else args.store_default == "on",
+        base_url=args.base_url,
+        seed_history=args.seed_history,
+        seed_history_messages=args.seed_history_messages,
         restart_sessions=False if args.no_restart_sessions else None,
         log_level=args.log_level,
     )

@@ -11,19 +11,29 @@ from typing import Any
 from fastapi import FastAPI
 
 from . import (
+    history,
+    routes_actions,
     routes_auth,
+    routes_chats,
+    routes_contacts,
     routes_control,
+    routes_control_chat,
+    routes_control_directory,
+    routes_files,
+    routes_groups,
     routes_messages,
     routes_server,
     routes_sessions,
 )
+from .actions import Actions
 from .config import EmulatorConfig
 from .errors import install_error_handlers
 from .faults import Faults
+from .media import FileStore
 from .messaging import Messaging
 from .middleware import ApiMiddleware, CallLog
 from .persistence import StateFile
-from .state import SessionManager
+from .state import Session, SessionManager
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("waha_emulator")
@@ -39,9 +49,16 @@ class Emulator:
         self.webhooks = WebhookDispatcher(version=config.version, engine=config.engine,
                                           timeout=config.webhook_timeout, faults=lambda: self.faults)
         self.sessions = SessionManager(config, self.webhooks.emit, StateFile(config.state_file))
-        self.messaging = Messaging(self.sessions, config)
+        self.files = FileStore(config.files_lifetime)
+        self.messaging = Messaging(self.sessions, config, self.files)
+        self.actions = Actions(self.sessions, self.messaging)
+        if config.seed_history:
+            self.sessions.on_linked = self._seed_history
         self._started = False
         self._start_lock = asyncio.Lock()
+
+    def _seed_history(self, s: Session) -> None:
+        history.generate(s, self.config.seed_history, self.config.seed_history_messages)
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -66,6 +83,7 @@ class Emulator:
         await self.webhooks.reset()
         self.faults = Faults()
         self.calls.entries.clear()
+        self.files.clear()
 
 
 def create_app(config: EmulatorConfig | None = None) -> FastAPI:
@@ -89,7 +107,9 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
                   docs_url="/", redoc_url=None, openapi_url="/openapi.json")
     app.state.emulator = emulator
     install_error_handlers(app, emulator.environment)
-    for module in (routes_server, routes_sessions, routes_auth, routes_messages, routes_control):
+    for module in (routes_server, routes_sessions, routes_auth, routes_messages, routes_chats, routes_actions,
+                   routes_contacts, routes_groups, routes_files, routes_control, routes_control_chat,
+                   routes_control_directory):
         app.include_router(module.router)
     app.add_middleware(ApiMiddleware, emulator=emulator)
     return app

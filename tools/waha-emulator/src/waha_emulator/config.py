@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 WAHA_VERSION = "2026.7.1"
 ENGINE = "NOWEB"
 SEND_SHAPES = ("gows", "noweb")
-
-Number = TypeVar("Number", int, float)
 
 
 def _env_bool(value: str | None, default: bool) -> bool:
@@ -43,6 +44,19 @@ class EmulatorConfig:
     restart_sessions: bool = True
     # Shape of the sendText answer: "gows" ({"id": "...", "_data": ...}) or "noweb" (Baileys record).
     send_shape: str = "gows"
+    # WHATSAPP_FILES_LIFETIME: seconds a downloaded media file is served (0: forever).
+    files_lifetime: float = 180.0
+    # Whether a session whose config says nothing about `noweb.store.enabled` keeps a store. WAHA's
+    # default is off; the emulator's is on so chats and messages work without a config line.
+    store_default: bool = True
+    # WAHA_BASE_URL: the start of `media.url` (None: http://{host}:{port}).
+    base_url: str | None = None
+    # Bounds on fetching a `file.url` of a media send.
+    media_fetch_timeout: float = 10.0
+    media_max_bytes: int = 50 * 1024 * 1024
+    # Generated chats (and messages in each) given to every session that pairs anew, for demos.
+    seed_history: int = 0
+    seed_history_messages: int = 20
     version: str = WAHA_VERSION
     engine: str = ENGINE
     log_level: str = "info"
@@ -52,10 +66,17 @@ class EmulatorConfig:
             raise ValueError("qr_count must be at least 1")
         if self.send_shape not in SEND_SHAPES:
             raise ValueError(f"send_shape must be one of {SEND_SHAPES}")
-        for name in ("qr_first_lifetime", "qr_next_lifetime", "starting_delay", "send_wait_timeout",
-                     "qr_wait_timeout", "ack_delay", "webhook_timeout"):
+        if self.seed_history * self.seed_history_messages > 20_000:
+            raise ValueError("seed_history x seed_history_messages must be at most 20000 (the store's size)")
+        for name in ("seed_history", "seed_history_messages", "qr_first_lifetime", "qr_next_lifetime", "starting_delay", "send_wait_timeout",
+                     "qr_wait_timeout", "ack_delay", "webhook_timeout", "files_lifetime", "media_fetch_timeout",
+                     "media_max_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+
+    @property
+    def files_base_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/") + "/api/files/"
 
     @property
     def auth_enabled(self) -> bool:
@@ -67,22 +88,22 @@ class EmulatorConfig:
             return self, False
         return replace(self, api_key=secrets.token_hex(16)), True
 
-    def override(self, **values: Any) -> EmulatorConfig:
+    def override(self, **values: object) -> EmulatorConfig:
         known = {f.name for f in fields(self)}
-        return replace(self, **{k: v for k, v in values.items() if k in known and v is not None})
+        return replace(self, **{k: v for k, v in values.items() if k in known and v is not None})  # type: ignore[arg-type]
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> EmulatorConfig:
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> EmulatorConfig:
         env = os.environ if environ is None else environ
 
-        def num(name: str, conv: type[Number], default: Number) -> Number:
+        def num(name: str, conv: Callable[[str], N], default: N) -> N:
             raw = env.get(name)
             if raw is None or raw.strip() == "":
                 return default
             try:
                 return conv(raw)
             except ValueError as exc:
-                raise ValueError(f"{name}={raw!r} is not a valid {conv.__name__}") from exc
+                raise ValueError(f"{name}={raw!r} is not a valid {getattr(conv, '__name__', 'value')}") from exc
 
         api_key = env.get("WAHA_API_KEY", env.get("WHATSAPP_API_KEY"))
         state_file = env.get("WAHA_EMULATOR_STATE_FILE") or None
@@ -105,6 +126,13 @@ class EmulatorConfig:
             webhook_timeout=num("WAHA_EMULATOR_WEBHOOK_TIMEOUT", float, base.webhook_timeout),
             restart_sessions=_env_bool(env.get("WAHA_WORKER_RESTART_SESSIONS"), base.restart_sessions),
             send_shape=(env.get("WAHA_EMULATOR_SEND_SHAPE") or base.send_shape).lower(),
+            files_lifetime=num("WHATSAPP_FILES_LIFETIME", float, base.files_lifetime),
+            store_default=_env_bool(env.get("WAHA_EMULATOR_STORE_DEFAULT"), base.store_default),
+            base_url=env.get("WAHA_BASE_URL") or None,
+            media_fetch_timeout=num("WAHA_EMULATOR_MEDIA_FETCH_TIMEOUT", float, base.media_fetch_timeout),
+            media_max_bytes=num("WAHA_EMULATOR_MEDIA_MAX_BYTES", int, base.media_max_bytes),
+            seed_history=num("WAHA_EMULATOR_SEED_HISTORY", int, base.seed_history),
+            seed_history_messages=num("WAHA_EMULATOR_SEED_HISTORY_MESSAGES", int, base.seed_history_messages),
             log_level=(env.get("WAHA_EMULATOR_LOG_LEVEL") or base.log_level).lower(),
         )
         return config.override(**overrides)

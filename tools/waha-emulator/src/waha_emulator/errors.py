@@ -73,6 +73,27 @@ class ObjectError(WahaError):
         super().__init__(status, obj)
 
 
+class EngineError(Exception):
+    """An error inside the engine, which WAHA answers as an unhandled 500 (e.g. a failed file.url fetch)."""
+
+    def __init__(self, message: str, name: str = "Error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
+
+
+# NowebInMemoryStore: what every store read answers when config.noweb.store.enabled is not true.
+STORE_DISABLED = (
+    'Enable NOWEB store "config.noweb.store.enabled=True" and "config.noweb.store.full_sync=True" when '
+    "starting a new session. Read more: https://waha.devlike.pro/docs/engines/noweb#store"
+)
+
+
+class StoreDisabled(TextError):
+    def __init__(self) -> None:
+        super().__init__(400, STORE_DISABLED)
+
+
 def status_not_expected(session: str, status: str, expected: list[str]) -> ObjectError:
     return ObjectError(422, {
         "error": "Session status is not as expected. Try again later or restart the session",
@@ -90,6 +111,12 @@ def install_error_handlers(app: FastAPI, version_info: dict[str, Any]) -> None:
     @app.exception_handler(WahaError)
     async def _waha_error(request: Request, exc: WahaError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
+        body = unhandled_body(request.url.path, request.method, exc.message, exc.name,
+                              query=dict(request.query_params), version=version_info)
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

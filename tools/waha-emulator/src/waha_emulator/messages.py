@@ -1,13 +1,17 @@
-"""WAMessage payloads, message ids and the per-session message log views (chats, history)."""
+"""Message ids, chat ids and acks: WAHA's conventions (reference section 0), and list paging."""
 
 from __future__ import annotations
 
 import re
 import secrets
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
+ACK_VALUES = {name: ack for ack, name in ACK_NAMES.items()}
+
+T = TypeVar("T")
 
 
 def ack_name(ack: int | None) -> str:
@@ -16,6 +20,10 @@ def ack_name(ack: int | None) -> str:
 
 def ensure_suffix(chat_id: str) -> str:
     return chat_id if "@" in chat_id else f"{chat_id}@c.us"
+
+
+def is_group(chat_id: str) -> bool:
+    return chat_id.endswith("@g.us")
 
 
 # The raw part of a message id (no `_`, which separates the parts of a serialized id).
@@ -48,75 +56,21 @@ def now_s() -> int:
     return int(time.time())
 
 
-def wa_message(*, message_id: str, from_: str | None, to: str | None, from_me: bool, body: str, source: str,
-               ack: int, participant: str | None = None, reply_to: dict | None = None,
-               timestamp: int | None = None, data: dict | None = None) -> dict[str, Any]:
-    return {
-        "id": message_id,
-        "timestamp": timestamp if timestamp is not None else now_s(),
-        "from": from_,
-        "to": to,
-        "fromMe": from_me,
-        "source": source,
-        "participant": participant,
-        "author": None,
-        "body": body,
-        "hasMedia": False,
-        "media": None,
-        "ack": ack,
-        "ackName": ack_name(ack),
-        "location": None,
-        "vCards": [],
-        "replyTo": reply_to,
-        "_data": data if data is not None else {},
-    }
-
-
-def chat_of(message: dict[str, Any]) -> str:
-    return message["to"] if message["fromMe"] else message["from"]
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def to_jid(chat_id: str) -> str:
     return chat_id.replace("@c.us", "@s.whatsapp.net")
 
 
-def ack_payload(message: dict[str, Any] | None, message_id: str, ack: int, me_id: str | None) -> dict[str, Any]:
-    chat: str | None
-    if message is not None:
-        chat = chat_of(message)
-        participant = message.get("participant")
-        from_me = message["fromMe"]
-    else:
-        parsed = parse_serialized_id(message_id)
-        from_me, chat, participant = (parsed[0], parsed[1], parsed[3]) if parsed else (True, None, None)
-    return {
-        "id": message_id,
-        "from": chat,
-        "to": me_id,
-        "participant": participant,
-        "fromMe": from_me,
-        "ack": ack,
-        "ackName": ack_name(ack),
-        "_data": {},
-    }
-
-
-def chats_view(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    chats: dict[str, dict[str, Any]] = {}
-    for m in messages:
-        chat = chat_of(m)
-        entry = chats.setdefault(chat, {"id": chat, "name": None, "conversationTimestamp": 0, "unreadCount": 0})
-        entry["conversationTimestamp"] = max(entry["conversationTimestamp"], m["timestamp"])
-        entry["unreadCount"] = 0 if m["fromMe"] else entry["unreadCount"] + 1
-    return list(chats.values())
-
-
-def sort_page(items: list[dict[str, Any]], sort_by: str | None, sort_order: str | None,
-              limit: int | None, offset: int) -> list[dict[str, Any]]:
-    if sort_by:
-        reverse = (sort_order or "desc").lower() == "desc"
-        # Reversing first keeps ties (same second) newest first in a descending sort.
-        items = sorted(reversed(items) if reverse else items,
-                       key=lambda x: (x.get(sort_by) is not None, x.get(sort_by)), reverse=reverse)
-    items = items[offset:]
-    return items[:limit] if limit is not None else items
+def sort_page(items: Sequence[T], key: Callable[[T], Any] | None, descending: bool,
+              limit: int | None, offset: int) -> list[T]:
+    """Sort (stable; ties keep the newest first when descending) and cut one page."""
+    out = list(items)
+    if key is not None:
+        if descending:
+            out.reverse()
+        out.sort(key=lambda x: (key(x) is not None, key(x)), reverse=descending)
+    out = out[offset:]
+    return out[:limit] if limit is not None else out

@@ -109,9 +109,9 @@ class ApiMiddleware:
                 await _send_json(send, 401, {"message": "Unauthorized", "statusCode": 401})
                 return
             faults = self.emulator.faults
-            if latency := faults.latency(entry["session"]):
+            if latency := faults.latency(entry["session"], path):
                 await asyncio.sleep(latency)
-            if faults.should_fail(entry["session"]):
+            if faults.should_fail(entry["session"], path):
                 status, fault_body, headers = faults.failure(path, scope["method"], self.emulator.environment)
                 entry["status"], entry["fault"] = status, True
                 await _send_json(send, status, fault_body, headers)

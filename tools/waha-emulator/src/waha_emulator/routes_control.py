@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from .deps import created, emulator, json_body, ok
-from .errors import ValidationFailed, WahaError
+from .deps import conflict, control_session, created, emulator, json_body, object_body, ok
+from .errors import ValidationFailed
 from .faults import parse_faults
-from .state import Session, StateConflict
+from .state import StateConflict
 
 router = APIRouter(prefix="/_emulator")
 
 PHONE_RE = re.compile(r"^\d{5,20}$")
 
 
-def _session(request: Request, name: str) -> Session:
-    s = emulator(request).sessions.get(name)
-    if s is None:
-        raise WahaError(404, {"error": "Session not found", "session": name})
-    return s
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ValidationFailed(["body must be an object"])
-    return body
-
-
-def _conflict(exc: StateConflict) -> JSONResponse:
-    return JSONResponse(exc.body, status_code=409)
-
-
 @router.post("/sessions/{name}/scan")
 async def scan(request: Request, name: str) -> JSONResponse:
-    body = _object(await json_body(request, {}))
-    _session(request, name)
+    body = object_body(await json_body(request, {}))
+    control_session(request, name)
     phone = body.get("phone")
     if phone is not None:
         if not isinstance(phone, str):
@@ -53,31 +35,14 @@ async def scan(request: Request, name: str) -> JSONResponse:
     try:
         s = emu.sessions.scan(name, phone, push_name)
     except StateConflict as exc:
-        return _conflict(exc)
+        return conflict(exc)
     return created(s.info(emu.config.engine))
-
-
-@router.post("/sessions/{name}/inbound")
-async def inbound(request: Request, name: str) -> JSONResponse:
-    body = _object(await json_body(request, {}))
-    s = _session(request, name)
-    errors = [f"{f} must be a string" for f in ("from", "body") if not isinstance(body.get(f), str)]
-    errors += [f"{f} must be a string" for f in ("participant", "id", "pushName")
-               if body.get(f) is not None and not isinstance(body.get(f), str)]
-    if errors:
-        raise ValidationFailed(errors)
-    try:
-        message = emulator(request).messaging.inbound(s, body["from"], body["body"], body.get("participant"),
-                                                      body.get("id"), body.get("pushName"))
-    except StateConflict as exc:
-        return _conflict(exc)
-    return created(message)
 
 
 @router.post("/sessions/{name}/ack")
 async def ack(request: Request, name: str) -> JSONResponse:
-    body = _object(await json_body(request, {}))
-    s = _session(request, name)
+    body = object_body(await json_body(request, {}))
+    s = control_session(request, name)
     value = body.get("ack")
     if not isinstance(body.get("id"), str) or isinstance(value, bool) or value not in (-1, 0, 1, 2, 3, 4):
         raise ValidationFailed(["id must be a string and ack one of -1, 0, 1, 2, 3, 4"])
@@ -86,19 +51,26 @@ async def ack(request: Request, name: str) -> JSONResponse:
 
 @router.post("/sessions/{name}/disconnect")
 async def disconnect(request: Request, name: str) -> JSONResponse:
-    _session(request, name)
+    control_session(request, name)
     emu = emulator(request)
     return created(emu.sessions.disconnect(name).info(emu.config.engine))
 
 
 @router.get("/sessions/{name}/sent")
 async def sent(request: Request, name: str) -> JSONResponse:
-    return ok(emulator(request).messaging.sent_view(_session(request, name)))
+    return ok(emulator(request).messaging.sent_view(control_session(request, name)))
+
+
+@router.get("/sessions/{name}/actions")
+async def actions(request: Request, name: str) -> JSONResponse:
+    """The user's actions other than sends (reactions, edits, deletes, reads, typing, presence), oldest first."""
+    wanted = request.query_params.get("action")
+    return ok([a for a in control_session(request, name).actions if not wanted or a["action"] == wanted])
 
 
 @router.get("/sessions/{name}")
 async def inspect(request: Request, name: str) -> JSONResponse:
-    s = _session(request, name)
+    s = control_session(request, name)
     return ok({
         "name": s.name,
         "status": str(s.status),
@@ -106,8 +78,12 @@ async def inspect(request: Request, name: str) -> JSONResponse:
         "me": s.linked_me,
         "qr": {"value": s.qr_value, "index": s.qr_index} if s.qr_value else None,
         "history": s.history,
-        "messages": len(s.messages),
+        "messages": s.store.size,
         "sent": len(s.sent),
+        "store": s.store_enabled(emulator(request).config.store_default),
+        "chats": len(s.store.chats),
+        "groups": len(s.groups),
+        "pairingCode": s.pairing[0] if s.pairing else None,
     })
 
 

@@ -1,4 +1,4 @@
-"""Health, version and the file route (only there so ?x-api-key= on /api/files/* can be used)."""
+"""Health and version."""
 
 from __future__ import annotations
 
@@ -24,9 +24,3 @@ async def health() -> JSONResponse:
 async def server_version(request: Request) -> JSONResponse:
     return ok(emulator(request).environment)
 
-
-@router.get("/api/files/{path:path}")
-async def files(path: str) -> JSONResponse:
-    # The emulator never stores media.
-    return JSONResponse({"error": {"code": 404, "key": "FILE_NOT_FOUND", "message": "File not found",
-                                   "details": {"file": path}}}, status_code=404)

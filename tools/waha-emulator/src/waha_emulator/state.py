@@ -1,4 +1,4 @@
-"""Sessions and their status machine (docs/waha.md#session-lifecycle), QR rotation, waits on status."""
+"""Sessions and their status machine (reference section 2.5), QR rotation, waits on status."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,12 +14,17 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .errors import NotFound, TextError, session_does_not_exist, status_not_expected
+from .groups import Group
+from .messages import now_ms
 from .persistence import StateFile
 from .qr import new_qr_value
+from .store import MessageStore, Record
 
 log = logging.getLogger("waha_emulator")
 
 HISTORY_KEEP = 100
+SENT_KEEP = 10_000
+ACTIONS_KEEP = 10_000
 
 
 class Status(StrEnum):
@@ -43,10 +48,6 @@ class StateConflict(Exception):
         }
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def default_phone(name: str) -> str:
     digits = str(int(hashlib.sha256(name.encode()).hexdigest(), 16))[:10]
     return "1" + digits
@@ -64,8 +65,13 @@ class Session:
     activity: int | None = None
     lifecycle: asyncio.Task | None = None
     side_tasks: set[asyncio.Task] = field(default_factory=set)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    sent: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    store: MessageStore = field(default_factory=MessageStore)
+    # Sends through the API (what was asked, the message made), and the user's other actions.
+    sent: deque[tuple[dict[str, Any], Record]] = field(default_factory=lambda: deque(maxlen=SENT_KEEP))
+    actions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=ACTIONS_KEEP))
+    presence: str | None = None  # set by POST /api/{session}/presence
+    groups: dict[str, Group] = field(default_factory=dict)  # the account's groups (WhatsApp's server side)
+    pairing: tuple[str, str] | None = None  # the last pairing code asked for, and its phone number
 
     @property
     def linked(self) -> bool:
@@ -86,7 +92,7 @@ class Session:
             "status": str(self.status),
             "config": self.config,
             "me": self.me,
-            "presence": "online" if self.status == Status.WORKING else None,
+            "presence": (self.presence or "online") if self.status == Status.WORKING else None,
             "timestamps": {"activity": self.activity},
             "engine": {"engine": engine},
             "assignedWorker": None,
@@ -94,6 +100,13 @@ class Session:
         if expand_apps:
             out["apps"] = []
         return out
+
+    def store_enabled(self, default: bool) -> bool:
+        """config.noweb.store.enabled, or `default` when the config does not say."""
+        noweb = self.config.get("noweb")
+        store = noweb.get("store") if isinstance(noweb, dict) else None
+        enabled = store.get("enabled") if isinstance(store, dict) else None
+        return enabled if isinstance(enabled, bool) else default
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "config": self.config, "me": self.linked_me, "running": self.running}
@@ -109,6 +122,8 @@ class SessionManager:
         self._store = store
         self.sessions: dict[str, Session] = {}
         self._changed = asyncio.Event()
+        # Called when a session is paired anew, before it turns WORKING (history sync happens then).
+        self.on_linked: Callable[[Session], None] | None = None
 
     # -- lookups and waits ---------------------------------------------------------------
 
@@ -182,6 +197,7 @@ class SessionManager:
         s.activity = ts
         if status != Status.SCAN_QR_CODE:
             s.qr_value = None
+            s.pairing = None
         log.info("session %s -> %s", s.name, status)
         self._notify()
         self.emit(s, "session.status", {
@@ -221,6 +237,9 @@ class SessionManager:
     def _start(self, s: Session) -> None:
         if s.running:
             return  # idempotent; FAILED also counts as running (restart is needed)
+        s.presence = None
+        if not s.store_enabled(self.config.store_default):
+            s.store.clear()  # NOWEB without the store: a new in-memory store each time the engine starts
         self._set_status(s, Status.STARTING)
         s.lifecycle = asyncio.get_running_loop().create_task(self._run(s))
 
@@ -287,6 +306,8 @@ class SessionManager:
         was_running = s.running
         self._stop(s)
         s.linked_me = None
+        s.store.clear()
+        s.groups.clear()
         if was_running:
             self._start(s)
         self.persist()
@@ -298,9 +319,14 @@ class SessionManager:
         s = self.require(name)
         if s.status != Status.SCAN_QR_CODE:
             raise StateConflict(s, [str(Status.SCAN_QR_CODE)])
+        return self.link(s, phone or default_phone(name), push_name or name)
+
+    def link(self, s: Session, phone: str, push_name: str) -> Session:
+        """The phone paired the session (QR scan or pairing code): WORKING as that account."""
         self._cancel_tasks(s)
-        phone = phone or default_phone(name)
-        s.linked_me = {"id": f"{phone}@c.us", "pushName": push_name or name}
+        s.linked_me = {"id": f"{phone}@c.us", "pushName": push_name}
+        if self.on_linked is not None:
+            self.on_linked(s)
         self._set_status(s, Status.WORKING)
         self.persist()
         return s
@@ -319,9 +345,9 @@ class SessionManager:
     def restore(self) -> None:
         """Load the state file; sessions that were running start again (WAHA_WORKER_RESTART_SESSIONS)."""
         for rec in self._store.load():
-            config, me = rec.get("config"), rec.get("me")
-            s = Session(name=rec["name"], config=config if isinstance(config, dict) else {},
-                        linked_me=me if isinstance(me, dict) else None)
+            config: dict[str, Any] = rec["config"] if isinstance(rec.get("config"), dict) else {}
+            me: dict[str, Any] | None = rec["me"] if isinstance(rec.get("me"), dict) else None
+            s = Session(name=rec["name"], config=config, linked_me=me)
             self.sessions[s.name] = s
             if rec.get("running") and self.config.restart_sessions:
                 self._start(s)

@@ -103,8 +103,8 @@ class WebhookReceiver:
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off", interface="asgi3")
-        self._server = server = _QuietServer(config)
-        self._task = task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        server = self._server = _QuietServer(config)
+        task = self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         await wait_until(lambda: server.started or task.done(), 5, message="receiver start")
         if task.done():
             task.result()
