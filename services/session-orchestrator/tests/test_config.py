@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from session_orchestrator.config import Settings
-from session_orchestrator.handlers.bring_up import WebhookTarget, session_config
+from session_orchestrator.domain.session_config import WebhookTarget, config_is_current, session_config
 
 
 def test_defaults():
@@ -45,9 +45,30 @@ def test_session_config_names_the_user_and_the_signed_webhook():
         "webhooks": [
             {
                 "url": "http://ingest/webhooks/waha",
-                "events": ["message", "message.any", "message.ack", "session.status"],
+                "events": [
+                    "message", "message.any", "message.ack", "message.reaction", "message.edited", "message.revoked",
+                    "session.status", "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants",
+                ],
                 "hmac": {"key": "secret"},
                 "retries": {"policy": "constant", "delaySeconds": 2, "attempts": 15},
             }
         ],
+        # Without its store NOWEB answers no lookup by id (the send-crash recovery's) and no history.
+        "noweb": {"store": {"enabled": True, "fullSync": False}},
     }
+
+
+def test_a_config_is_current_in_what_waha_fleet_sets_whatever_else_waha_adds():
+    desired = session_config("alice", WebhookTarget("http://ingest/webhooks/waha", "secret"))
+    as_waha_answers = {
+        **desired,
+        "proxy": None,
+        "debug": False,
+        "webhooks": [{**desired["webhooks"][0], "customHeaders": None, "events": list(reversed(desired["webhooks"][0]["events"]))}],
+    }
+    assert config_is_current(as_waha_answers, desired)
+    older = {**desired, "webhooks": [{**desired["webhooks"][0], "events": ["message", "message.any", "message.ack", "session.status"]}]}
+    assert not config_is_current(older, desired)
+    assert not config_is_current({**desired, "noweb": None}, desired)
+    assert not config_is_current({**desired, "webhooks": [{**desired["webhooks"][0], "hmac": {"key": "old"}}]}, desired)
+    assert not config_is_current(None, desired)

@@ -8,7 +8,7 @@ import pytest
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts.commands import StopSession
-from session_orchestrator.handlers.bring_up import WebhookTarget, session_config
+from session_orchestrator.domain.session_config import WebhookTarget, session_config
 from session_orchestrator.handlers.upkeep import LOST_SESSION_ERROR
 
 pytestmark = pytest.mark.integration

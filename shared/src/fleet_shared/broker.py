@@ -75,13 +75,15 @@ Consumer = Callable[[RabbitMessage], Awaitable[RabbitResponse | None]]
 
 def consume(
     broker: RabbitBroker, queue: Queue, handler: Consumer, *, ack_policy: AckPolicy = AckPolicy.REJECT_ON_ERROR,
-    no_reply: bool = False,
+    no_reply: bool = False, prefetch: int | None = None,
 ) -> None:
     """Subscribe `handler` to one of the topology's queues (declared by `declare_topology`). It gets
-    the whole delivery (`whole_delivery`); a handler that returns a `RabbitResponse` answers a request."""
+    the whole delivery (`whole_delivery`); a handler that returns a `RabbitResponse` answers a request.
+    `prefetch`: this subscriber's own (on a channel of its own), instead of the broker's default."""
     broker.subscriber(
         queue.rabbit(), decoder=whole_delivery, ack_policy=ack_policy, no_reply=no_reply, title=queue.name,
         description=queue.description or None,
+        channel=Channel(prefetch_count=prefetch, on_return_raises=True) if prefetch else None,
     )(handler)
 
 

@@ -10,8 +10,8 @@ so a fetch repeated (a redelivery, two webhooks of one message) writes the same 
 """
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal, Protocol
 
 from gridfs import AsyncGridFSBucket
@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from .contracts.media import MediaRef
 
@@ -29,6 +30,10 @@ BUCKET = "media"
 
 class MediaNotFound(Exception):
     pass
+
+
+class MediaStoreError(Exception):
+    """The store could not do it now (down, refused): try again later."""
 
 
 class MediaStore(Protocol):
@@ -79,10 +84,15 @@ class GridFSMediaStore:
             )
         except FileExists:
             return await self.find(key) or ref  # stored already (a repeated fetch): those bytes stay
+        except PyMongoError as exc:
+            raise MediaStoreError(f"GridFS did not take {key}: {exc!r}") from exc
         return ref
 
     async def find(self, key: str) -> MediaRef | None:
-        doc = await self._files.find_one({"_id": key})
+        try:
+            doc = await self._files.find_one({"_id": key})
+        except PyMongoError as exc:
+            raise MediaStoreError(f"GridFS could not be asked for {key}: {exc!r}") from exc
         if doc is None:
             return None
         return MediaRef(store=self.name, key=key, size=doc["length"], sha256=(doc.get("metadata") or {})["sha256"])
@@ -90,16 +100,20 @@ class GridFSMediaStore:
     async def read(self, key: str) -> AsyncIterator[bytes]:
         try:
             stream = await self._bucket.open_download_stream(key)
+            while chunk := await stream.readchunk():
+                yield chunk
         except NoFile as exc:
             raise MediaNotFound(key) from exc
-        while chunk := await stream.readchunk():
-            yield chunk
+        except PyMongoError as exc:
+            raise MediaStoreError(f"GridFS could not read {key}: {exc!r}") from exc
 
     async def delete(self, key: str) -> None:
         try:
             await self._bucket.delete(key)
         except NoFile:
             pass
+        except PyMongoError as exc:
+            raise MediaStoreError(f"GridFS could not delete {key}: {exc!r}") from exc
 
 
 class S3MediaStore:
@@ -116,38 +130,46 @@ class S3MediaStore:
         if existing is not None:
             return existing
         sha = sha256_of(data)
-        await self._s3.put_object(
-            Bucket=self._bucket, Key=key, Body=data, ContentType=mimetype or "application/octet-stream",
-            Metadata={"sha256": sha},
-        )
+        with _s3_errors(key):
+            await self._s3.put_object(
+                Bucket=self._bucket, Key=key, Body=data, ContentType=mimetype or "application/octet-stream",
+                Metadata={"sha256": sha},
+            )
         return MediaRef(store=self.name, key=key, size=len(data), sha256=sha)
 
     async def find(self, key: str) -> MediaRef | None:
-        from botocore.exceptions import ClientError
-
         try:
-            head = await self._s3.head_object(Bucket=self._bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+            with _s3_errors(key):
+                head = await self._s3.head_object(Bucket=self._bucket, Key=key)
+        except MediaNotFound:
+            return None
         return MediaRef(store=self.name, key=key, size=head["ContentLength"], sha256=head["Metadata"]["sha256"])
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        from botocore.exceptions import ClientError
-
-        try:
+        with _s3_errors(key):
             answer = await self._s3.get_object(Bucket=self._bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise MediaNotFound(key) from exc
-            raise
-        async with answer["Body"] as body:
-            while chunk := await body.read(CHUNK):
-                yield chunk
+            async with answer["Body"] as body:
+                while chunk := await body.read(CHUNK):
+                    yield chunk
 
     async def delete(self, key: str) -> None:
-        await self._s3.delete_object(Bucket=self._bucket, Key=key)
+        with _s3_errors(key):
+            await self._s3.delete_object(Bucket=self._bucket, Key=key)
+
+
+@contextmanager
+def _s3_errors(key: str) -> Iterator[None]:
+    """S3's answers as the port's errors: no such key is `MediaNotFound`, anything else the store's failure."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise MediaNotFound(key) from exc
+        raise MediaStoreError(f"S3 refused {key}: {exc!r}") from exc
+    except BotoCoreError as exc:
+        raise MediaStoreError(f"S3 unreachable for {key}: {exc!r}") from exc
 
 
 class MediaSettings(BaseSettings):

@@ -4,7 +4,7 @@
 Each service calls `declare_topology` at start-up (it is idempotent), so a message published
 before its consumer ever ran still finds its queue.
 
-    gateway ──► <p>.commands ─┐ user.*.session.* / user.*.message.send
+    gateway ──► <p>.commands ─┐ user.*.{session,message,chat,media}.*
     ingest ──► <p>.events ────┤ user.*.session.status_reported
                               ▼
                 <p>.orchestrator.partition (x-consistent-hash on header x-user-id)
@@ -12,9 +12,10 @@ before its consumer ever ran still finds its queue.
             <p>.orchestrator.commands.<k>  (quorum, single active consumer)
 
     gateway ──► <p>.queries ── user.*.session.{get,admin_get}, system.admin.sessions.* ──► <p>.orchestrator.queries
-                           └── user.*.{chat,message,group,contact}.list ──► <p>.persister.queries
-    <p>.events ── user.*.message.* ──► <p>.persister.events (quorum)
+                           └── user.*.{chat,message,group,contact}.list, user.*.media.get ──► <p>.persister.queries
+    <p>.events ── user.*.message.*, user.*.chat.read ──► <p>.persister.events (quorum)
     ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
+    ingest, orchestrator ──► <p>.events ── user.*.media.available ──► <p>.orchestrator.media (quorum): copy media
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
     dead letters ──► <p>.dlx (direct, key = source queue) ──► <queue>.dlq
 
@@ -129,6 +130,7 @@ class Topology:
         self.orchestrator_partition = f"{p}.orchestrator.partition"
         self.orchestrator_queries = f"{p}.orchestrator.queries"
         self.orchestrator_activity = f"{p}.orchestrator.activity"
+        self.orchestrator_media = f"{p}.orchestrator.media"
         self.persister_events = f"{p}.persister.events"
         self.persister_queries = f"{p}.persister.queries"
         self.ingest_parked = f"{p}.ingest.parked"
@@ -195,6 +197,10 @@ class Topology:
                 description="Users' `session.active` reports: the idle clock.",
             ),
             self._work_queue(
+                self.orchestrator_media, consumer=ORCHESTRATOR,
+                description="Media files WAHA holds for a while (`media.available`), to copy into the media store.",
+            ),
+            self._work_queue(
                 self.persister_events, consumer=PERSISTER, description="Every user's message events, to be stored."
             ),
         ]
@@ -226,8 +232,11 @@ class Topology:
 
     def bindings(self) -> list[Binding]:
         b = [
-            Binding(self.commands, self.orchestrator_partition, "user.*.session.*", to_exchange=True),
-            Binding(self.commands, self.orchestrator_partition, "user.*.message.send", to_exchange=True),
+            # Every command is a user's: it goes to the user's partition.
+            *(
+                Binding(self.commands, self.orchestrator_partition, f"user.*.{aggregate}.*", to_exchange=True)
+                for aggregate in ("session", "message", "chat", "media")
+            ),
             Binding(self.events, self.orchestrator_partition, "user.*.session.status_reported", to_exchange=True),
             # Consistent-hash bindings carry a weight, not a pattern.
             *(Binding(self.orchestrator_partition, q, "1") for q in self.orchestrator_command_queues),
@@ -238,10 +247,12 @@ class Topology:
             # A user's messages are activity (reported by webhook-ingest, not one per message): they
             # keep the session from being stopped as idle.
             Binding(self.events, self.orchestrator_activity, "user.*.session.active"),
+            Binding(self.events, self.orchestrator_media, "user.*.media.available"),
             *(
                 Binding(self.queries, self.persister_queries, f"user.*.{aggregate}.list")
                 for aggregate in ("chat", "message", "group", "contact")
             ),
+            Binding(self.queries, self.persister_queries, "user.*.media.get"),
             Binding(self.events, self.persister_events, "user.*.message.*"),
             Binding(self.events, self.persister_events, "user.*.chat.read"),
             Binding(self.parked, self.ingest_parked, ""),
@@ -256,6 +267,8 @@ class Topology:
             # Before `session.active`, the idle clock took every message event (docs/sessions.md §5).
             Binding(self.events, self.orchestrator_activity, "user.*.message.received"),
             Binding(self.events, self.orchestrator_activity, "user.*.message.sent"),
+            # Before reactions, edits and media, only sending was a message command.
+            Binding(self.commands, self.orchestrator_partition, "user.*.message.send", to_exchange=True),
         ]
 
 

@@ -9,7 +9,7 @@ the next replica. WAHA sessions are left running; whoever drives them next adopt
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from fleet_shared.broker import make_broker
 from fleet_shared.connect import BrokerLink
 from fleet_shared.http import install_error_handlers, ops_router, startup_objects_frozen
+from fleet_shared.media import open_media_store
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
@@ -62,6 +63,11 @@ def waha_client(settings: Settings) -> WahaClient:
             base=settings.waha_backoff_base.total_seconds(),
             cap=settings.waha_backoff_max.total_seconds(),
         ),
+        media_retry=RetryPolicy(
+            attempts=max(1, settings.media_fetch_attempts),
+            base=settings.waha_backoff_base.total_seconds(),
+            cap=settings.media_fetch_backoff_max.total_seconds(),
+        ),
     )
 
 
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = AsyncExitStack()
         mongo = make_mongo_client(settings.mongodb_url, SERVICE_NAME)
         db = mongo[settings.mongodb_database]
         registry = MongoSessionRegistry(db, activity_precision=settings.session_idle_timeout * ACTIVITY_PRECISION_SHARE)
@@ -81,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         waha = waha_client(settings)
         broker = make_broker(settings, SERVICE_NAME, prefetch=settings.command_prefetch)
         link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
+        media = await resources.enter_async_context(open_media_store(settings, mongo))
         orchestrator = bootstrap(
             settings,
             registry=registry,
@@ -88,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             waha=waha,
             events=BrokerEvents(broker, topology),
             upkeep=PartitionCommands(broker, topology),
+            media=media,
             connected=lambda: link.connection.connected,
         )
         SESSION_LIMIT.set(settings.max_sessions)
@@ -106,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await orchestrator.admission.close()
             await dead_letters.close()
             await waha.aclose()
+            await resources.aclose()
             await mongo.close()
             log.info("shut down")
 

@@ -15,24 +15,34 @@ from fleet_shared.contracts.admin import (
     AdminListSessions,
     IdleStopSession,
     ReconcileSession,
+    ReconfigureSession,
 )
 from fleet_shared.contracts.commands import (
+    DeleteMessage,
+    EditMessage,
     GetQr,
     GetSession,
     LogoutSession,
+    MarkChatRead,
+    ReactToMessage,
     RestartSession,
+    RetryMedia,
     SendMessage,
+    SetTyping,
     StartSession,
     StopSession,
 )
+from fleet_shared.media import MediaStore
 
 from .adapters.ports import CommandPublisher, EventPublisher, SendLedger, SessionRegistry, Waha
 from .config import Settings
+from .domain.session_config import WebhookTarget, session_config
 from .entrypoints.jobs import UpkeepJobs
 from .handlers import Dispatcher
+from .handlers.actions import MessageActions
 from .handlers.admission import Admission
-from .handlers.bring_up import WebhookTarget
 from .handlers.errors import CommandFailures
+from .handlers.media import MediaCopier
 from .handlers.queries import SessionQueries
 from .handlers.reports import Reports
 from .handlers.sending import SendCommand
@@ -45,6 +55,7 @@ from .handlers.upkeep import UpkeepCommands
 class Orchestrator:
     dispatcher: Dispatcher
     reports: Reports
+    media: MediaCopier
     admission: Admission
     jobs: UpkeepJobs
 
@@ -57,6 +68,7 @@ def bootstrap(
     waha: Waha,
     events: EventPublisher,
     upkeep: CommandPublisher,
+    media: MediaStore,
     connected: Callable[[], bool] = lambda: True,
     clock: Callable[[], datetime] = utcnow,
 ) -> Orchestrator:
@@ -69,6 +81,8 @@ def bootstrap(
     )
     repairs = UpkeepCommands(registry, waha, recorder, webhook, settings.session_idle_timeout, clock)
     queries = SessionQueries(registry, registry, settings.max_sessions)
+    actions = MessageActions(registry, waha, events, clock)
+    copier = MediaCopier(waha, media, events, settings.media_max_bytes)
     dispatcher = Dispatcher(
         commands={
             StartSession.TYPE: sessions.start,
@@ -76,9 +90,16 @@ def bootstrap(
             RestartSession.TYPE: sessions.restart,
             LogoutSession.TYPE: sessions.logout,
             GetQr.TYPE: sessions.qr,
-            SendMessage.TYPE: SendCommand(registry, sends, waha, events, clock),
+            SendMessage.TYPE: SendCommand(registry, sends, waha, events, media, clock),
+            ReactToMessage.TYPE: actions.react,
+            EditMessage.TYPE: actions.edit,
+            DeleteMessage.TYPE: actions.delete,
+            MarkChatRead.TYPE: actions.mark_read,
+            SetTyping.TYPE: actions.typing,
+            RetryMedia.TYPE: copier.retry,
             IdleStopSession.TYPE: repairs.idle_stop,
             ReconcileSession.TYPE: repairs.reconcile,
+            ReconfigureSession.TYPE: repairs.reconfigure,
         },
         queries={
             GetSession.TYPE: queries.status,
@@ -96,5 +117,7 @@ def bootstrap(
         idle_timeout=settings.session_idle_timeout,
         sweep_interval=settings.idle_sweep_interval,
         clock=clock,
+        desired_config=lambda user_id: session_config(user_id, webhook),
+        rollout_interval=settings.config_rollout_interval,
     )
-    return Orchestrator(dispatcher, Reports(registry, recorder, waha, events, clock), admission, jobs)
+    return Orchestrator(dispatcher, Reports(registry, recorder, waha, events, clock), copier, admission, jobs)

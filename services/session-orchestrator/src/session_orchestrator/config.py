@@ -3,6 +3,7 @@
 from datetime import timedelta
 from typing import ClassVar
 
+from fleet_shared.media import MediaSettings
 from fleet_shared.settings import Duration, FleetSettings, MongoSettings
 
 SERVICE_NAME = "session-orchestrator"
@@ -11,7 +12,7 @@ SERVICE_NAME = "session-orchestrator"
 ACTIVITY_PRECISION_SHARE = 0.01
 
 
-class Settings(FleetSettings, MongoSettings):
+class Settings(FleetSettings, MongoSettings, MediaSettings):
     port: int = 8082
 
     waha_url: str = "http://127.0.0.1:3000"
@@ -33,6 +34,16 @@ class Settings(FleetSettings, MongoSettings):
     waha_attempts: int = 4
     waha_backoff_base: Duration = timedelta(milliseconds=200)
     waha_backoff_max: Duration = timedelta(seconds=3)
+
+    # Copying a media file out of WAHA: this many tries in all, backing off up to the cap (WAHA keeps
+    # the file for WHATSAPP_FILES_LIFETIME, 180 s by default: the tries must end well before that).
+    media_fetch_attempts: int = 6
+    media_fetch_backoff_max: Duration = timedelta(seconds=10)
+    # Media files copied at once by each replica (each may hold up to MEDIA_MAX_BYTES in memory).
+    media_prefetch: int = 4
+    # Sessions whose WAHA config is out of date get the new one one at a time, this far apart (WAHA
+    # restarts a session to change its config: docs/sessions.md).
+    config_rollout_interval: Duration = timedelta(seconds=5)
 
     # Deliveries in flight per partition consumer: how many users one partition serves at once.
     command_prefetch: int = 64

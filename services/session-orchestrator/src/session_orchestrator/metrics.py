@@ -28,6 +28,8 @@ LIMIT_REFUSALS = Counter("orchestrator_session_limit_refusals_total", "Sessions 
 IDLE_STOPS = Counter("orchestrator_idle_stops_total", "Sessions stopped after SESSION_IDLE_TIMEOUT without activity")
 REPAIRS = Counter("orchestrator_reconcile_repairs_total", "Reconciliation repairs applied, by kind", ["repair"])
 ACTIVITY = Counter("orchestrator_activity_events_total", "Activity reports (session.active) noted as user activity")
+RECONFIGURED = Counter("orchestrator_sessions_reconfigured_total", "WAHA sessions given the current config")
+MEDIA_COPIES = Counter("orchestrator_media_copies_total", "Media files copied out of WAHA, by outcome", ["status"])
 
 
 def set_session_counts(counts: dict[str, int]) -> None:

@@ -9,8 +9,9 @@ import each other).
 
 import asyncio
 import copy
+import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +22,13 @@ from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Contract, Envelope, Reply, envelope
 from fleet_shared.contracts.commands import GetQr, SessionView
 from fleet_shared.contracts.events import SessionStatusReported
+from fleet_shared.contracts.media import MediaRef
 from fleet_shared.ids import session_name_for
+from fleet_shared.media import MediaNotFound
 from fleet_shared.waha import serialized_id
 from session_orchestrator.adapters.ports import (
+    FileTooLarge,
+    OutgoingFile,
     SentMessage,
     WahaNotFound,
     WahaRejected,
@@ -33,6 +38,7 @@ from session_orchestrator.bootstrap import Orchestrator, bootstrap
 from session_orchestrator.config import Settings
 from session_orchestrator.domain.records import HISTORY_LENGTH, change_fields, state_of, view_of
 from session_orchestrator.domain.sending import Claim, Sending, sending_until
+from session_orchestrator.domain.session_config import WebhookTarget
 from session_orchestrator.domain.statuses import (
     DESIRED_STOPPED,
     RUNNING,
@@ -263,6 +269,9 @@ class FakeWaha:
     calls: list[tuple[str, str]] = field(default_factory=list)
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
     crash_after_send: bool = False
+    actions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    files_by_message: dict[str, tuple[str, str]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def fail(self, op: str, *errors: BaseException) -> None:
@@ -350,6 +359,79 @@ class FakeWaha:
             raise Crash("killed after WAHA took the message")
         return message
 
+    async def send_media(
+        self, session: str, chat_id: str, media: OutgoingFile, caption: str | None = None, reply_to: str | None = None,
+        *, message_id: str | None = None, deadline: float | None = None,
+    ) -> SentMessage:
+        self._call(f"send.{media.kind}", session)
+        if self._session(session).status != "WORKING":
+            raise WahaRejected("Session status is not as expected", 422, {"status": self.sessions[session].status})
+        raw = message_id or f"3EB0{next(self._ids):08X}"
+        message = SentMessage(serialized_id(True, chat_id, raw), 1_780_000_000 + len(self.sent), 1)
+        self.sent.append({
+            "session": session, "chatId": chat_id, "text": caption, "id": message.id, "kind": media.kind,
+            "sha256": hashlib.sha256(media.data).hexdigest(), "filename": media.filename,
+        })
+        if self.crash_after_send:
+            raise Crash("killed after WAHA took the message")
+        return message
+
+    async def react(self, session: str, message_id: str, reaction: str, *, deadline: float | None = None) -> None:
+        self._call("message.react", session)
+        self.actions.append(("react", session, message_id, reaction))
+
+    async def edit(self, session: str, chat_id: str, message_id: str, text: str, *, deadline: float | None = None) -> None:
+        self._call("message.edit", session)
+        self.actions.append(("edit", session, message_id, text))
+
+    async def delete(self, session: str, chat_id: str, message_id: str, *, deadline: float | None = None) -> None:
+        self._call("message.delete", session)
+        self.actions.append(("delete", session, message_id, ""))
+
+    async def send_seen(
+        self, session: str, chat_id: str, message_ids: list[str] | None = None, *, deadline: float | None = None
+    ) -> None:
+        self._call("chat.seen", session)
+        self.actions.append(("seen", session, chat_id, ",".join(message_ids or [])))
+
+    async def set_typing(self, session: str, chat_id: str, typing: bool, *, deadline: float | None = None) -> None:
+        self._call("chat.typing", session)
+        self.actions.append(("typing", session, chat_id, str(typing)))
+
+    async def message(
+        self, session: str, chat_id: str, message_id: str, *, download_media: bool, deadline: float | None = None
+    ) -> dict:
+        self._call("message.get", session)
+        self._session(session)
+        if message_id not in self.files_by_message:
+            raise WahaNotFound("Message not found", 404)
+        url, mimetype = self.files_by_message[message_id]
+        return {"id": message_id, "hasMedia": True, "media": {"url": url, "mimetype": mimetype, "filename": None}}
+
+    async def download(self, url: str, max_bytes: int, *, deadline: float | None = None) -> bytes:
+        self._call("media.download", url)
+        if url not in self.files:
+            raise WahaNotFound("FILE_NOT_FOUND", 404)
+        data = self.files[url]
+        if len(data) > max_bytes:
+            raise FileTooLarge(f"WAHA's file is {len(data)} bytes, over the {max_bytes}-byte limit")
+        return data
+
+    async def update_session(self, name: str, config: dict, *, deadline: float | None = None) -> dict:
+        self._call("session.update", name)
+        session = self._session(name)
+        session.config = copy.deepcopy(config)
+        if session.status != "STOPPED":
+            session.status = "STARTING"  # WAHA restarts it; the pairing stays
+        return session.info()
+
+    def hold_file(self, message_id: str, data: bytes, mimetype: str = "image/jpeg") -> str:
+        """WAHA downloaded a message's file: its URL (`media.url`)."""
+        url = f"http://waha.test/api/files/s/{message_id}.bin"
+        self.files[url] = data
+        self.files_by_message[message_id] = (url, mimetype)
+        return url
+
     async def find_sent(self, session: str, chat_id: str, raw_id: str, *, deadline: float | None = None) -> SentMessage | None:
         self._call("send.find", session)
         wanted = serialized_id(True, chat_id, raw_id)
@@ -360,6 +442,41 @@ class FakeWaha:
 
     def sent_texts(self, session: str) -> list[str]:
         return [m["text"] for m in self.sent if m["session"] == session]
+
+
+# ---- the media store -------------------------------------------------------------------------
+
+
+class MemoryMediaStore:
+    """`fleet_shared.media.MediaStore` in a dict (the GridFS and S3 ones pass the same contract test)."""
+
+    name = "gridfs"
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str | None]] = {}
+        self.puts = 0
+
+    async def put(self, key: str, data: bytes, mimetype: str | None) -> MediaRef:
+        self.puts += 1
+        if key not in self.files:
+            self.files[key] = (data, mimetype)
+        return await self.find(key)  # type: ignore[return-value]
+
+    async def find(self, key: str) -> MediaRef | None:
+        if key not in self.files:
+            return None
+        data = self.files[key][0]
+        return MediaRef(store="gridfs", key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        if key not in self.files:
+            raise MediaNotFound(key)
+        data = self.files[key][0]
+        for i in range(0, len(data), 1000):
+            yield data[i:i + 1000]
+
+    async def delete(self, key: str) -> None:
+        self.files.pop(key, None)
 
 
 # ---- the broker ------------------------------------------------------------------------------
@@ -398,6 +515,7 @@ class Harness:
     events: RecordingEvents
     upkeep: RecordingEvents
     clock: ManualClock
+    media: MemoryMediaStore = field(default_factory=MemoryMediaStore)
     orchestrator: Orchestrator = field(init=False)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -407,7 +525,7 @@ class Harness:
     def restart(self) -> Orchestrator:
         self.orchestrator = bootstrap(
             self.settings, registry=self.registry, sends=self.sends, waha=self.waha, events=self.events,
-            upkeep=self.upkeep, clock=self.clock,
+            upkeep=self.upkeep, media=self.media, clock=self.clock,
         )
         return self.orchestrator
 
@@ -440,6 +558,10 @@ class Harness:
         self.waha.scan(session_name_for(user_id), phone)
         await self.report(user_id, "WORKING", at_ms, phone=phone)
         assert self.registry.docs[user_id]["status"] == "WORKING"
+
+
+def WebhookTarget_for(settings: Settings) -> WebhookTarget:  # noqa: N802 (reads as the type it builds)
+    return WebhookTarget(settings.webhook_url, settings.webhook_hmac_key)
 
 
 def unit_settings(**overrides: Any) -> Settings:

@@ -6,7 +6,10 @@ import asyncio
 from fleet_shared.contracts.commands import GetQr, LogoutSession, RestartSession, StartSession, StopSession
 from session_orchestrator.adapters.ports import WahaNotFound
 
-WEBHOOK_EVENTS = ["message", "message.any", "message.ack", "session.status"]
+WEBHOOK_EVENTS = [
+    "message", "message.any", "message.ack", "message.reaction", "message.edited", "message.revoked", "session.status",
+    "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants",
+]
 
 
 async def test_the_first_qr_creates_the_users_own_session_and_answers_its_qr(harness):

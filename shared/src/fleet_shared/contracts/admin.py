@@ -99,5 +99,11 @@ class ReconcileSession(Contract):
 ADMIN_QUERY_TYPES: dict[str, type[Contract]] = {
     c.TYPE: c for c in (AdminGetSession, AdminListSessions, AdminCountSessions)
 }
-UPKEEP_COMMAND_TYPES: dict[str, type[Contract]] = {c.TYPE: c for c in (IdleStopSession, ReconcileSession)}
+class ReconfigureSession(Contract):
+    """Give the user's WAHA session the config this version sets (when WAHA's differs)."""
+
+    TYPE = "session.reconfigure"
+
+
+UPKEEP_COMMAND_TYPES: dict[str, type[Contract]] = {c.TYPE: c for c in (IdleStopSession, ReconcileSession, ReconfigureSession)}
 ADMIN_TYPES: dict[str, type[Contract]] = {**ADMIN_QUERY_TYPES, **UPKEEP_COMMAND_TYPES}

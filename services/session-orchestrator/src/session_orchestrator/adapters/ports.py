@@ -56,6 +56,10 @@ class WahaBadResponse(WahaError):
     """A 2xx whose body is not what WAHA documents."""
 
 
+class FileTooLarge(WahaError):
+    """A media file bigger than MEDIA_MAX_BYTES."""
+
+
 def error_text(body: Any) -> str:
     """The human part of any of WAHA's three error body shapes."""
     if isinstance(body, dict):
@@ -71,6 +75,14 @@ def error_text(body: Any) -> str:
     if isinstance(body, str):
         return body[:300]
     return ""
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    kind: str  # image, document, voice, video
+    mimetype: str
+    filename: str | None
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,22 @@ class Waha(Protocol):
     async def find_sent(
         self, session: str, chat_id: str, raw_id: str, *, deadline: float | None = None
     ) -> SentMessage | None: ...
+    async def send_media(
+        self, session: str, chat_id: str, media: OutgoingFile, caption: str | None = None, reply_to: str | None = None,
+        *, message_id: str | None = None, deadline: float | None = None,
+    ) -> SentMessage: ...
+    async def react(self, session: str, message_id: str, reaction: str, *, deadline: float | None = None) -> None: ...
+    async def edit(self, session: str, chat_id: str, message_id: str, text: str, *, deadline: float | None = None) -> None: ...
+    async def delete(self, session: str, chat_id: str, message_id: str, *, deadline: float | None = None) -> None: ...
+    async def send_seen(
+        self, session: str, chat_id: str, message_ids: list[str] | None = None, *, deadline: float | None = None
+    ) -> None: ...
+    async def set_typing(self, session: str, chat_id: str, typing: bool, *, deadline: float | None = None) -> None: ...
+    async def message(
+        self, session: str, chat_id: str, message_id: str, *, download_media: bool, deadline: float | None = None
+    ) -> dict: ...
+    async def download(self, url: str, max_bytes: int, *, deadline: float | None = None) -> bytes: ...
+    async def update_session(self, name: str, config: dict, *, deadline: float | None = None) -> dict: ...
 
 
 # ---- the session registry --------------------------------------------------------------------

@@ -7,6 +7,7 @@ when WAHA cannot have acted on them: the connection was refused, or WAHA answere
 """
 
 import asyncio
+import base64
 import email.utils
 import logging
 import random
@@ -14,14 +15,23 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from fleet_shared.waha import serialized_id
 
 from ..metrics import WAHA_CALLS, WAHA_DURATION
-from .ports import SentMessage, WahaBadResponse, WahaNotFound, WahaRejected, WahaUnavailable, error_text
+from .ports import (
+    FileTooLarge,
+    OutgoingFile,
+    SentMessage,
+    WahaBadResponse,
+    WahaNotFound,
+    WahaRejected,
+    WahaUnavailable,
+    error_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,8 @@ MIN_ATTEMPT_TIMEOUT = 0.5
 WAHA_CONNECTIONS = 32
 RETRY_AFTER_MAX = 30.0
 ACCEPT_JSON = {"Accept": "application/json"}
+FILES_PATH = "/api/files/"
+SEND_ENDPOINTS = {"image": "/api/sendImage", "document": "/api/sendFile", "voice": "/api/sendVoice", "video": "/api/sendVideo"}
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -127,11 +139,14 @@ class WahaClient:
         *,
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
+        media_retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"X-Api-Key": api_key} if api_key else {}
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
+        # Copying a media file may wait longer: WAHA keeps it for minutes (WHATSAPP_FILES_LIFETIME).
+        self._media_retry = media_retry or self._retry
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -157,9 +172,13 @@ class WahaClient:
         idempotent: bool = True,
         deadline: float | None = None,
         attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        max_bytes: int | None = None,
     ) -> Any:
-        """One logical WAHA call: JSON in, JSON out, retried when that is safe."""
+        """One logical WAHA call: JSON in, JSON out (`max_bytes`: the raw bytes, at most that many),
+        retried when that is safe (`retry`: another policy than the client's)."""
         loop = asyncio.get_running_loop()
+        policy = retry or self._retry
         attempt = 0
         while True:
             attempt += 1
@@ -168,9 +187,7 @@ class WahaClient:
             started = loop.time()
             retry_after: float | None = None
             try:
-                response = await self._http.request(
-                    method, path, json=json, params=params, headers=headers, timeout=timeout
-                )
+                response = await self._request(method, path, json, params, headers, timeout, max_bytes)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Never reached WAHA: safe to repeat anything.
                 failure = WahaUnavailable(f"WAHA unreachable ({op}): {exc!r}", not_done=True)
@@ -188,6 +205,9 @@ class WahaClient:
                 status = response.status_code
                 outcome = str(status)
                 WAHA_DURATION.labels(op).observe(loop.time() - started)
+                if status < 300 and max_bytes is not None:
+                    WAHA_CALLS.labels(op, outcome).inc()
+                    return response.content
                 body = _body(response)
                 if status < 300:
                     WAHA_CALLS.labels(op, outcome).inc()
@@ -206,13 +226,36 @@ class WahaClient:
                     WAHA_CALLS.labels(op, outcome).inc()
                     raise WahaRejected(f"WAHA {op} answered {status}: {text}", status, body)
             WAHA_CALLS.labels(op, outcome).inc()
-            if not retryable or attempt >= (attempts or self._retry.attempts):
+            if not retryable or attempt >= (attempts or policy.attempts):
                 raise failure
-            delay = self._retry.backoff(attempt, retry_after)
+            delay = policy.backoff(attempt, retry_after)
             if deadline is not None and loop.time() + delay + MIN_ATTEMPT_TIMEOUT > deadline:
                 raise failure
-            log.info("%s; retrying in %.2fs (attempt %d of %d)", failure.message, delay, attempt + 1, self._retry.attempts)
+            log.info("%s; retrying in %.2fs (attempt %d of %d)", failure.message, delay, attempt + 1, policy.attempts)
             await asyncio.sleep(delay)
+
+    async def _request(
+        self, method: str, path: str, json: Any, params: dict[str, str] | None, headers: dict[str, str] | None,
+        timeout: float, max_bytes: int | None,
+    ) -> httpx.Response:
+        """The response, read whole; with `max_bytes`, read in chunks and refused past that size."""
+        if max_bytes is None:
+            return await self._http.request(method, path, json=json, params=params, headers=headers, timeout=timeout)
+        request = self._http.build_request(method, path, json=json, params=params, headers=headers, timeout=timeout)
+        response = await self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length")
+            if response.status_code < 300 and declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FileTooLarge(f"WAHA's file is {declared} bytes, over the {max_bytes}-byte limit")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes and response.status_code < 300:
+                    raise FileTooLarge(f"WAHA's file is over the {max_bytes}-byte limit")
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks), request=request)
 
     # ---- API ----------------------------------------------------------------------------------
 
@@ -298,6 +341,87 @@ class WahaClient:
         except WahaNotFound:
             return None
         return _sent(body, chat_id)
+
+
+    async def send_media(
+        self,
+        session: str,
+        chat_id: str,
+        media: OutgoingFile,
+        caption: str | None = None,
+        reply_to: str | None = None,
+        *,
+        message_id: str | None = None,
+        deadline: float | None = None,
+    ) -> SentMessage:
+        """sendImage / sendFile / sendVoice / sendVideo with the file's bytes (`data`, base64)."""
+        body: dict[str, Any] = {
+            "session": session,
+            "chatId": chat_id,
+            "file": {"mimetype": media.mimetype, "filename": media.filename, "data": base64.b64encode(media.data).decode()},
+        }
+        if caption and media.kind != "voice":
+            body["caption"] = caption
+        if media.kind in ("voice", "video"):
+            body["convert"] = media.kind == "voice"  # WhatsApp plays opus voice notes only
+        if reply_to:
+            body["reply_to"] = reply_to
+        if message_id:
+            body["id"] = message_id
+        endpoint = SEND_ENDPOINTS[media.kind]
+        answer = await self._call("POST", endpoint, op=f"send.{media.kind}", json=body, idempotent=False, deadline=deadline)
+        return _sent(answer, chat_id)
+
+    async def react(self, session: str, message_id: str, reaction: str, *, deadline: float | None = None) -> None:
+        body = {"session": session, "messageId": message_id, "reaction": reaction}
+        await self._call("PUT", "/api/reaction", op="message.react", json=body, deadline=deadline)
+
+    async def edit(self, session: str, chat_id: str, message_id: str, text: str, *, deadline: float | None = None) -> None:
+        path = f"/api/{session}/chats/{chat_id}/messages/{message_id}"
+        await self._call("PUT", path, op="message.edit", json={"text": text}, deadline=deadline)
+
+    async def delete(self, session: str, chat_id: str, message_id: str, *, deadline: float | None = None) -> None:
+        path = f"/api/{session}/chats/{chat_id}/messages/{message_id}"
+        await self._call("DELETE", path, op="message.delete", deadline=deadline)
+
+    async def send_seen(
+        self, session: str, chat_id: str, message_ids: list[str] | None = None, *, deadline: float | None = None
+    ) -> None:
+        body: dict[str, Any] = {"session": session, "chatId": chat_id}
+        if message_ids:
+            body["messageIds"] = message_ids
+        await self._call("POST", "/api/sendSeen", op="chat.seen", json=body, deadline=deadline)
+
+    async def set_typing(self, session: str, chat_id: str, typing: bool, *, deadline: float | None = None) -> None:
+        path = "/api/startTyping" if typing else "/api/stopTyping"
+        await self._call("POST", path, op="chat.typing", json={"session": session, "chatId": chat_id}, deadline=deadline)
+
+    async def message(
+        self, session: str, chat_id: str, message_id: str, *, download_media: bool, deadline: float | None = None
+    ) -> dict:
+        """One message as WAHA has it (with `download_media`, its file downloaded again)."""
+        path = f"/api/{session}/chats/{chat_id}/messages/{message_id}"
+        params = {"downloadMedia": "true" if download_media else "false"}
+        body = await self._call("GET", path, op="message.get", params=params, deadline=deadline)
+        if not isinstance(body, dict):
+            raise WahaBadResponse("WAHA's message is not an object", None, body)
+        return body
+
+    async def download(self, url: str, max_bytes: int, *, deadline: float | None = None) -> bytes:
+        """A media file WAHA holds: the path of its `media.url`, always asked of this WAHA (WAHA's
+        own idea of its base URL may not be reachable from here, and nothing else is ever fetched)."""
+        path = httpx.URL(url).raw_path.decode("ascii")
+        if not path.startswith(FILES_PATH):
+            raise WahaBadResponse(f"a media URL outside {FILES_PATH}", None, url)
+        body = await self._call(
+            "GET", path, op="media.download", max_bytes=max_bytes, retry=self._media_retry, deadline=deadline
+        )
+        return cast(bytes, body)
+
+    async def update_session(self, name: str, config: dict, *, deadline: float | None = None) -> dict:
+        """Replace the session's config (WAHA restarts a running session, keeping its pairing)."""
+        body = await self._call("PUT", f"/api/sessions/{name}", op="session.update", json={"config": config}, deadline=deadline)
+        return _session_info(body, "update")
 
 
 def _sent(answer: Any, chat_id: str) -> SentMessage:

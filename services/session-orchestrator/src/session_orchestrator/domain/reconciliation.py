@@ -15,12 +15,14 @@ replica that drives that user looks at WAHA again and applies `repair_for`:
 | anything else               |                              | NOTHING                                  |
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from fleet_shared.waha import phone_number, session_owner
 
+from .session_config import config_is_current
 from .statuses import (
     DESIRED_STOPPED,
     FAILED,
@@ -96,6 +98,16 @@ def reconcile_plan(waha_sessions: list[Any], registry: dict[str, tuple[str, str 
         for user_id in users
         if repair_for(*_recorded(registry.get(user_id)), waha.get(user_id)) is not Repair.NOTHING
     )
+
+
+def outdated_configs(waha_sessions: list[Any], desired_config: Callable[[str], dict]) -> list[str]:
+    """The users whose WAHA session (ours) has another config than `desired_config(user)` (sorted)."""
+    outdated = []
+    for info in waha_sessions:
+        user_id = owner_of(info)
+        if user_id is not None and not config_is_current(info.get("config"), desired_config(user_id)):
+            outdated.append(user_id)
+    return sorted(outdated)
 
 
 def _recorded(record: tuple[str, str | None] | None) -> tuple[SessionStatus | None, str | None]:

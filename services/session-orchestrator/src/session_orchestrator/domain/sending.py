@@ -23,9 +23,13 @@ def claim_key(idempotency_key: str | None, command_id: str) -> str:
     return f"key:{idempotency_key}" if idempotency_key else f"cmd:{command_id}"
 
 
-def fingerprint(chat_id: str, text: str, reply_to: str | None) -> str:
-    """What the key was first used for: the same key with another message is a client error."""
-    return hashlib.sha256("\x1f".join((chat_id, text, reply_to or "")).encode()).hexdigest()
+def fingerprint(chat_id: str, text: str | None, reply_to: str | None, media_sha256: str | None = None) -> str:
+    """What the key was first used for: the same key with another message is a client error. (A
+    text-only message's fingerprint is what it was before media could be sent.)"""
+    parts = [chat_id, text or "", reply_to or ""]
+    if media_sha256 is not None:
+        parts.append(media_sha256)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def sending_until(now: datetime, budget: float) -> datetime:

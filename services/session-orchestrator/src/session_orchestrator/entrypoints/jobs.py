@@ -19,11 +19,11 @@ from pymongo.errors import PyMongoError
 
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Contract, envelope, new_id
-from fleet_shared.contracts.admin import IdleStopSession, ReconcileSession
+from fleet_shared.contracts.admin import IdleStopSession, ReconcileSession, ReconfigureSession
 from fleet_shared.ids import session_name_for
 
 from ..adapters.ports import CommandPublisher, FleetRecords, Waha, WahaError
-from ..domain.reconciliation import reconcile_plan
+from ..domain.reconciliation import outdated_configs, reconcile_plan
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ class UpkeepJobs:
         idle_timeout: timedelta,
         sweep_interval: timedelta,
         clock: Callable[[], datetime],
+        desired_config: Callable[[str], dict],
+        rollout_interval: timedelta = timedelta(seconds=5),
     ) -> None:
         self._registry = registry
         self._waha = waha
@@ -50,6 +52,8 @@ class UpkeepJobs:
         self._idle_timeout = idle_timeout
         self._sweep_interval = sweep_interval.total_seconds()
         self._clock = clock
+        self._desired_config = desired_config
+        self._rollout_interval = rollout_interval.total_seconds()
         self._tasks: list[asyncio.Task] = []
         self.reconciled = asyncio.Event()  # set once the start-up reconciliation was sent
 
@@ -72,14 +76,35 @@ class UpkeepJobs:
         await self._commands.send(env)
 
     async def reconcile_once(self) -> list[str]:
-        """Send `session.reconcile` for every user whose registry record and WAHA session disagree."""
+        """Send `session.reconcile` for every user whose registry record and WAHA session disagree,
+        and start rolling the current config out to the sessions that have an older one."""
         sessions = await self._waha.list_sessions()
         users = reconcile_plan(sessions, await self._registry.not_stopped())
         correlation_id = f"reconcile-{new_id()}"
         for user_id in users:
             await self._send(ReconcileSession(), user_id, correlation_id)
-        log.info("start-up reconciliation: %d WAHA session(s), %d user(s) to repair", len(sessions), len(users))
+        outdated = outdated_configs(sessions, self._desired_config)
+        log.info(
+            "start-up reconciliation: %d WAHA session(s), %d user(s) to repair, %d with an older config",
+            len(sessions), len(users), len(outdated),
+        )
+        if outdated:
+            self._tasks.append(asyncio.create_task(self.roll_out(outdated), name="orchestrator-config-rollout"))
         return users
+
+    async def roll_out(self, users: list[str]) -> None:
+        """`session.reconfigure` for each of `users`, one every CONFIG_ROLLOUT_INTERVAL: WAHA restarts
+        a session to change its config, and not every session at once."""
+        correlation_id = f"config-rollout-{new_id()}"
+        for n, user_id in enumerate(users):
+            if n:
+                await asyncio.sleep(self._rollout_interval)
+            try:
+                await self._send(ReconfigureSession(), user_id, correlation_id)
+            except BrokerUnavailable as exc:
+                log.warning("config roll-out stopped at %s (%d left; the next start-up goes on): %s", user_id,
+                            len(users) - n, exc)
+                return
 
     async def sweep_once(self) -> list[str]:
         """Send `session.idle_stop` for every session idle for longer than SESSION_IDLE_TIMEOUT."""

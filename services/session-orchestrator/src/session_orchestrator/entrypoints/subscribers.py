@@ -24,7 +24,7 @@ from faststream.rabbit.message import RabbitMessage
 
 from fleet_shared.broker import answer, consume
 from fleet_shared.contracts import Envelope, Reply, utcnow
-from fleet_shared.contracts.events import SessionActive, SessionStatusReported
+from fleet_shared.contracts.events import MediaAvailable, SessionActive, SessionStatusReported
 from fleet_shared.inbound import BadDelivery, read_delivery, routing_user
 from fleet_shared.topology import Topology
 
@@ -47,6 +47,8 @@ def register_subscribers(
         consume(broker, topology.queue(name), subscribers.on_command)
     consume(broker, topology.queue(topology.orchestrator_queries), subscribers.on_query)
     consume(broker, topology.queue(topology.orchestrator_activity), subscribers.on_activity)
+    media = topology.queue(topology.orchestrator_media)
+    consume(broker, media, subscribers.on_media, prefetch=settings.media_prefetch)
 
 
 class Subscribers:
@@ -56,6 +58,7 @@ class Subscribers:
     def __init__(self, orchestrator: Orchestrator, serializer: UserSerializer, settings: Settings) -> None:
         self._dispatcher = orchestrator.dispatcher
         self._reports = orchestrator.reports
+        self._media = orchestrator.media
         self._serializer = serializer
         self._request_timeout = settings.request_timeout
         self._reply_margin = settings.reply_margin
@@ -92,6 +95,17 @@ class Subscribers:
             return  # an event of another type, bound by an earlier version (`Topology.retired_bindings`)
         try:
             await self._reports.active(env)
+        except Retry as exc:
+            await redeliver_later(message, exc)
+
+    async def on_media(self, message: Any) -> None:
+        try:
+            env = read_delivery(message.body, message.raw_message.routing_key, types={MediaAvailable.TYPE})
+        except BadDelivery as exc:
+            log.warning("media event %s refused: %s", message.message_id, exc)
+            raise RejectMessage(requeue=False) from exc
+        try:
+            await self._media.copy(env)
         except Retry as exc:
             await redeliver_later(message, exc)
 

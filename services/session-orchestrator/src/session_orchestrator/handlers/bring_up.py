@@ -4,37 +4,14 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from fleet_shared.contracts.commands import QrView
-from fleet_shared.waha import USER_ID_METADATA
 
 from ..adapters.ports import Waha, WahaNotFound, WahaRejected
 from ..domain.bring_up import StartAction, qr_step, start_action
 from ..domain.statuses import WORKING, SessionStatus, normalize_status
 
 log = logging.getLogger(__name__)
-
-WEBHOOK_EVENTS = ["message", "message.any", "message.ack", "session.status"]
-
-
-@dataclass(frozen=True)
-class WebhookTarget:
-    url: str
-    hmac_key: str
-
-
-def session_config(user_id: str, webhook: WebhookTarget) -> dict:
-    """The `config` a user's session is created with: who it belongs to and where its events go."""
-    hook: dict = {
-        "url": webhook.url,
-        "events": list(WEBHOOK_EVENTS),
-        "retries": {"policy": "constant", "delaySeconds": 2, "attempts": 15},
-    }
-    if webhook.hmac_key:
-        hook["hmac"] = {"key": webhook.hmac_key}
-    return {"metadata": {USER_ID_METADATA: user_id}, "webhooks": [hook]}
-
 
 Admit = Callable[[], Awaitable[None]]
 

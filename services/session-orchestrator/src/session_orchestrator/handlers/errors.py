@@ -13,10 +13,20 @@ from datetime import datetime
 
 from pymongo.errors import PyMongoError
 
+from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Envelope, Reply
 from fleet_shared.contracts.commands import GetQr, RestartSession, StartSession
+from fleet_shared.media import MediaNotFound, MediaStoreError
 
-from ..adapters.ports import SessionRecords, WahaBadResponse, WahaError, WahaNotFound, WahaRejected, WahaUnavailable
+from ..adapters.ports import (
+    FileTooLarge,
+    SessionRecords,
+    WahaBadResponse,
+    WahaError,
+    WahaNotFound,
+    WahaRejected,
+    WahaUnavailable,
+)
 from ..domain.statuses import FAILED
 from .admission import SessionLimitReached
 from .statuses import StatusConflict, StatusRecorder
@@ -51,8 +61,16 @@ def failure_reply(exc: Exception) -> Reply:
         return Reply.failure("waha_rejected", exc.message, 422)
     if isinstance(exc, WahaBadResponse):
         return Reply.failure("waha_bad_response", exc.message, 502)
+    if isinstance(exc, FileTooLarge):
+        return Reply.failure("media_too_large", exc.message, 413)
     if isinstance(exc, PyMongoError):
         return Reply.failure("database_unavailable", "the session registry is unavailable, retry later", 503)
+    if isinstance(exc, MediaStoreError):
+        return Reply.failure("media_store_unavailable", "the media store is unavailable, retry later", 503)
+    if isinstance(exc, MediaNotFound):
+        return Reply.failure("media_not_found", "the file to send is not in the media store", 404)
+    if isinstance(exc, BrokerUnavailable):
+        return Reply.failure("broker_unavailable", "the message broker is unavailable, retry later", 503)
     return Reply.failure("internal_error", "internal error", 500)
 
 

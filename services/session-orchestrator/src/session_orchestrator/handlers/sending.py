@@ -1,4 +1,5 @@
-"""`message.send`: one WhatsApp message per Idempotency-Key, also across a crash (`domain/sending.py`).
+"""`message.send`: one WhatsApp message (a text, or a media file the gateway put in the media store)
+per Idempotency-Key, also across a crash (`domain/sending.py`).
 
 409 `session_not_working` unless the registry says WORKING (or WAHA says 422). The claim is
 written before WAHA's sendText; a done key answers its stored result, a key reused for another
@@ -16,12 +17,15 @@ from typing import Any
 
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.contracts import Envelope, Reply, deterministic_id, envelope
-from fleet_shared.contracts.commands import SendMessage, SentView
+from fleet_shared.contracts.commands import OutgoingMedia, SendMessage, SentView
 from fleet_shared.contracts.events import MessageSent
+from fleet_shared.contracts.media import MessageMedia
 from fleet_shared.ids import session_name_for
+from fleet_shared.media import MediaNotFound, MediaStore
 
 from ..adapters.ports import (
     EventPublisher,
+    OutgoingFile,
     SendLedger,
     SentMessage,
     SessionRecords,
@@ -53,6 +57,7 @@ class SendCommand:
     sends: SendLedger
     waha: Waha
     events: EventPublisher
+    media: MediaStore
     clock: Callable[[], datetime]
 
     async def __call__(self, env: Envelope, deadline: float) -> Reply:
@@ -76,7 +81,9 @@ class SendCommand:
         key = claim_key(command.idempotency_key, env.id)
         ready = next_id.done() and not next_id.cancelled() and next_id.exception() is None
         sending = Sending(next_id.result(), deadline - asyncio.get_running_loop().time()) if ready else None
-        print_ = fingerprint(command.chat_id, command.text, command.reply_to)
+        print_ = fingerprint(
+            command.chat_id, command.text, command.reply_to, command.media.stored.sha256 if command.media else None
+        )
         claim = await self.sends.claim(env.user_id, key, print_, env.id, self.clock(), sending=sending)
         if claim.outcome == "done":
             return Reply.success(claim.result)
@@ -117,16 +124,22 @@ class SendCommand:
         """WAHA's sendText, with the id recorded in the claim first; a send WAHA certainly did not
         make releases the claim (the client may try again with the same key)."""
         command: SendMessage = env.data
+        session = session_name_for(env.user_id)
         try:
+            # The file first: a store that cannot give it is a failure before WAHA was called.
+            file = await self._file(command.media) if command.media else None
             if claim.outcome == "claimed" and sending is not None:
                 message_id = sending.message_id  # recorded with the claim
             else:
                 message_id = claim.message_id or await next_id  # WAHA's failure to give one is raised here
                 remaining = deadline - asyncio.get_running_loop().time()
                 await self.sends.mark_sending(env.user_id, key, message_id, self.clock(), remaining)
+            if file is not None:
+                return await self.waha.send_media(
+                    session, command.chat_id, file, command.text, command.reply_to, message_id=message_id, deadline=deadline
+                )
             return await self.waha.send_text(
-                session_name_for(env.user_id), command.chat_id, command.text, command.reply_to,
-                message_id=message_id, deadline=deadline,
+                session, command.chat_id, command.text or "", command.reply_to, message_id=message_id, deadline=deadline
             )
         except WahaRejected:
             await self.sends.release(env.user_id, key)
@@ -135,9 +148,17 @@ class SendCommand:
             if exc.not_done:
                 await self.sends.release(env.user_id, key)
             raise
+        except MediaNotFound:
+            await self.sends.release(env.user_id, key)
+            raise
+
+    async def _file(self, media: OutgoingMedia) -> OutgoingFile:
+        data = b"".join([chunk async for chunk in self.media.read(media.stored.key)])
+        return OutgoingFile(kind=media.kind, mimetype=media.mimetype, filename=media.filename, data=data)
 
     async def _publish_sent(self, env: Envelope, phone: str | None, sent: SentMessage) -> None:
         command: SendMessage = env.data
+        media = command.media
         event = MessageSent(
             id=sent.id,
             chat_id=command.chat_id,
@@ -145,10 +166,16 @@ class SendCommand:
             from_=f"{phone}@c.us" if phone else None,
             to=command.chat_id,
             body=command.text,
-            type="chat",
-            has_media=False,
+            type=media.kind if media else "chat",
+            has_media=media is not None,
             timestamp=sent.timestamp,
             ack=sent.ack if sent.ack is not None else DEFAULT_ACK,
+            media=MessageMedia(
+                kind=media.kind, mimetype=media.mimetype, filename=media.filename, size=media.stored.size,
+                status="stored", stored=media.stored,
+            ) if media else None,
+            reply_to=command.reply_to,
+            received_at_ms=int(self.clock().timestamp() * 1000),
         )
         out = envelope(
             event,

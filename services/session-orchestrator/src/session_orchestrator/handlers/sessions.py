@@ -14,6 +14,7 @@ from fleet_shared.contracts import Envelope, Reply
 from fleet_shared.ids import session_name_for
 
 from ..adapters.ports import SessionRecords, Waha, WahaNotFound
+from ..domain.session_config import WebhookTarget, session_config
 from ..domain.statuses import (
     DESIRED_RUNNING,
     DESIRED_STOPPED,
@@ -24,7 +25,7 @@ from ..domain.statuses import (
     normalize_status,
 )
 from .admission import Admission
-from .bring_up import WebhookTarget, ensure_running, session_config, wait_for_qr
+from .bring_up import ensure_running, wait_for_qr
 from .statuses import StatusRecorder
 
 

@@ -15,9 +15,10 @@ from fleet_shared.ids import session_name_for
 
 from ..adapters.ports import SessionRecords, Waha, WahaNotFound
 from ..domain.reconciliation import Repair, is_idle, observed_status, owner_of, phone_of, repair_for, waha_status_of
+from ..domain.session_config import WebhookTarget, config_is_current, session_config
 from ..domain.statuses import DESIRED_STOPPED
-from ..metrics import IDLE_STOPS, REPAIRS
-from .bring_up import WebhookTarget, ensure_running, session_config
+from ..metrics import IDLE_STOPS, RECONFIGURED, REPAIRS
+from .bring_up import ensure_running
 from .statuses import StatusRecorder
 
 log = logging.getLogger(__name__)
@@ -91,3 +92,21 @@ class UpkeepCommands:
                 user_id, status, error=LOST_SESSION_ERROR if info is None else None, correlation_id=correlation_id
             )
         return Reply.success({"repair": repair.value})
+
+    async def reconfigure(self, env: Envelope, deadline: float) -> Reply:
+        """Give the user's WAHA session the current config, if it has another (`session.reconfigure`)."""
+        user_id = env.user_id
+        name = session_name_for(user_id)
+        try:
+            info = await self.waha.get_session(name, deadline=deadline)
+        except WahaNotFound:
+            return Reply.success({"reconfigured": False, "reason": "no session"})
+        desired = session_config(user_id, self.webhook)
+        if owner_of(info) != user_id:
+            return Reply.success({"reconfigured": False, "reason": "not this user's"})
+        if config_is_current(info.get("config"), desired):
+            return Reply.success({"reconfigured": False, "reason": "current"})
+        await self.waha.update_session(name, desired, deadline=deadline)
+        RECONFIGURED.inc()
+        log.info("gave WAHA session %s the current config (WAHA restarts it, keeping its pairing)", name)
+        return Reply.success({"reconfigured": True})
