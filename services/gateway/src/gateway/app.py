@@ -1,20 +1,24 @@
 """The gateway's FastAPI app: JWT-authenticated REST API turned into RabbitMQ requests."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from fleet_shared.broker import RpcClient
 from fleet_shared.connect import BackgroundConnection
 from fleet_shared.http import install_error_handlers, ops_router, startup_objects_frozen
+from fleet_shared.media import open_media_store
+from fleet_shared.mongo import make_mongo_client
 from fleet_shared.topology import Topology
 
-from . import routes_admin, routes_console, routes_events, routes_waha
+from . import routes_admin, routes_console, routes_events, routes_messages, routes_waha
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
 from .live import LiveHub
+from .media_intake import MediaIntake
 from .metrics import MetricsMiddleware
 from .openapi import install_openapi
 
@@ -41,14 +45,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_connection = BackgroundConnection(settings.rabbitmq_url, topology, live.connect, f"{SERVICE}-live")
         await connection.start()
         await live_connection.start()
-        try:
-            with startup_objects_frozen():
-                yield
-        finally:
-            await live_connection.stop()
-            await connection.stop()
-            await live.close()
-            await rpc.close()
+        async with AsyncExitStack() as resources:
+            mongo = None
+            if settings.media_store == "gridfs":
+                mongo = make_mongo_client(settings.mongodb_url, SERVICE)
+                resources.push_async_callback(mongo.close)
+            http = await resources.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)))
+            store = await resources.enter_async_context(open_media_store(settings, mongo))
+            app.state.media = MediaIntake(store, http, settings.media_max_bytes, settings.media_url_allow_private)
+            try:
+                with startup_objects_frozen():
+                    yield
+            finally:
+                await live_connection.stop()
+                await connection.stop()
+                await live.close()
+                await rpc.close()
 
     app = FastAPI(
         title="waha-fleet gateway",
@@ -70,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.include_router(ops_router({"rabbitmq": broker_ready}))
     app.include_router(routes_waha.router)
+    app.include_router(routes_messages.router)
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_console.router)

@@ -7,12 +7,16 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from fleet_shared.settings import DEV_SECRET_PREFIX, Duration, FleetSettings
+from fleet_shared.media import MediaSettings
+from fleet_shared.settings import DEV_SECRET_PREFIX, Duration, FleetSettings, MongoSettings
 
 log = logging.getLogger(__name__)
 
 
-class Settings(FleetSettings):
+class Settings(FleetSettings, MongoSettings, MediaSettings):
+    """`MONGODB_URL` is used for the media store only (MEDIA_STORE=gridfs): the gateway reads no
+    other collection (ADR 0001, 0010)."""
+
     port: int = 8080
     # HS256 key for client tokens; required (and not a dev key) outside dev.
     jwt_secret: str = ""
@@ -27,6 +31,10 @@ class Settings(FleetSettings):
     # Open sockets per user, and per gateway process (each holds one AMQP channel and one queue).
     events_max_per_user: int = Field(default=10, ge=1)
     events_max_connections: int = Field(default=1_000, ge=1, le=2_000)
+
+    # A media URL to send from may be a private or loopback address (only for tests and trusted
+    # networks: otherwise a user could make the gateway fetch what only it can reach).
+    media_url_allow_private: bool = False
 
     secret_fields: ClassVar[tuple[str, ...]] = ("jwt_secret",)
 

@@ -4,10 +4,10 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from fleet_shared.contracts import Contract, deterministic_id
+from fleet_shared.contracts import Contract
 from fleet_shared.contracts.commands import (
     GetQr,
     GetSession,
@@ -18,8 +18,6 @@ from fleet_shared.contracts.commands import (
     LogoutSession,
     QrView,
     RestartSession,
-    SendMessage,
-    SentView,
     SessionView,
     StartSession,
     StopSession,
@@ -30,11 +28,9 @@ from fleet_shared.http import ApiError
 from .auth import CurrentUser
 from .bus import Bus
 from .schemas import (
-    IDEMPOTENCY_KEY_RE,
     MessagesQuery,
     PageQuery,
     QrQuery,
-    SendMessageBody,
     SessionStatusView,
     error_responses,
 )
@@ -106,33 +102,6 @@ def _session_action(action: str, command: type[Contract]) -> None:
 
 for _action, _command in _ACTIONS.items():
     _session_action(_action, _command)
-
-
-@router.post(
-    "/messages",
-    status_code=201,
-    response_model=SentView,
-    summary="Send a text message",
-    responses=error_responses(409),
-)
-async def send_message(
-    request: Request,
-    user: CurrentUser,
-    body: SendMessageBody,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=128,
-            pattern=IDEMPOTENCY_KEY_RE.pattern,
-            description="same key, same result, one WhatsApp message",
-        ),
-    ] = None,
-) -> Any:
-    command = SendMessage(chat_id=body.chatId, text=body.text, reply_to=body.replyTo, idempotency_key=idempotency_key)
-    # A retried send with the same key carries the same envelope id, so it is recognisable on the bus.
-    envelope_id = deterministic_id(user.user_id, "message.send", idempotency_key) if idempotency_key else None
-    return await _bus(request).ask_for(SentView, user.user_id, command, envelope_id=envelope_id)
 
 
 _PAGED: dict[str, Any] = {

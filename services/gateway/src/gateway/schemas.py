@@ -3,11 +3,11 @@
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fleet_shared.contracts.commands import MAX_PAGE
+from fleet_shared.contracts.commands import MAX_PAGE, MAX_READ_IDS, MAX_TEXT
 from fleet_shared.contracts.events import SessionStatus
-from fleet_shared.ids import ChatId
+from fleet_shared.ids import ChatId, MessageId
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -16,10 +16,46 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class MediaByUrl(Strict):
+    url: str = Field(max_length=2048, description="http(s) URL of the file; fetched by waha-fleet, at most MEDIA_MAX_BYTES")
+    kind: Literal["image", "document", "voice", "video"] | None = Field(
+        default=None, description="what to send it as; by default what its type says (any other type: a document)"
+    )
+    mimetype: str | None = Field(default=None, max_length=255, description="its type, if the URL's server does not say")
+    filename: str | None = Field(default=None, max_length=255)
+
+
 class SendMessageBody(Strict):
     chatId: ChatId = Field(description="`<digits>@c.us`, `<digits>@g.us`, `<id>@lid`, or a bare phone number")
-    text: str = Field(min_length=1, max_length=65536)
-    replyTo: str | None = Field(default=None, max_length=512, description="id of the message answered")
+    text: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TEXT, description="the text; a media message's caption"
+    )
+    replyTo: MessageId | None = Field(default=None, description="id of the message answered")
+    media: MediaByUrl | None = Field(default=None, description="a file to send (or upload it: multipart/form-data)")
+
+    @model_validator(mode="after")
+    def _text_or_media(self) -> "SendMessageBody":
+        if self.text is None and self.media is None:
+            raise ValueError("a message needs a text or a media file")
+        return self
+
+
+class ReactionBody(Strict):
+    reaction: str = Field(max_length=16, description='an emoji; "" takes the reaction back')
+
+
+class EditBody(Strict):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class ReadBody(Strict):
+    messageIds: list[MessageId] | None = Field(
+        default=None, max_length=MAX_READ_IDS, description="only these (by default: all the chat's)"
+    )
+
+
+class TypingBody(Strict):
+    typing: bool = Field(description="true: the user is typing; false: stopped")
 
 
 class PageQuery(Strict):
@@ -59,6 +95,9 @@ ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     403: ("forbidden", "an admin token is required"),
     404: ("not_found", "no session is known for this user"),
     409: ("session_not_working", "the session is SCAN_QR_CODE, not WORKING"),
+    411: ("length_required", "an upload must say its size (Content-Length)"),
+    413: ("media_too_large", "the file is over the 16777216-byte limit (MEDIA_MAX_BYTES)"),
+    415: ("unsupported_media_type", "a image must be image/*, not application/pdf"),
     422: ("invalid_request", "query.limit: Input should be less than or equal to 200"),
     426: ("upgrade_required", "connect with a WebSocket (Upgrade: websocket)"),
     429: ("session_limit_reached", "the fleet runs its maximum number of sessions (MAX_SESSIONS)"),
