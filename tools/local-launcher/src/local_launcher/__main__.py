@@ -92,7 +92,7 @@ def main() -> int:
         say(f"waha-fleet is not running: {exc}")
         return 1
     except (RuntimeError, TimeoutError) as exc:
-        say(f"could not start: {exc} (see {config.log_dir}/)")
+        say(f"could not start: {exc}")
         return 1
     finally:
         say("stopping ...")

@@ -118,4 +118,4 @@ class Stack:
                 child.start(self.env)
                 say(f"   {child.name} is back on port {child.port}")
             except (RuntimeError, TimeoutError) as exc:
-                say(f"   {child.name} failed to start again: {exc}")
+                say(f"   it failed to start again: {exc}")
