@@ -1,8 +1,13 @@
 """What every page the gateway serves to a browser shares (the console at `/`, the API docs at `/docs`):
-static files from this origin only, with headers that keep the page from loading or running anything else."""
+static files from this origin only, with headers that keep the page from loading or running anything else.
+
+Explicit routes, one per page and one for its named files, rather than a catch-all mount: no API
+route can be shadowed, and no path is ever built from what the client asked for.
+"""
 
 from pathlib import Path
 
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from fleet_shared.http import ApiError
@@ -23,8 +28,18 @@ def page_file(path: Path) -> FileResponse:
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
 
 
-def one_of(files: dict[str, Path], name: str, what: str) -> FileResponse:
-    """`files[name]`, or the JSON 404 of every unknown path (never a path built from `name`)."""
-    if name not in files:
-        raise ApiError(404, "not_found", f"no such {what} file")
-    return page_file(files[name])
+def static_page(url: str, page: Path, files_at: str, files: dict[str, Path], what: str) -> APIRouter:
+    """`page` at `url`, and each of `files` (name -> path) at `files_at/<name>`; any other name is a JSON 404."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get(url)
+    async def index() -> FileResponse:
+        return page_file(page)
+
+    @router.get(files_at + "/{name}")
+    async def asset(name: str) -> FileResponse:
+        if name not in files:
+            raise ApiError(404, "not_found", f"no such {what} file")
+        return page_file(files[name])
+
+    return router

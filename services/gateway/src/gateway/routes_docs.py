@@ -9,10 +9,8 @@ with the console's headers (`pages.py`).
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
 
-from .pages import one_of, page_file
+from .pages import static_page
 
 PAGE_DIR = Path(__file__).parent / "docs_page"
 SWAGGER_UI_DIR = Path(fastapi_offline.__file__).parent / "static"
@@ -21,14 +19,4 @@ ASSETS = {
     **{name: SWAGGER_UI_DIR / name for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")},
 }
 
-router = APIRouter(include_in_schema=False)
-
-
-@router.get("/docs")
-async def docs() -> FileResponse:
-    return page_file(PAGE_DIR / "index.html")
-
-
-@router.get("/docs/{name}")
-async def asset(name: str) -> FileResponse:
-    return one_of(ASSETS, name, "documentation")
+router = static_page("/docs", PAGE_DIR / "index.html", "/docs", ASSETS, "documentation")
