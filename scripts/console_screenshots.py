@@ -55,8 +55,8 @@ def inbound(waha: httpx.Client, body: str, sender: str = FRIEND) -> None:
     waha.post("/_emulator/sessions/wf_alice/inbound", json={"from": sender, "body": body}).raise_for_status()
 
 
-def shoot(page: Page, out: Path, name: str) -> None:
-    page.screenshot(path=out / f"{name}.png")
+def shoot(page: Page, out: Path, name: str, *, full_page: bool = False) -> None:
+    page.screenshot(path=out / f"{name}.png", full_page=full_page)
     print(f"wrote {out / name}.png")
 
 
@@ -89,6 +89,9 @@ def take(stack: Stack, secret: str, out: Path) -> None:
         inbound(waha, "Great, see you on Friday then")
         expect(page.get_by_test_id("messages")).to_contain_text("see you on Friday", timeout=15_000)
         shoot(page, out, "4-live-message")
+
+        page.set_viewport_size({"width": 375, "height": 740})  # a phone: the cards stack, the form stays usable
+        shoot(page, out, "5-phone", full_page=True)
         browser.close()
 
 

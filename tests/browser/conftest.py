@@ -54,8 +54,13 @@ class Console:
         socket.on("framereceived", lambda payload: self.frames.append(str(payload)))
 
 
-async def open_console(browser: Browser, gateway_url: str, user: str, token: str | None = None) -> Console:
-    context = await browser.new_context(viewport={"width": 1100, "height": 760})
+DESKTOP = {"width": 1100, "height": 760}
+PHONE = {"width": 375, "height": 740}  # an iPhone SE/mini-sized screen, the narrowest the console supports
+
+
+async def open_console(browser: Browser, gateway_url: str, user: str, token: str | None = None,
+                       viewport: dict[str, int] = DESKTOP) -> Console:
+    context = await browser.new_context(viewport=viewport)
     console = Console(user, await context.new_page())
     console.watch()
     await console.page.goto(gateway_url + "/")

@@ -45,7 +45,7 @@ def qr_image(console: Console):
 
 async def test_a_wrong_token_is_refused_and_the_sign_in_stays(browser, stack):
     console = await open_console(browser, stack.url("gateway"), "nobody", token="not-a-token")
-    await expect(console.page.get_by_test_id("error")).to_contain_text("Sign-in refused: the token is not valid")
+    await expect(console.page.get_by_test_id("sign-in-error")).to_contain_text("Sign-in refused: the token is not valid")
     await expect(console.page.get_by_role("button", name="Sign in")).to_be_visible()
     await console.page.context.close()
 
@@ -58,6 +58,25 @@ async def test_each_user_signs_in_and_sees_their_own_status(consoles):
         await expect(page.get_by_role("button", name="Connect WhatsApp")).to_be_visible()
         await expect(page.get_by_test_id("qr")).to_be_hidden()
         await expect(page.get_by_test_id("live")).to_have_text("live")
+
+
+async def send_form_error(console: Console, to: str, text: str):
+    page = console.page
+    await page.get_by_placeholder("to: 4915112345678@c.us").fill(to)
+    await page.get_by_placeholder("Write a message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+    return page.get_by_test_id("send-form").get_by_role("alert")  # inside the form, under its fields
+
+
+async def test_a_refused_send_is_explained_in_plain_words_under_the_form(consoles):
+    bob = consoles[BOB]
+    error = await send_form_error(bob, f"{SENDER}@c.us", "Hi")  # bob has not connected WhatsApp yet
+    await expect(error).to_have_text(re.compile(r"^WhatsApp is not connected yet: press Connect WhatsApp"))
+    error = await send_form_error(bob, "my friend", "Hi")
+    await expect(error).to_have_text(re.compile(r"^That recipient is not a WhatsApp number: write it with its country code"))
+    await expect(bob.page.get_by_test_id("error")).to_be_hidden()  # not in the banner far above
+    await bob.page.get_by_placeholder("to: 4915112345678@c.us").fill("")
+    await bob.page.get_by_placeholder("Write a message").fill("")
 
 
 async def test_each_user_sees_only_their_own_qr(consoles):
@@ -176,6 +195,40 @@ async def test_signing_out_forgets_the_user_before_the_next_signs_in(consoles):
     await expect(page.get_by_test_id("chats")).to_contain_text("Hi Bob!")
     await expect(page.get_by_text("Hi Alice!")).to_have_count(0)
     await expect(page.get_by_test_id("messages").locator("li")).to_have_count(0)
+
+
+WATCH_STATUS = """() => {
+    window.seenStatuses = [];
+    const note = () => window.seenStatuses.push([document.getElementById("status").textContent,
+                                                 !document.getElementById("connect").hidden]);
+    new MutationObserver(note).observe(document.getElementById("session"), {subtree: true, childList: true,
+                                                                             characterData: true, attributes: true});
+}"""
+
+
+async def test_a_logout_goes_straight_to_the_new_qr(consoles, stack):
+    bob = consoles[BOB]
+    await expect(bob.page.get_by_test_id("status")).to_have_text("WORKING")
+    await bob.page.evaluate(WATCH_STATUS)
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as gateway:
+        r = await gateway.post("/api/v1/waha/session/logout", headers=auth(BOB))
+        assert r.status_code == 202, r.text
+    await expect(qr_image(bob)).to_be_visible()
+    await expect(bob.page.get_by_test_id("status")).to_have_text("SCAN_QR_CODE")
+    # The console was told STOPPED (WAHA's logout stops, then starts again) but never showed it.
+    assert any('"STOPPED"' in frame and "status_changed" in frame for frame in bob.frames)
+    seen = await bob.page.evaluate("window.seenStatuses")
+    assert seen and all(status != "STOPPED" and not connect for status, connect in seen), seen
+
+
+async def test_a_stop_that_lasts_shows_stopped_and_connect(consoles, stack):
+    bob = consoles[BOB].page
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as gateway:
+        r = await gateway.post("/api/v1/waha/session/stop", headers=auth(BOB))
+        assert r.status_code == 202, r.text
+    await expect(bob.get_by_test_id("status")).to_have_text("STOPPED")
+    await expect(bob.get_by_role("button", name="Connect WhatsApp")).to_be_visible()
+    await expect(bob.get_by_test_id("qr")).to_be_hidden()
 
 
 async def test_the_console_fetches_nothing_from_anywhere_else(consoles, stack):

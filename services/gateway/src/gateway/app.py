@@ -13,7 +13,7 @@ from fleet_shared.media import open_media_store
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.topology import Topology
 
-from . import routes_admin, routes_console, routes_events, routes_messages, routes_waha
+from . import routes_admin, routes_console, routes_docs, routes_events, routes_messages, routes_waha
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Each user's own WhatsApp (WAHA) session behind one API. "
         "Authenticate with `Authorization: Bearer <JWT>` (HS256); the user is the token's `sub`.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's would load Swagger UI from a CDN: routes_docs serves it from here
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.rpc = rpc
@@ -86,5 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_console.router)
+    app.include_router(routes_docs.router)
     install_openapi(app, routes_events.COMPONENT_SCHEMAS)
     return app

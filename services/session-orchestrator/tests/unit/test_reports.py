@@ -95,9 +95,10 @@ async def test_a_status_waha_has_no_name_for_here_is_ignored(harness):
 
 
 async def test_a_lost_report_is_still_applied(harness, caplog):
-    await harness.report("alice", "WORKING", 1_000)  # STOPPED -> WORKING skips STARTING
+    await harness.report("alice", "WORKING", 1_000)
+    await harness.report("alice", "SCAN_QR_CODE", 2_000)  # WORKING -> SCAN_QR_CODE skips STARTING
 
-    assert harness.registry.docs["alice"]["status"] == "WORKING"
+    assert harness.registry.docs["alice"]["status"] == "SCAN_QR_CODE"
     assert "a report was probably lost" in caplog.text
 
 

@@ -7,7 +7,8 @@
 
 A queue is named in full (`wa.persister.events.dlq`), by its work queue (`wa.persister.events`) or
 relative to the prefix (`persister.events`). `make dlq` and `make dlq-replay QUEUE=...` run these.
-Settings come from the environment like the services' (`RABBITMQ_URL`, `BROKER_PREFIX`).
+Settings come from the environment like the services' (`RABBITMQ_URL`, `BROKER_PREFIX`). A broker
+that does not answer is reported within BROKER_CHECK_TIMEOUT (5 s), never waited for.
 
 A replay publishes each message, with its body and properties, straight to its work queue (the
 default exchange, so no other subscriber sees it twice), waits for the confirm and only then
@@ -27,6 +28,13 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pamqp.commands import Basic
 
+from fleet_devtools.broker_check import (
+    DEFAULT_TIMEOUT,
+    BrokerUnreachable,
+    configured_timeout,
+    connect,
+    quiet_client_logs,
+)
 from fleet_shared.broker import CONFIRM_TIMEOUT
 from fleet_shared.deadletter import DEAD_HEADERS, QUEUE_HEADER, REASON_HEADER
 from fleet_shared.settings import FleetSettings
@@ -35,6 +43,7 @@ from fleet_shared.topology import Topology
 DLQ_SUFFIX = ".dlq"
 REPLAYS_HEADER = "x-fleet-replays"
 # Headers RabbitMQ adds when it dead-letters or redelivers; a replayed message starts afresh.
+TOOL = "dlq-tool"
 BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")
 
@@ -82,19 +91,19 @@ def why(message: AbstractIncomingMessage) -> str:
     return "unknown"
 
 
-async def depth(channel: AbstractChannel, queue: str) -> int:
-    declared = await channel.declare_queue(queue, passive=True)
+async def depth(channel: AbstractChannel, queue: str, timeout: float = DEFAULT_TIMEOUT) -> int:
+    declared = await channel.declare_queue(queue, passive=True, timeout=timeout)
     return declared.declaration_result.message_count or 0
 
 
-async def depths(url: str, queues: list[str]) -> dict[str, int | None]:
+async def depths(url: str, queues: list[str], timeout: float = DEFAULT_TIMEOUT) -> dict[str, int | None]:
     """Messages in each queue (None: the queue does not exist)."""
     out: dict[str, int | None] = {}
-    async with await aio_pika.connect(url, client_properties={"connection_name": "dlq-tool"}) as connection:
+    async with await connect(url, name=TOOL, timeout=timeout) as connection:
         for queue in queues:
             channel = await connection.channel()
             try:
-                out[queue] = await depth(channel, queue)
+                out[queue] = await depth(channel, queue, timeout)
             except aio_pika.exceptions.ChannelNotFoundEntity:
                 out[queue] = None
             finally:
@@ -103,14 +112,14 @@ async def depths(url: str, queues: list[str]) -> dict[str, int | None]:
     return out
 
 
-async def peek(url: str, dlq: str, limit: int) -> list[DeadLetter]:
+async def peek(url: str, dlq: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> list[DeadLetter]:
     """Up to `limit` messages of `dlq`, left in the queue (taken, then handed back)."""
-    async with await aio_pika.connect(url, client_properties={"connection_name": "dlq-tool"}) as connection:
+    async with await connect(url, name=TOOL, timeout=timeout) as connection:
         channel = await connection.channel()
-        queue = await channel.declare_queue(dlq, passive=True)
+        queue = await channel.declare_queue(dlq, passive=True, timeout=timeout)
         taken = []
         for _ in range(limit):
-            message = await queue.get(no_ack=False, fail=False)
+            message = await queue.get(no_ack=False, fail=False, timeout=timeout)
             if message is None:
                 break
             taken.append(message)
@@ -129,19 +138,19 @@ def replay_headers(message: AbstractIncomingMessage) -> dict:
     return headers
 
 
-async def replay(url: str, dlq: str, limit: int | None = None) -> int:
+async def replay(url: str, dlq: str, limit: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> int:
     """Move up to `limit` messages (default: all that are there now) from `dlq` back to its work queue."""
     target = source_queue(dlq)
-    async with await aio_pika.connect(url, client_properties={"connection_name": "dlq-tool"}) as connection:
+    async with await connect(url, name=TOOL, timeout=timeout) as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        queue = await channel.declare_queue(dlq, passive=True)
-        await channel.declare_queue(target, passive=True)  # refuse to replay into a queue that is gone
+        queue = await channel.declare_queue(dlq, passive=True, timeout=timeout)
+        await channel.declare_queue(target, passive=True, timeout=timeout)  # refuse to replay into a queue that is gone
         budget = queue.declaration_result.message_count or 0
         if limit is not None:
             budget = min(budget, limit)
         moved = 0
         while moved < budget:
-            message = await queue.get(no_ack=False, fail=False)
+            message = await queue.get(no_ack=False, fail=False, timeout=timeout)
             if message is None:
                 break
             copy = aio_pika.Message(
@@ -179,9 +188,9 @@ def _parser() -> argparse.ArgumentParser:
 async def run(argv: list[str], settings: FleetSettings) -> int:
     args = _parser().parse_args(argv)
     topology = Topology(settings.broker_prefix, settings.orchestrator_partitions)
-    url = settings.rabbitmq_url
+    url, timeout = settings.rabbitmq_url, configured_timeout()
     if args.command == "list":
-        for queue, count in (await depths(url, topology.dead_letter_queues())).items():
+        for queue, count in (await depths(url, topology.dead_letter_queues(), timeout)).items():
             print(f"{queue}\t{'missing' if count is None else count}")
         return 0
     try:
@@ -190,16 +199,22 @@ async def run(argv: list[str], settings: FleetSettings) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.command == "show":
-        for letter in await peek(url, dlq, args.limit):
+        for letter in await peek(url, dlq, args.limit, timeout):
             print(json.dumps(letter.summary(), ensure_ascii=False))
         return 0
-    moved = await replay(url, dlq, args.limit)
+    moved = await replay(url, dlq, args.limit, timeout)
     print(f"replayed {moved} message(s) from {dlq} to {source_queue(dlq)}")
     return 0
 
 
 def main() -> None:
-    sys.exit(asyncio.run(run(sys.argv[1:], FleetSettings())))
+    quiet_client_logs()
+    try:
+        code = asyncio.run(run(sys.argv[1:], FleetSettings()))
+    except BrokerUnreachable as exc:
+        print(f"RabbitMQ is not usable: {exc}.", file=sys.stderr)
+        code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """`make run`: start everything locally in the foreground; Ctrl-C or SIGTERM stops it all."""
 
+import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+
+from fleet_devtools.broker_check import BrokerUnreachable, check, configured_timeout, quiet_client_logs
 
 from . import secrets as dev_secrets
+from .readiness import NotReady
 from .stack import DEFAULT_PORTS, Stack, StackConfig
 from .tokens import make_token
 
@@ -18,15 +20,6 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def rabbitmq_answers(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def build_config() -> StackConfig:
@@ -73,9 +66,11 @@ def print_welcome(stack: Stack) -> None:
 
 def main() -> int:
     config = build_config()
-    if not rabbitmq_answers(config.env["RABBITMQ_URL"]):
-        say(f"RabbitMQ does not answer at {config.env['RABBITMQ_URL']}.")
-        say("Start one with `rabbitmq-server -detached` (Debian's rabbitmq-server package), or set RABBITMQ_URL.")
+    quiet_client_logs()
+    try:
+        asyncio.run(check(config.env["RABBITMQ_URL"], timeout=configured_timeout()))
+    except BrokerUnreachable as exc:
+        say(f"RabbitMQ is not usable: {exc}.")
         return 1
     stack = Stack(config)
     stopping = False
@@ -88,13 +83,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         say("starting: embedded MongoDB, WAHA emulator, persister, session-orchestrator, webhook-ingest, gateway ...")
-        stack.start()
+        stack.start(say)
         print_welcome(stack)
         while not stopping:
             stack.supervise_once(say)
             time.sleep(0.5)
+    except NotReady as exc:
+        say(f"waha-fleet is not running: {exc}")
+        return 1
     except (RuntimeError, TimeoutError) as exc:
-        say(f"could not start: {exc} (see {config.log_dir}/)")
+        say(f"could not start: {exc}")
         return 1
     finally:
         say("stopping ...")

@@ -35,9 +35,13 @@ class Child:
         self.process = subprocess.Popen(self.args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        wait_for_port("127.0.0.1", self.port, timeout, self.process)
-        if self.health_path:
-            self._wait_healthy(timeout)
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout, self.process)
+            if self.health_path:
+                self._wait_healthy(timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            log = f"; its log: {self.log_path}" if self.log_path else ""
+            raise type(exc)(f"{self.name}: {exc}{log}") from exc
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -49,9 +53,9 @@ class Child:
             except httpx.HTTPError:
                 pass
             if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
+                raise RuntimeError(f"exited with {self.process.returncode}")
             time.sleep(0.05)
-        raise TimeoutError(f"{self.name} not healthy after {timeout}s")
+        raise TimeoutError(f"not healthy after {timeout}s")
 
     @property
     def alive(self) -> bool:

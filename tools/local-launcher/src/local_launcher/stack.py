@@ -1,12 +1,14 @@
 """The whole system on one machine: embedded MongoDB, WAHA emulator, and the four services."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet_devtools.localdev import EmbeddedMongo
 
 from .processes import Child, base_environment, python_module
+from .readiness import NotReady, report, wait_ready
 
 DEFAULT_PORTS = {"gateway": 8080, "webhook-ingest": 8081, "session-orchestrator": 8082, "persister": 8083, "waha-emulator": 3000}
 SERVICE_MODULES = {
@@ -26,6 +28,7 @@ class StackConfig:
     waha_url: str | None = None  # None: start the emulator
     emulator_args: list[str] = field(default_factory=list)
     log_dir: Path | None = None
+    ready_timeout: float = 30.0  # seconds every service gets, once up, to answer /readyz 200
 
 
 class Stack:
@@ -48,7 +51,8 @@ class Stack:
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         return self.config.log_dir / f"{name}.log"
 
-    def start(self) -> None:
+    def start(self, say: Callable[[str], None] | None = None) -> None:
+        """Start everything; return once every service is ready, else raise `NotReady` saying which and why."""
         cfg = self.config
         mongodb_url = cfg.mongodb_url
         if mongodb_url is None:
@@ -74,6 +78,10 @@ class Stack:
             child.spawn(self.env)
         for child in self.children.values():
             child.wait_ready()
+        services = {name: (self.url(name), self.children[name].log_path) for name in SERVICE_MODULES}
+        pending = wait_ready(services, cfg.ready_timeout, say)
+        if pending:
+            raise NotReady(report(pending, cfg.ready_timeout))
 
     def _add(self, child: Child) -> None:
         self.children[child.name] = child
@@ -110,4 +118,4 @@ class Stack:
                 child.start(self.env)
                 say(f"   {child.name} is back on port {child.port}")
             except (RuntimeError, TimeoutError) as exc:
-                say(f"   {child.name} failed to start again: {exc}")
+                say(f"   it failed to start again: {exc}")

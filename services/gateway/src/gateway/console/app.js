@@ -4,8 +4,29 @@
 
 const TOKEN_KEY = "waha-fleet.token";
 const POLL_MS = 4000; // status and QR fallback; the WebSocket makes it mostly unnecessary
+// WAHA's logout and restart stop the session, then start it again (WAHA itself pauses ~3 s between):
+// a STOPPED right after a running status is shown only if it still holds this much later.
+const STOPPED_SETTLE_MS = 4000;
 const QR_STATES = new Set(["STARTING", "SCAN_QR_CODE"]);
+const RUNNING = new Set(["STARTING", "SCAN_QR_CODE", "WORKING"]);
 const CONNECTABLE = new Set(["STOPPED", "FAILED"]);
+
+// The API's error codes a person can act on, in plain words (docs/api.md lists them all).
+const PLAIN_ERRORS = {
+  session_not_working: "WhatsApp is not connected yet: press Connect WhatsApp and scan the QR code with your phone first.",
+  session_limit_reached: "Too many WhatsApp sessions are running right now. Try again in a few minutes.",
+  broker_unavailable: "The service is starting or restarting. Try again in a moment.",
+  server_busy: "The service is busy. Try again in a moment.",
+  waha_unavailable: "WhatsApp (WAHA) does not answer right now. Try again in a moment.",
+  database_unavailable: "The message store does not answer right now. Try again in a moment.",
+  timeout: "That took too long. Try again in a moment.",
+  unreachable: "The gateway does not answer; is waha-fleet running? The console keeps trying.",
+};
+// A refused form (422 invalid_request) names its field first: "chatId: Value error, ...".
+const PLAIN_FIELDS = {
+  chatId: "That recipient is not a WhatsApp number: write it with its country code (4915112345678) or as a chat id (4915112345678@c.us).",
+  text: "The message is empty or too long (at most 65,536 characters).",
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -24,8 +45,16 @@ const state = {
   retries: 0,
   timers: new Set(), // pending setTimeout ids, all cancelled on sign-out
   pendingSend: null, // {chatId, text, key}: a failed send is retried with the same Idempotency-Key
+  stoppedCheck: null, // a STOPPED being held back (STOPPED_SETTLE_MS)
 };
 
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
 class Unauthorized extends Error {}
 class Stale extends Error {} // an answer that came back after its user signed out: dropped
 
@@ -50,7 +79,7 @@ async function api(path, { method = "GET", headers = {}, body } = {}) {
   try {
     res = await fetch(path, init);
   } catch {
-    throw new Error("the gateway does not answer; retrying");
+    throw new ApiError(0, "unreachable", "the gateway does not answer");
   }
   const json = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
   if (state.token !== token) throw new Stale(); // never show one user's answer to the next
@@ -59,24 +88,44 @@ async function api(path, { method = "GET", headers = {}, body } = {}) {
     signOut(state.userId ? `Signed out: ${why}.` : `Sign-in refused: ${why}.`);
     throw new Unauthorized();
   }
-  if (!res.ok) throw new Error(json?.error?.message || `${method} ${path} answered ${res.status}`);
+  if (!res.ok) {
+    throw new ApiError(res.status, json?.error?.code, json?.error?.message || `${method} ${path} answered ${res.status}`);
+  }
   return json;
 }
 
-function report(error) {
+function plainWords(error) {
+  if (!(error instanceof ApiError)) return error.message || String(error);
+  if (error.code === "invalid_request") {
+    const field = /^\w+/.exec(error.message || "")?.[0];
+    return PLAIN_FIELDS[field] || `The form was not accepted: ${error.message}`;
+  }
+  return PLAIN_ERRORS[error.code] || error.message;
+}
+
+// Each error is shown next to what caused it: `where` is the id of the box under that form.
+function showError(where, error) {
   if (error instanceof Unauthorized || error instanceof Stale) return;
-  const box = $("error");
-  box.textContent = error.message || String(error);
+  const box = $(where);
+  box.textContent = plainWords(error);
   box.hidden = false;
 }
 
-function clearError() {
-  $("error").hidden = true;
+function clearError(where = "error") {
+  $(where).hidden = true;
 }
+
+const report = (error) => showError("error", error); // not tied to a form: the banner on top
+const reportSession = (error) => showError("session-error", error); // under the QR and Connect
 
 // ---- session: status and QR ---------------------------------------------------------------------
 
-function setStatus(view) {
+function setStatus(view, { settled = false } = {}) {
+  if (view.status === "STOPPED" && RUNNING.has(state.status) && !settled) {
+    holdStopped();
+    return;
+  }
+  state.stoppedCheck = null;
   const before = state.status;
   state.status = view.status;
   const badge = $("status");
@@ -96,11 +145,22 @@ function setStatus(view) {
   }
 }
 
-async function refreshStatus() {
+// A logout's STOPPED is followed at once by STARTING (its two reports may even arrive swapped):
+// ask again after STOPPED_SETTLE_MS, and only then believe a STOPPED that is still there.
+function holdStopped() {
+  if (state.stoppedCheck) return;
+  const check = {};
+  state.stoppedCheck = check;
+  later(() => {
+    if (state.stoppedCheck === check) refreshStatus({ settled: true }).catch(report);
+  }, STOPPED_SETTLE_MS);
+}
+
+async function refreshStatus(options) {
   const view = await api("/api/v1/waha/status");
   state.userId = view.userId;
   $("user").textContent = view.userId;
-  setStatus(view);
+  setStatus(view, options);
 }
 
 // GET /qr starts the session if needed and answers the current QR (or none once WORKING).
@@ -135,6 +195,7 @@ function hideQr() {
 
 async function connect() {
   $("connect").disabled = true;
+  clearError("session-error");
   setStatus({ status: "STARTING" });
   try {
     await refreshQr();
@@ -269,7 +330,7 @@ async function send(event) {
     const sent = await api("/api/v1/waha/messages", { method: "POST", headers: { "Idempotency-Key": key }, body: { chatId, text } });
     state.pendingSend = null;
     $("send-text").value = "";
-    clearError();
+    clearError("send-error");
     const message = { id: sent.id, chatId: sent.chatId, fromMe: true, body: text, type: "chat", timestamp: sent.timestamp, ack: null };
     onMessage(message);
     if (state.selected !== sent.chatId) {
@@ -296,10 +357,10 @@ function onEvent(envelope) {
       break;
     case "session.status_changed":
       setStatus(data);
-      if (QR_STATES.has(data.status)) refreshQr().catch(report);
+      if (QR_STATES.has(data.status)) refreshQr().catch(reportSession);
       break;
     case "session.qr_updated":
-      if (data.value !== state.qrValue) refreshQr().catch(report);
+      if (data.value !== state.qrValue) refreshQr().catch(reportSession);
       break;
   }
 }
@@ -356,7 +417,9 @@ async function resync() {
 
 async function poll() {
   if (!state.live) await resync(); // no live events: fetch what they would have told
-  if (QR_STATES.has(state.status)) await refreshQr(); // the QR rotates; keep the shown one current
+  // The QR rotates; keep the shown one current. Not while a STOPPED is held back: GET /qr would start
+  // the session again.
+  if (QR_STATES.has(state.status) && !state.stoppedCheck) await refreshQr();
 }
 
 // ---- sign in and out ----------------------------------------------------------------------------
@@ -369,13 +432,14 @@ async function signIn(token) {
   $("whoami").hidden = false;
   setLive(false);
   clearError();
+  clearError("sign-in-error");
   try {
     await refreshStatus(); // checks the token too: a refused one signs out again right here
   } catch (error) {
     if (error instanceof Unauthorized) return;
     report(error); // the gateway may be down: the socket and polling below keep trying
   }
-  if (QR_STATES.has(state.status)) refreshQr().catch(report);
+  if (QR_STATES.has(state.status)) refreshQr().catch(reportSession);
   openEvents();
   const tick = async () => {
     if (!state.token) return;
@@ -391,7 +455,7 @@ function signOut(message) {
   const ws = state.ws;
   Object.assign(state, {
     token: null, userId: null, status: null, qrValue: null, selected: null, ws: null, live: false,
-    retries: 0, timers: new Set(), chats: new Map(), messages: new Map(), pendingSend: null,
+    retries: 0, timers: new Set(), chats: new Map(), messages: new Map(), pendingSend: null, stoppedCheck: null,
   });
   if (ws) ws.close();
   hideQr();
@@ -403,8 +467,9 @@ function signOut(message) {
   $("console").hidden = true;
   $("whoami").hidden = true;
   $("sign-in").hidden = false;
-  if (message) report(new Error(message));
-  else clearError();
+  for (const box of ["error", "session-error", "send-error"]) clearError(box);
+  if (message) showError("sign-in-error", new Error(message));
+  else clearError("sign-in-error");
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -415,8 +480,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (token) signIn(token).catch(report);
   });
   $("sign-out").addEventListener("click", () => signOut());
-  $("connect").addEventListener("click", () => connect().catch(report));
-  $("send-form").addEventListener("submit", (event) => send(event).catch(report));
+  $("connect").addEventListener("click", () => connect().catch(reportSession));
+  $("send-form").addEventListener("submit", (event) => send(event).catch((error) => showError("send-error", error)));
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) signIn(saved).catch(report);
 });

@@ -28,8 +28,12 @@ _WAHA_ALIASES: dict[str, SessionStatus] = {
     "PASSKEY_CONFIRMATION_REQUIRED": SCAN_QR_CODE,
 }
 
+# What may follow what, as the reports arrive. WAHA's logout and restart report STOPPED and STARTING
+# in the same millisecond and deliver both webhooks at once: when STARTING arrives first, the later
+# STOPPED wins the tie, and what follows STARTING (a QR, or WORKING for a linked session) then comes
+# from STOPPED with no report lost.
 TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
-    STOPPED: frozenset({STARTING}),
+    STOPPED: frozenset({STARTING, SCAN_QR_CODE, WORKING}),
     STARTING: frozenset({SCAN_QR_CODE, WORKING, FAILED, STOPPED}),
     # SCAN_QR_CODE -> SCAN_QR_CODE is the QR rotating: reported again, not a change.
     SCAN_QR_CODE: frozenset({SCAN_QR_CODE, WORKING, FAILED, STOPPED, STARTING}),

@@ -1,7 +1,9 @@
-"""Real infrastructure for tests: the RabbitMQ at RABBITMQ_URL, a SecantusDB server, a fresh prefix."""
+"""Real infrastructure for tests: the RabbitMQ at RABBITMQ_URL (and a silent one), a SecantusDB server, a fresh prefix."""
 
 import os
+import socket
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
@@ -18,6 +20,15 @@ TEST_PARTITIONS = 4
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     return os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+
+
+@pytest.fixture
+def silent_broker_url() -> Iterator[str]:
+    """An AMQP URL whose "broker" takes TCP connections and never says a word, as a RabbitMQ that is
+    stuck or half started does: a listening socket nobody accepts on (the kernel still completes
+    the TCP handshakes)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/"
 
 
 @pytest.fixture(scope="session")
