@@ -89,7 +89,6 @@ class Waha:
     @classmethod
     def headers(cls, raw: bytes, key: str | None = None) -> dict[str, str]:
         return {
-            "content-type": "application/json",
             "x-webhook-request-id": "req-1",
             "x-webhook-timestamp": str(EVENT_TS_MS),
             **signed_headers(key or cls.key, raw),

@@ -227,7 +227,7 @@ async def test_unknown_session_is_parked_and_not_routed_to_anyone(ingest, topolo
     assert parked.headers["x-waha-session"] == "wf_mallory"
     assert parked.headers["x-waha-event"] == "message"
     assert parked.headers["x-webhook-request-id"] == "req-1"
-    assert parked.headers["x-webhook-hmac"] == waha.headers(raw)["x-webhook-hmac"]
+    assert parked.headers["x-webhook-hmac"] == waha.headers(raw)["X-Webhook-Hmac"]
     assert parked.correlation_id == "evt_park_1"
     assert parked.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert parked.message_id == deterministic_id("parked", "wf_mallory", "evt_park_1")

@@ -98,7 +98,7 @@ def sign(key: str, body: bytes) -> str:
 
 def signed_headers(key: str, body: bytes) -> dict[str, str]:
     """The headers WAHA sends with a webhook signed with `key` (for tests and benchmarks)."""
-    return {SIGNATURE_HEADER: sign(key, body), ALGORITHM_HEADER: ALGORITHM, "content-type": "application/json"}
+    return {"X-Webhook-Hmac": sign(key, body), "X-Webhook-Hmac-Algorithm": ALGORITHM, "Content-Type": "application/json"}
 
 
 def verify(key: str, body: bytes, signature: str | None, algorithm: str | None = None) -> bool:
