@@ -27,11 +27,13 @@ async def session_view(env: dict) -> Reply:
 CHAT = {
     "chatId": "4915112345678@c.us", "name": "Max", "isGroup": False, "updatedAt": "2026-11-28T10:00:00+00:00",
     "lastMessage": {"id": "false_4915112345678@c.us_A1", "body": "hi", "fromMe": False, "timestamp": 1_700_000_000},
+    "unreadCount": 1,
 }
 MESSAGE = {
     "id": "false_4915112345678@c.us_A1", "chatId": "4915112345678@c.us", "fromMe": False, "from": "4915112345678@c.us",
     "to": "15550001111@c.us", "participant": None, "body": "hi", "type": "chat", "hasMedia": False,
-    "timestamp": 1_700_000_000, "ack": 2,
+    "timestamp": 1_700_000_000, "ack": 2, "media": None, "replyTo": None, "reactions": [], "editedAt": None,
+    "revokedAt": None,
 }
 
 
@@ -145,9 +147,11 @@ async def test_send_message(gateway, responder, tokens):
 
     envs = [s.envelope for s in responder.of_type("message.send")]
     assert [e["data"] for e in envs] == [
-        {"chatId": "4915112345678@c.us", "text": "hello", "replyTo": "false_1@c.us_X", "idempotencyKey": "order-42:v1.a_b"},
-        {"chatId": "4915112345678@c.us", "text": "hello", "replyTo": "false_1@c.us_X", "idempotencyKey": "order-42:v1.a_b"},
-        {"chatId": "1@g.us", "text": "x", "replyTo": None, "idempotencyKey": None},
+        {"chatId": "4915112345678@c.us", "text": "hello", "media": None, "replyTo": "false_1@c.us_X",
+         "idempotencyKey": "order-42:v1.a_b"},
+        {"chatId": "4915112345678@c.us", "text": "hello", "media": None, "replyTo": "false_1@c.us_X",
+         "idempotencyKey": "order-42:v1.a_b"},
+        {"chatId": "1@g.us", "text": "x", "media": None, "replyTo": None, "idempotencyKey": None},
     ]
     # Same key, same envelope id (a recognisable retry); each request still has its own correlation id.
     assert envs[0]["id"] == envs[1]["id"] != envs[2]["id"]

@@ -11,9 +11,11 @@ from pydantic import BaseModel
 from fleet_shared.contracts.admin import AdminSessionCount, AdminSessionItem, AdminSessionRecord, StatusEntry
 from fleet_shared.contracts.examples import (
     AT,
+    CHAT_ACTION_VIEW,
     CHAT_CURSOR,
     CONTACT,
     GROUP,
+    MESSAGE_ACTION_VIEW,
     MESSAGE_CURSOR,
     PHONE,
     QR_VIEW,
@@ -27,7 +29,7 @@ from fleet_shared.contracts.examples import (
 )
 from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage
 
-from .schemas import SendMessageBody, SessionStatusView
+from .schemas import EditBody, ReactionBody, ReadBody, SendMessageBody, SessionStatusView, TypingBody
 
 _RECEIVED = MessageItem(
     id=RECEIVED_ID, chat_id=CONTACT, from_me=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,
@@ -63,6 +65,12 @@ _BY_SCHEMA: dict[str, BaseModel] = {
     "SentView": SENT_VIEW,
     "SessionStatusView": SessionStatusView(status="STARTING"),
     "SendMessageBody": SendMessageBody(chatId=CONTACT, text="Hi! Got it.", replyTo=RECEIVED_ID),
+    "MessageActionView": MESSAGE_ACTION_VIEW,
+    "ChatActionView": CHAT_ACTION_VIEW,
+    "ReactionBody": ReactionBody(reaction="❤️"),
+    "EditBody": EditBody(text="Hi! Got it, thanks."),
+    "ReadBody": ReadBody(),
+    "TypingBody": TypingBody(typing=True),
     "ChatPage": ChatPage(items=_CHATS, next_cursor=CHAT_CURSOR),
     "MessagePage": MessagePage(items=[_SENT, _RECEIVED], next_cursor=MESSAGE_CURSOR),
     "AdminSessionItem": AdminSessionItem(user_id=USER, session=SESSION, status="WORKING", last_activity=AT.isoformat()),

@@ -10,6 +10,10 @@ from typing import Any
 from ..ids import session_name_for
 from .base import Contract, deterministic_id, envelope
 from .commands import (
+    ChatActionView,
+    DeleteMessage,
+    EditMessage,
+    GetMedia,
     GetQr,
     GetSession,
     ListChats,
@@ -17,23 +21,35 @@ from .commands import (
     ListGroups,
     ListMessages,
     LogoutSession,
+    MarkChatRead,
+    MessageActionView,
     QrView,
+    ReactToMessage,
     RestartSession,
+    RetryMedia,
     SendMessage,
     SentView,
     SessionView,
+    SetTyping,
     StartSession,
     StopSession,
 )
 from .events import (
+    ChatRead,
+    MediaAvailable,
     MessageAck,
+    MessageEdited,
+    MessageMediaUpdated,
+    MessageReaction,
     MessageReceived,
+    MessageRevoked,
     MessageSent,
     SessionActive,
     SessionQrUpdated,
     SessionStatusChanged,
     SessionStatusReported,
 )
+from .media import MediaRef, MessageMedia
 
 USER = "alice"
 SESSION = session_name_for(USER)
@@ -48,6 +64,11 @@ QR_VALUE = "2@Yc5pWm8rXq1Zk3o9Lb7TnVh0==,8Xr3LkQ1pZ5mNc7Vb2Jh9T0Wq4Ye6Us=,V2lubm
 # `nextCursor`s as the persister hands them out (opaque to clients).
 CHAT_CURSOR = "WyJjIiwxNzk1ODYwMDAwLCI0OTE1MTEyMzQ1Njc4QGMudXMiXQ"
 MESSAGE_CURSOR = "WyJuIiwxNzk1ODYwMDAwNDEyLCJmYWxzZV80OTE1MTEyMzQ1Njc4QGMudXNfM0VCMEM0MzFENUExRjRFMkI4QzciXQ"
+PHOTO_ID = "false_4915112345678@c.us_3EB0F00D"
+PHOTO = MessageMedia(
+    kind="image", mimetype="image/jpeg", filename="beach.jpg", size=284_511, status="stored",
+    stored=MediaRef(store="gridfs", key=f"messages/{USER}/{PHOTO_ID}", size=284_511, sha256="5f" * 32),
+)
 # A 1x1 transparent PNG: what `qr.data` looks like (base64), short enough for a document.
 PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
@@ -70,6 +91,15 @@ EVENT_EXAMPLES: dict[str, Contract] = {
         SessionActive(message_id=RECEIVED_ID),
         SessionStatusChanged(status="WORKING", previous_status="SCAN_QR_CODE", phone_number=PHONE),
         SessionQrUpdated(value=QR_VALUE),
+        MessageReaction(id=SENT_ID, chat_id=CONTACT, from_=CONTACT, from_me=False, reaction="👍", timestamp=TS + 40),
+        MessageEdited(id=SENT_ID, chat_id=CONTACT, body="Hi! Got it, thanks.", edited_at=TS + 45),
+        MessageRevoked(id=RECEIVED_ID, chat_id=CONTACT, revoked_at=TS + 50),
+        MessageMediaUpdated(id=PHOTO_ID, chat_id=CONTACT, media=PHOTO),
+        ChatRead(chat_id=CONTACT, read_at=TS + 60),
+        MediaAvailable(
+            message_id=PHOTO_ID, chat_id=CONTACT, kind="image", url=f"http://waha:3000/api/files/{SESSION}/3EB0F00D.jpeg",
+            mimetype="image/jpeg",
+        ),
     )
 }
 
@@ -82,6 +112,12 @@ COMMAND_EXAMPLES: dict[str, Contract] = {
         LogoutSession(),
         GetQr(),
         SendMessage(chat_id=CONTACT, text="Hi! Got it.", idempotency_key="order-42"),
+        ReactToMessage(message_id=RECEIVED_ID, reaction="❤️"),
+        EditMessage(message_id=SENT_ID, text="Hi! Got it, thanks."),
+        DeleteMessage(message_id=SENT_ID),
+        MarkChatRead(chat_id=CONTACT),
+        SetTyping(chat_id=CONTACT, typing=True),
+        RetryMedia(message_id=PHOTO_ID),
     )
 }
 
@@ -93,6 +129,7 @@ QUERY_EXAMPLES: dict[str, Contract] = {
         ListGroups(limit=20),
         ListContacts(limit=20, cursor=CHAT_CURSOR),
         ListMessages(chat_id=CONTACT, limit=50, before=MESSAGE_CURSOR),
+        GetMedia(message_id=PHOTO_ID),
     )
 }
 
@@ -102,6 +139,8 @@ SESSION_VIEW = SessionView(
 )
 QR_VIEW = QrView(status="SCAN_QR_CODE", qr={"value": QR_VALUE, "mimetype": "image/png", "data": PNG_BASE64})
 SENT_VIEW = SentView(id=SENT_ID, chat_id=CONTACT, timestamp=TS + 30)
+MESSAGE_ACTION_VIEW = MessageActionView(id=SENT_ID, chat_id=CONTACT)
+CHAT_ACTION_VIEW = ChatActionView(chat_id=CONTACT)
 
 
 def example_envelope(payload: Contract) -> dict[str, Any]:
