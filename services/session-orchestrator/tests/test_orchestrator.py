@@ -43,7 +43,10 @@ async def test_alice_and_bob_get_their_own_qr_at_the_same_time(orchestrator, web
     assert info["config"]["metadata"] == {"fleet.userId": "alice"}
     (hook,) = info["config"]["webhooks"]
     assert hook["url"] == orchestrator.settings.webhook_url
-    assert set(hook["events"]) == {"message", "message.any", "message.ack", "session.status"}
+    assert set(hook["events"]) == {
+        "message", "message.any", "message.ack", "message.reaction", "message.edited", "message.revoked",
+        "session.status", "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants",
+    }
     assert hook["hmac"] == {"key": orchestrator.settings.webhook_hmac_key}
     assert hook["retries"] == {"policy": "constant", "delaySeconds": 2, "attempts": 15}
     # ... and WAHA really calls it, signed.

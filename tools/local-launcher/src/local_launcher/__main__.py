@@ -36,7 +36,8 @@ def build_config() -> StackConfig:
         mongodb_url=os.environ.get("MONGODB_URL") or None,
         mongo_storage=str(STATE_DIR / "mongodb"),
         waha_url=os.environ.get("WAHA_URL") or None,
-        emulator_args=["--state-file", str(STATE_DIR / "waha-emulator-sessions.json")],
+        # As NOWEB runs: no store unless a session enables it (the orchestrator does, docs/sessions.md).
+        emulator_args=["--state-file", str(STATE_DIR / "waha-emulator-sessions.json"), "--store-default", "off"],
         log_dir=STATE_DIR / "logs",
     )
 

@@ -20,6 +20,8 @@ SECRETS = {
 }
 # A session shows its QR 0.1 s after start; acks follow a sent message by 0.1 s.
 FAST_EMULATOR = {
+    # As NOWEB: no store unless a session's config enables it (the orchestrator's does).
+    "WAHA_EMULATOR_STORE_DEFAULT": "False",
     "WAHA_EMULATOR_STARTING_DELAY": "0.1",
     "WAHA_EMULATOR_ACK_DELAY": "0.1",
     "WAHA_EMULATOR_QR_FIRST_LIFETIME": "60",
@@ -38,6 +40,8 @@ def throwaway_config(rabbitmq_url: str, log_dir: Path, *, tag: str = "e2e", env:
             "ORCHESTRATOR_PARTITIONS": str(PARTITIONS),
             "REQUEST_TIMEOUT": "15s",
             "LOG_LEVEL": "INFO",
+            # Tests send media from files they serve on 127.0.0.1.
+            "MEDIA_URL_ALLOW_PRIVATE": "true",
             **SECRETS,
             **FAST_EMULATOR,
             **(env or {}),
