@@ -92,10 +92,13 @@ async def test_user_b_gets_nothing_of_user_as_through_any_endpoint_or_the_live_s
 
         covered: set[tuple[str, str]] = set()
 
-        async def b_calls(method: str, path: str, **kwargs):
-            covered.add((method, path))
+        async def b_calls(method: str, path: str, *, template: str | None = None, echo: str = "", **kwargs):
+            """`template`: the documented path `path` is; `echo`: what B itself put in the call (an answer
+            may name it back; that tells B nothing)."""
+            covered.add((method, template or path))
             r = await gateway.request(method, path, headers=auth(b), **kwargs)
-            nothing_of_a(r.text if r.headers.get("content-type", "").startswith("application/json") else "")
+            text = r.text if r.headers.get("content-type", "").startswith("application/json") else ""
+            nothing_of_a(text.replace(echo, "") if echo else text)
             return r
 
         assert (await b_calls("GET", "/api/v1/waha/status")).json()["userId"] == b
@@ -117,6 +120,29 @@ async def test_user_b_gets_nothing_of_user_as_through_any_endpoint_or_the_live_s
         assert [m["text"] for m in (await waha.get(f"/_emulator/sessions/{session_name_for(b)}/sent")).json()] == ["B's own words"]
         assert len((await waha.get(f"/_emulator/sessions/{session_name_for(a)}/sent")).json()) == a_sent_before
 
+        # B names A's messages and chats: nothing of A's is served, nothing is done to A's session.
+        frames_before_naming = len(b_frames)
+        for message_id in a_ids:
+            r = await b_calls("GET", f"/api/v1/waha/messages/{message_id}/media", template="/api/v1/waha/messages/{messageId}/media",
+                          echo=message_id)
+            assert r.status_code == 404, r.text
+            r = await b_calls("POST", f"/api/v1/waha/messages/{message_id}/media/retry",
+                          template="/api/v1/waha/messages/{messageId}/media/retry", echo=message_id)
+            assert r.status_code in (404, 422), r.text
+            # Through B's own session: B's own action on B's own account, whatever the id names.
+            await b_calls("PUT", f"/api/v1/waha/messages/{message_id}/reaction",
+                          template="/api/v1/waha/messages/{messageId}/reaction", echo=message_id, json={"reaction": "😈"})
+            await b_calls("PATCH", f"/api/v1/waha/messages/{message_id}", template="/api/v1/waha/messages/{messageId}",
+                          echo=message_id, json={"text": "B's edit"})
+            await b_calls("DELETE", f"/api/v1/waha/messages/{message_id}", template="/api/v1/waha/messages/{messageId}",
+                          echo=message_id)
+        await b_calls("POST", f"/api/v1/waha/chats/{contact}@c.us/read", template="/api/v1/waha/chats/{chatId}/read", json={})
+        await b_calls("POST", f"/api/v1/waha/chats/{contact}@c.us/typing", template="/api/v1/waha/chats/{chatId}/typing",
+                      json={"typing": True})
+        assert (await waha.get(f"/_emulator/sessions/{session_name_for(a)}/actions")).json() == []
+        a_items = (await gateway.get("/api/v1/waha/messages", params={"chatId": f"{contact}@c.us"}, headers=auth(a))).json()
+        assert all(m["reactions"] == [] and m["editedAt"] is None and m["revokedAt"] is None for m in a_items["items"])
+
         # B's session commands act on B's session only.
         for action in ("restart", "stop", "start", "logout"):
             assert (await b_calls("POST", f"/api/v1/waha/session/{action}")).status_code == 202
@@ -129,8 +155,12 @@ async def test_user_b_gets_nothing_of_user_as_through_any_endpoint_or_the_live_s
         await frames_with(b_frames, lambda f: f["type"] == "session.status_changed" and f["data"]["status"] == "SCAN_QR_CODE",
                           "B's own last event on B's socket")
         assert {f["userId"] for f in b_frames} == {b}
-        for frame in b_frames:
-            nothing_of_a(json.dumps(frame))
+        for n, frame in enumerate(b_frames):
+            text = json.dumps(frame)
+            if n >= frames_before_naming:  # B's own reactions name the ids B gave them
+                for message_id in a_ids:
+                    text = text.replace(message_id, "")
+            nothing_of_a(text)
 
     documented = {
         (method.upper(), path)
