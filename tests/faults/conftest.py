@@ -28,6 +28,9 @@ FAULT_SETTINGS = {
     "WAHA_BACKOFF_BASE": "200ms",
     "WAHA_BACKOFF_MAX": "1s",
     "WAHA_TIMEOUT": "5s",
+    # media copied out of WAHA: 4 tries within a few seconds
+    "MEDIA_FETCH_ATTEMPTS": "4",
+    "MEDIA_FETCH_BACKOFF_MAX": "1s",
 }
 
 
