@@ -172,6 +172,7 @@ def emulator_config(**overrides: Any) -> EmulatorConfig:
         ack_delay=0.05,
         webhook_timeout=2.0,
         log_level="warning",
+        store_default=False,  # as NOWEB: a session keeps a store only when its config asks for one
     ).override(**overrides)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts.commands import StopSession
+from fleet_shared.waha import USER_ID_METADATA
 from session_orchestrator.domain.session_config import WebhookTarget, session_config
 from session_orchestrator.handlers.upkeep import LOST_SESSION_ERROR
 
@@ -100,3 +101,43 @@ async def test_a_session_its_user_stopped_is_not_started_again(topology, waha, m
     await _registry_reaches(registry, "ida", "STOPPED")  # WAHA's word taken, the user's wish kept
     assert await _waha_status(waha, "wf_ida") == "STOPPED"
     assert await waha.calls(method="POST", path="/api/sessions/wf_ida/start") == []
+
+
+def older_config(user: str, url: str) -> dict:
+    """What an older release gave a session: fewer events, no NOWEB store."""
+    return {"metadata": {USER_ID_METADATA: user}, "webhooks": [{"url": url, "events": ["message", "session.status"]}]}
+
+
+async def test_sessions_with_an_older_config_get_the_current_one_one_at_a_time_keeping_their_pairing(
+    topology, waha, make_orchestrator, webhook_sink
+):
+    first = await make_orchestrator(topology, waha)
+    for user, phone in (("olga", "15550002221"), ("oskar", "15550002222")):
+        await first.link(user, phone=phone)
+    await first.stop()
+    # WAHA restarts a running session it is given a config, still linked.
+    for user in ("olga", "oskar"):
+        older = older_config(user, webhook_sink.url)
+        assert (await waha.http.put(f"/api/sessions/wf_{user}", json={"config": older})).status_code == 200
+        await _waha_reaches(waha, f"wf_{user}", "WORKING")
+    qr_before = {u: _qr_count(await waha.status_events(f"wf_{u}")) for u in ("olga", "oskar")}
+
+    await make_orchestrator(topology, waha, config_rollout_interval="500ms")
+
+    async def rolled_out() -> list[dict] | None:
+        puts = [c for c in await waha.calls(method="PUT") if c["path"] in ("/api/sessions/wf_olga", "/api/sessions/wf_oskar")]
+        return puts if len(puts) == 4 else None  # the two above, then the orchestrator's two
+
+    puts = (await wait_until(rolled_out, 15, what="both sessions reconfigured"))[2:]
+    assert abs(puts[1]["timestamp"] - puts[0]["timestamp"]) >= 400  # staggered, not all at once
+    for user in ("olga", "oskar"):
+        await _waha_reaches(waha, f"wf_{user}", "WORKING")
+        info = await waha.session(f"wf_{user}")
+        assert info["config"]["noweb"]["store"]["enabled"] is True
+        assert "message.reaction" in info["config"]["webhooks"][0]["events"]
+        assert info["me"]["id"].startswith("1555000222")  # the same phone: no new pairing
+        assert _qr_count(await waha.status_events(f"wf_{user}")) == qr_before[user]
+
+
+def _qr_count(events: list[dict]) -> int:
+    return sum(1 for e in events if e["payload"]["status"] == "SCAN_QR_CODE")

@@ -26,7 +26,7 @@ from session_orchestrator.domain.session_config import session_config
 from session_orchestrator.handlers.errors import Retry
 from session_orchestrator.handlers.media import GONE
 
-from .conftest import WEBHOOK_URL, WebhookTarget_for
+from .conftest import WEBHOOK_URL, Crash, WebhookTarget_for
 
 CHAT = "4915112345678@c.us"
 IN_ID = f"false_{CHAT}_3EB0IMAGE1"
@@ -142,6 +142,23 @@ async def test_a_media_message_is_sent_once_with_its_caption_and_announced_store
     assert (event.data.type, event.data.has_media, event.data.media.status, event.data.media.stored) == (
         "image", True, "stored", media.stored
     )
+
+
+async def test_after_a_crash_right_after_waha_took_the_file_the_retry_answers_that_message(linked):
+    media = await stored_upload(linked)
+    command = SendMessage(chat_id=CHAT, text="look!", media=media, idempotency_key="k-photo")
+    linked.waha.crash_after_send = True
+    with pytest.raises(Crash):
+        await linked.command(command, "alice")
+    linked.waha.crash_after_send = False
+    linked.restart()
+
+    reply = await linked.command(command, "alice")
+
+    assert reply.ok, reply
+    [made] = linked.waha.sent  # WhatsApp got the photo once
+    assert reply.data["id"] == made["id"]
+    assert linked.sends.docs[("alice", "key:k-photo")]["state"] == "done"
 
 
 async def test_the_same_key_with_another_file_is_refused(linked):
