@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aio_pika
+import jwt
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
@@ -112,6 +113,8 @@ async def test_user_b_gets_nothing_of_user_as_through_any_endpoint_or_the_live_s
         with_a_cursor = await b_calls("GET", "/api/v1/waha/messages", params={"chatId": f"{contact}@c.us", "before": a_cursor})
         assert with_a_cursor.status_code == 400 or with_a_cursor.json()["items"] == []
         assert (await b_calls("GET", "/api/v1/events")).status_code == 426  # the stream itself: b_frames below
+        ticket = (await b_calls("POST", "/api/v1/events/ticket")).json()["ticket"]
+        assert jwt.decode(ticket, options={"verify_signature": False})["sub"] == b  # it opens B's own stream
 
         # B writes to A's contact: through B's own session, never A's.
         a_sent_before = len((await waha.get(f"/_emulator/sessions/{session_name_for(a)}/sent")).json())

@@ -1,6 +1,7 @@
 """JWT verification (ADR 0012), at the verifier and through the HTTP API."""
 
 import time
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -87,6 +88,38 @@ def test_empty_secret_is_refused():
         TokenVerifier("")
 
 
+def test_a_token_living_longer_than_the_maximum_is_refused(tokens):
+    verifier = TokenVerifier(tokens.secret, max_lifetime=timedelta(days=1))
+    assert verifier.verify(tokens.make("alice", expires_in=86_000)).user_id == "alice"
+    err = rejected(verifier, tokens.make("alice", expires_in=86_500))
+    assert err.code == "invalid_token" and "JWT_MAX_LIFETIME" in err.message
+
+
+def test_a_token_expiring_in_the_year_9999_is_refused(verifier, tokens):
+    assert rejected(verifier, tokens.make("alice", expires_in=None, exp=253_402_300_799)).code == "invalid_token"
+
+
+@pytest.mark.parametrize("number", [10**400, float("inf"), 1e300, 2**64])
+def test_absurd_numbers_in_a_signed_token_are_401_not_500(verifier, tokens, number):
+    assert rejected(verifier, tokens.make("alice", expires_in=None, exp=number)).code == "invalid_token"
+    assert rejected(verifier, tokens.make("alice", expires_in=None, exp=-number)).code in ("invalid_token", "token_expired")
+    assert rejected(verifier, tokens.make("alice", nbf=number)).code == "invalid_token"
+    assert rejected(verifier, tokens.make("alice", iat=number)).code == "invalid_token"
+
+
+def test_audience_and_issuer_when_configured(tokens):
+    verifier = TokenVerifier(tokens.secret, audience="waha-fleet", issuer="https://id.example.com")
+    good = tokens.make("alice", aud="waha-fleet", iss="https://id.example.com")
+    assert verifier.verify(good).user_id == "alice"
+    for claims, word in (({"iss": "https://id.example.com"}, "aud"), ({"aud": "waha-fleet"}, "iss"),
+                         ({"aud": "crm", "iss": "https://id.example.com"}, "audience"),
+                         ({"aud": "waha-fleet", "iss": "https://evil.example.com"}, "issuer")):
+        err = rejected(verifier, tokens.make("alice", **claims))
+        assert err.code == "invalid_token" and word in err.message, claims
+    # Not configured: `aud` and `iss` are not looked at.
+    assert TokenVerifier(tokens.secret).verify(tokens.make("alice", aud="anything")).user_id == "alice"
+
+
 # Through HTTP: no broker is needed to refuse a request.
 
 
@@ -110,6 +143,8 @@ async def test_not_a_bearer_scheme(offline_gateway):
 async def test_expired_and_invalid_tokens_over_http(offline_gateway, tokens):
     response = await offline_gateway.get("/api/v1/waha/status", headers=tokens.auth("alice", expires_in=-1))
     assert_error(response, 401, "token_expired")
+    response = await offline_gateway.get("/api/v1/waha/status", headers=tokens.auth("alice", expires_in=None, exp=10**400))
+    assert_error(response, 401, "invalid_token")
     response = await offline_gateway.get("/api/v1/waha/chats", headers=tokens.auth("alice", secret="x" * 40))
     assert_error(response, 401, "invalid_token")
 

@@ -158,11 +158,13 @@ async def test_queries_answer_only_the_envelope_user(store, events):
 async def test_bad_queries_get_400_replies(store, events):
     await store.apply([events.received(ALICE, f"m{i}", ts=i) for i in range(3)])
     service = QueryService(store)
-    for cursor in ("not-a-cursor!", "bm90IGpzb24", encode_cursor(CHAT_CURSOR, 5, "x"), encode_cursor("m", "5", "x")):
+    huge = (encode_cursor("n", 10**100, "x"), encode_cursor("n", 2**63, "x"), encode_cursor("n", -(2**63) - 1, "x"))
+    for cursor in ("not-a-cursor!", "bm90IGpzb24", encode_cursor(CHAT_CURSOR, 5, "x"), encode_cursor("m", "5", "x"), *huge):
         reply = await ask(service, ListMessages(chat_id=CHAT, before=cursor))
         assert (reply.ok, reply.error.code, reply.error.status) == (False, "invalid_cursor", 400), cursor
-    reply = await ask(service, ListChats(cursor=encode_cursor("m", 5, "x")))
-    assert reply.error.code == "invalid_cursor"
+    for cursor in (encode_cursor("m", 5, "x"), encode_cursor(CHAT_CURSOR, 10**30, "x")):
+        reply = await ask(service, ListChats(cursor=cursor))
+        assert reply.error.code == "invalid_cursor"
     reply = await ask(service, GetSession())
     assert (reply.error.code, reply.error.status) == ("unknown_query", 400)
     for body in (b"{nope", b"[]", json.dumps({"type": "chat.list", "userId": ALICE}).encode()):

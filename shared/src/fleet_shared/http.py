@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import describe
+from .redact import RedactSecrets
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 READY_CHECK_TIMEOUT = 2.0
@@ -92,7 +93,12 @@ def ops_router(checks: dict[str, ReadyCheck], *, before_metrics: Sequence[Callab
 
 
 def configure_logging(level: str) -> None:
+    """One handler for every logger (uvicorn's too: `serve` leaves its loggers to propagate here),
+    with secrets redacted from each line."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+            handler.addFilter(RedactSecrets())
     for noisy in ("aio_pika", "aiormq", "pymongo", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -117,7 +123,9 @@ def serve(app: FastAPI, host: str, port: int, log_level: str) -> None:
     configure_logging(log_level)
     # proxy_headers off: no service sits behind a proxy on 127.0.0.1 (the only address uvicorn
     # trusts by default), so the middleware would only cost CPU on every request.
+    # log_config=None: uvicorn's loggers keep no handlers of their own, so its lines go through
+    # the redacting handler above.
     uvicorn.run(
         app, host=host, port=port, log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=20,
-        proxy_headers=False,
+        proxy_headers=False, log_config=None,
     )

@@ -13,7 +13,7 @@ from fleet_shared.media import open_media_store
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.topology import Topology
 
-from . import routes_admin, routes_console, routes_docs, routes_events, routes_messages, routes_waha
+from . import routes_admin, routes_console, routes_docs, routes_events, routes_messages, routes_tickets, routes_waha
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
@@ -21,6 +21,7 @@ from .live import LiveHub
 from .media_intake import MediaIntake
 from .metrics import MetricsMiddleware
 from .openapi import install_openapi
+from .tickets import TicketIssuer
 
 SERVICE = "gateway"
 
@@ -75,7 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rpc = rpc
     app.state.live = live
     app.state.bus = Bus(rpc, topology, settings.request_timeout)
-    app.state.token_verifier = TokenVerifier(settings.jwt_secret, settings.jwt_leeway)
+    app.state.token_verifier = TokenVerifier(
+        settings.jwt_secret, settings.jwt_leeway, max_lifetime=settings.jwt_max_lifetime,
+        audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+    )
+    app.state.tickets = TicketIssuer(settings.jwt_secret)
 
     async def broker_ready() -> bool:
         return rpc.connected and live.connected
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_waha.router)
     app.include_router(routes_messages.router)
     app.include_router(routes_events.router)
+    app.include_router(routes_tickets.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_console.router)
     app.include_router(routes_docs.router)

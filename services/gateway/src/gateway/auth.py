@@ -21,6 +21,8 @@ ADMIN_ROLE = "admin"
 # Verified tokens remembered (each client sends the same token with every call; checking its
 # HMAC and claims again costs more CPU than the rest of the gateway's share of a request).
 VERIFIED_CACHE_SIZE = 4096
+# Tokens whose `exp` is further away than this are refused (a token minted to live for ever).
+DEFAULT_MAX_LIFETIME = timedelta(days=30)
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -52,6 +54,9 @@ class TokenVerifier:
         secret: str,
         leeway: timedelta = timedelta(0),
         *,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+        audience: str | None = None,
+        issuer: str | None = None,
         cache_size: int = VERIFIED_CACHE_SIZE,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -59,6 +64,9 @@ class TokenVerifier:
             raise ValueError("a JWT secret is required")
         self._secret = secret
         self._leeway = leeway
+        self._max_lifetime = max_lifetime.total_seconds()
+        self._audience = audience
+        self._issuer = issuer
         self._cache_size = cache_size
         self._clock = clock
         self._verified: dict[str, Principal] = {}
@@ -80,6 +88,7 @@ class TokenVerifier:
         return principal
 
     def _decode(self, token: str) -> Principal:
+        required = ["exp", "sub", *(["aud"] if self._audience else []), *(["iss"] if self._issuer else [])]
         try:
             # Only HS256 is accepted: `alg: none` and every other algorithm fail here.
             claims = jwt.decode(
@@ -87,19 +96,29 @@ class TokenVerifier:
                 self._secret,
                 algorithms=[ALGORITHM],
                 leeway=self._leeway,
-                options={"require": ["exp", "sub"], "verify_aud": False},
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": required, "verify_aud": self._audience is not None},
             )
         except jwt.ExpiredSignatureError as exc:
             raise _unauthorized("token_expired", "the token has expired") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise _unauthorized("invalid_token", f"the token has no '{exc.claim}' claim") from exc
-        except jwt.InvalidTokenError as exc:
+        except jwt.InvalidAudienceError as exc:
+            raise _unauthorized("invalid_token", "the token is not for this audience (aud)") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise _unauthorized("invalid_token", "the token is not from the expected issuer (iss)") from exc
+        except (jwt.InvalidTokenError, OverflowError, ValueError) as exc:
+            # OverflowError/ValueError: a number no clock holds (`exp: 1e400`) in a signed token.
             raise _unauthorized("invalid_token", "the token is not valid") from exc
         sub = claims.get("sub")
         if not isinstance(sub, str) or not USER_ID_RE.fullmatch(sub):
             raise _unauthorized("invalid_token", "the token's 'sub' must match ^[A-Za-z0-9_-]{1,64}$")
         role = claims.get("role")
-        expires_at = int(claims["exp"]) + self._leeway.total_seconds()  # PyJWT compares int(exp)
+        exp = int(claims["exp"])  # PyJWT compares int(exp)
+        if exp > self._clock() + self._max_lifetime + self._leeway.total_seconds():
+            raise _unauthorized("invalid_token", "the token lives longer than this gateway accepts (JWT_MAX_LIFETIME)")
+        expires_at = exp + self._leeway.total_seconds()
         return Principal(user_id=sub, role=role if isinstance(role, str) else None, expires_at=expires_at)
 
 

@@ -22,6 +22,11 @@ class Settings(FleetSettings, MongoSettings, MediaSettings):
     jwt_secret: str = ""
     # Clock skew tolerated on `exp`/`nbf`/`iat`.
     jwt_leeway: Duration = timedelta(0)
+    # A token whose `exp` is further away than this is refused.
+    jwt_max_lifetime: Duration = timedelta(days=30)
+    # When set, tokens must carry this `aud` / `iss`.
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     # Live events (WebSocket /api/v1/events). Events waiting for one socket; a client that lets
     # more pile up is disconnected (close code 4001) rather than slowing the gateway down.

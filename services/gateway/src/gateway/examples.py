@@ -29,7 +29,7 @@ from fleet_shared.contracts.examples import (
 )
 from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage
 
-from .schemas import EditBody, ReactionBody, ReadBody, SendMessageBody, SessionStatusView, TypingBody
+from .schemas import EditBody, EventsTicket, ReactionBody, ReadBody, SendMessageBody, SessionStatusView, TypingBody
 
 _RECEIVED = MessageItem(
     id=RECEIVED_ID, chat_id=CONTACT, from_me=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,
@@ -71,6 +71,10 @@ _BY_SCHEMA: dict[str, BaseModel] = {
     "EditBody": EditBody(text="Hi! Got it, thanks."),
     "ReadBody": ReadBody(),
     "TypingBody": TypingBody(typing=True),
+    "EventsTicket": EventsTicket(
+        ticket="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTc5NTg2MDAzMCwianRpIjoiNGJ6In0.c2ln",
+        expiresIn=30,
+    ),
     "ChatPage": ChatPage(items=_CHATS, next_cursor=CHAT_CURSOR),
     "MessagePage": MessagePage(items=[_SENT, _RECEIVED], next_cursor=MESSAGE_CURSOR),
     "AdminSessionItem": AdminSessionItem(user_id=USER, session=SESSION, status="WORKING", last_activity=AT.isoformat()),

@@ -32,6 +32,7 @@ from .live import (
 )
 from .metrics import LIVE_CLOSED, LIVE_FRAMES
 from .schemas import error_responses
+from .tickets import TicketIssuer
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ DESCRIPTION = f"""
 Open a **WebSocket** here (`ws://…/api/v1/events`, `wss://` behind TLS) to receive the caller's own
 events as they happen. A plain HTTP GET answers 426.
 
-**Authentication**: `Authorization: Bearer <JWT>`, or `?token=<JWT>` where headers cannot be set
-(browsers). The socket is bound to the token's user and closes when the token expires.
+**Authentication**: `Authorization: Bearer <JWT>`; where headers cannot be set (browsers),
+`?ticket=<ticket>` from `POST /api/v1/events/ticket` (single use, 30 s), or `?token=<JWT>`
+(discouraged: a URL may be logged by whatever sits in between). The socket is bound to the
+token's user and closes when the token expires.
 
 **Frames**: server to client only, one JSON envelope per text frame
 (`{{"id", "type", "version", "occurredAt", "userId", "session", "correlationId", "data"}}`), of the types
@@ -93,7 +96,8 @@ Nothing is replayed on reconnect: after any close, re-read `GET /api/v1/waha/cha
     openapi_extra={"security": [{"HTTPBearer": []}]},
 )
 async def events_without_upgrade(
-    token: Annotated[str | None, Query(description="the JWT, where no Authorization header can be sent")] = None,
+    ticket: Annotated[str | None, Query(description="a ticket from `POST /api/v1/events/ticket` (browsers)")] = None,
+    token: Annotated[str | None, Query(description="the JWT, where no header can be sent (prefer a ticket)")] = None,
 ) -> None:
     raise ApiError(426, "upgrade_required", "connect with a WebSocket (Upgrade: websocket)", {"Upgrade": "websocket"})
 
@@ -121,10 +125,13 @@ def _principal(websocket: WebSocket) -> Principal:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "use 'Authorization: Bearer <token>'")
+    elif ticket := websocket.query_params.get("ticket"):
+        tickets: TicketIssuer = websocket.app.state.tickets
+        return tickets.redeem(ticket)
     else:
         token = websocket.query_params.get("token", "")
         if not token:
-            raise ApiError(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>' or ?token=")
+            raise ApiError(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>', ?ticket= or ?token=")
     verifier: TokenVerifier = websocket.app.state.token_verifier
     return verifier.verify(token.strip())
 

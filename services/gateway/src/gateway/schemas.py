@@ -118,3 +118,8 @@ def error_responses(*statuses: int, codes: dict[int, tuple[str, str]] | None = N
         }
         for s in statuses
     }
+
+
+class EventsTicket(BaseModel):
+    ticket: str = Field(description="pass it as `?ticket=` when opening `/api/v1/events`; it opens one socket")
+    expiresIn: int = Field(description="seconds it stays valid")

@@ -72,14 +72,16 @@ def decode_cursor(kind: str, cursor: str, *, also: str | None = None) -> tuple[s
         and len(value) == 3
         and value[0] in (kind, also)
         and type(value[1]) is int
+        and INT64_MIN <= value[1] <= INT64_MAX  # MongoDB compares 8-byte integers at most
         and isinstance(value[2], str)
     ):
         raise InvalidCursor("cursor is not one this service handed out")
     return value[0], value[1], value[2]
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Every int64: the sort fields are integers (unix seconds), so this is "has the field" as an index range.
-EVERY_INTEGER = {"$gte": -(2**63)}
+EVERY_INTEGER = {"$gte": INT64_MIN}
 
 
 async def newest_page(
