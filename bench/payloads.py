@@ -7,7 +7,7 @@ import uuid
 from fleet_shared.contracts import Envelope, deterministic_id, envelope
 from fleet_shared.contracts.events import MessageReceived
 from fleet_shared.ids import session_name_for
-from fleet_shared.waha import signed_headers
+from fleet_shared.waha import session_webhook
 
 from .http1 import build_request
 
@@ -44,9 +44,10 @@ def message_webhook(user: str, raw_id: str, sender: str, body: str = BODY, times
     }
 
 
-def signed_post(port: int, hmac_key: str, hook: dict, path: str = "/webhooks/waha") -> bytes:
+def signed_post(port: int, hmac_key: str, hook: dict) -> bytes:
+    """The raw HTTP request of `hook` as WAHA posts it: to its session's path, signed with its key."""
     body = json.dumps(hook).encode()
-    headers = signed_headers(hmac_key, body)
+    path, headers = session_webhook(hmac_key, hook["session"], body)
     return build_request("POST", path, port, headers, body)
 
 

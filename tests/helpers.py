@@ -7,6 +7,7 @@ emulator's WAHA and control API, RabbitMQ, the services' /metrics, MongoDB for w
 import asyncio
 import json
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -19,7 +20,7 @@ from pymongo import AsyncMongoClient
 from fleet_devtools.localdev import wait_until
 from fleet_shared.ids import session_name_for
 from fleet_shared.topology import Topology
-from fleet_shared.waha import signed_headers
+from fleet_shared.waha import session_webhook
 from local_launcher.stack import Stack
 
 from .conftest import SECRETS, auth
@@ -99,15 +100,16 @@ async def all_ready(stack: Stack) -> bool:
     return True
 
 
-def signature_headers(body: bytes) -> dict[str, str]:
-    """The headers WAHA sends with `body`, signed with the fleet's key."""
-    return signed_headers(SECRETS["WEBHOOK_HMAC_KEY"], body)
+def signed_for(session: str, body: bytes) -> tuple[str, dict[str, str]]:
+    """Where WAHA posts `session`'s webhook `body`, and its headers, signed with the session's key."""
+    return session_webhook(SECRETS["WEBHOOK_HMAC_KEY"], session, body)
 
 
-def signed(envelope: dict) -> tuple[bytes, dict[str, str]]:
-    """A webhook body and headers as WAHA signs them with the fleet's key."""
+def signed(envelope: dict) -> tuple[str, bytes, dict[str, str]]:
+    """A webhook as WAHA posts it for its session: the path, the body, the signed headers."""
     body = json.dumps(envelope).encode()
-    return body, signature_headers(body)
+    path, headers = signed_for(envelope["session"], body)
+    return path, body, headers
 
 
 def wa_message(raw_id: str, sender: str, body: str, *, timestamp: int = 1_700_000_000, to: str = "15550000000@c.us") -> dict:
@@ -119,10 +121,10 @@ def wa_message(raw_id: str, sender: str, body: str, *, timestamp: int = 1_700_00
 
 async def deliver(ingest: httpx.AsyncClient, envelope: dict, *, attempts: int = 16, delay: float = 0.5) -> None:
     """POST a signed webhook the way WAHA does: the same body again after every failure, a bounded number of times."""
-    body, headers = signed(envelope)
+    path, body, headers = signed(envelope)
     for _ in range(attempts):
         try:
-            if (await ingest.post("/webhooks/waha", content=body, headers=headers)).is_success:
+            if (await ingest.post(path, content=body, headers=headers)).is_success:
                 return
         except httpx.TransportError:
             pass
@@ -134,7 +136,7 @@ def webhook(user: str, event: str, payload: dict, *, session: str | None = None,
     """A WAHA webhook envelope for `user`'s session (or another `session` / metadata, to test refusals)."""
     return {
         "id": f"evt_{uuid.uuid4().hex[:26]}",
-        "timestamp": 1_700_000_000_000,
+        "timestamp": int(time.time() * 1000),  # signed now: webhook-ingest refuses old ones (WEBHOOK_MAX_AGE)
         "event": event,
         "session": session or session_name_for(user),
         "metadata": {"fleet.userId": metadata_user or user},

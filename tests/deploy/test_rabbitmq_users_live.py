@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from fleet_devtools.localdev import EmbeddedMongo, free_port, wait_until
 from fleet_shared.topology import Topology
-from fleet_shared.waha import sign
+from fleet_shared.waha import session_webhook
 from local_launcher.processes import Child, base_environment, python_module
 from local_launcher.tokens import make_token
 
@@ -209,7 +210,7 @@ async def test_the_whole_conversation_works_with_one_least_privilege_user_per_se
     # ingest -> parked: a signed webhook of a session nobody owns
     envelope = {
         "id": "evt_01" + uuid.uuid4().hex[:24],
-        "timestamp": 1_700_000_000_000,
+        "timestamp": int(time.time() * 1000),
         "event": "message",
         "session": "default",
         "metadata": None,
@@ -218,11 +219,9 @@ async def test_the_whole_conversation_works_with_one_least_privilege_user_per_se
         "engine": "NOWEB",
     }
     body = json.dumps(envelope).encode()
-    signature = sign(secrets["WEBHOOK_HMAC_KEY"], body)
+    path, headers = session_webhook(secrets["WEBHOOK_HMAC_KEY"], "default", body)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['webhook-ingest']}") as ingest:
-        r = await ingest.post(
-            "/webhooks/waha", content=body, headers={"X-Webhook-Hmac": signature, "content-type": "application/json"}
-        )
+        r = await ingest.post(path, content=body, headers=headers)
         assert r.status_code < 300, r.text
 
     async def parked():

@@ -16,7 +16,7 @@ import pytest
 from fleet_devtools.localdev import wait_until
 
 from ..conftest import SECRETS, auth, token_for
-from ..helpers import signature_headers, signed, wa_message, webhook
+from ..helpers import signed, signed_for, wa_message, webhook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -56,16 +56,15 @@ def message_hook(user: str, text: str) -> dict:
     return webhook(user, "message.any", wa_message(f"RAW{fresh().upper()}", "4915700000001", text))
 
 
-async def post_raw(ingest, body: bytes, headers: dict[str, str]):
-    return await ingest.post("/webhooks/waha", content=body, headers=headers)
+async def post_raw(ingest, path: str, body: bytes, headers: dict[str, str]):
+    return await ingest.post(path, content=body, headers=headers)
 
 
 async def after_a_valid_webhook(ingest, bus, db, tag: str) -> None:
     """A valid webhook for a user of its own goes through and is stored; then nothing mentions `tag`."""
     mark = fresh()
     hook = message_hook(f"ok_{mark}", f"marker {mark}")
-    body, headers = signed(hook)
-    assert (await post_raw(ingest, body, headers)).status_code == 200
+    assert (await post_raw(ingest, *signed(hook))).status_code == 200
     await bus.wait_for(mark)
 
     async def stored() -> bool:
@@ -77,7 +76,8 @@ async def after_a_valid_webhook(ingest, bus, db, tag: str) -> None:
 
 async def test_invalid_json_is_400(ingest, bus, db, tag):
     body = f'{{"event": "message", "session": "wf_{tag}", '.encode()  # cut short, correctly signed
-    assert_refused(await post_raw(ingest, body, signature_headers(body)), 400, "invalid_json")
+    path, headers = signed_for(f"wf_{tag}", body)
+    assert_refused(await post_raw(ingest, path, body, headers), 400, "invalid_json")
     await after_a_valid_webhook(ingest, bus, db, tag)
 
 
@@ -92,16 +92,16 @@ async def test_missing_fields_are_422(ingest, bus, db, tag):
 
 
 async def test_a_wrong_signature_is_401(ingest, bus, db, tag):
-    body, headers = signed(message_hook(f"u_{tag}", f"forged {tag}"))
+    path, body, headers = signed(message_hook(f"u_{tag}", f"forged {tag}"))
     headers["X-Webhook-Hmac"] = headers["X-Webhook-Hmac"][::-1]
-    assert_refused(await post_raw(ingest, body, headers), 401, "invalid_signature")
+    assert_refused(await post_raw(ingest, path, body, headers), 401, "invalid_signature")
     await after_a_valid_webhook(ingest, bus, db, tag)
 
 
 async def test_a_missing_signature_is_401(ingest, bus, db, tag):
-    body, headers = signed(message_hook(f"u_{tag}", f"unsigned {tag}"))
+    path, body, headers = signed(message_hook(f"u_{tag}", f"unsigned {tag}"))
     del headers["X-Webhook-Hmac"]
-    assert_refused(await post_raw(ingest, body, headers), 401, "invalid_signature")
+    assert_refused(await post_raw(ingest, path, body, headers), 401, "invalid_signature")
     await after_a_valid_webhook(ingest, bus, db, tag)
 
 

@@ -6,12 +6,14 @@ import json
 import uuid
 
 import aio_pika
+import httpx
 import pytest
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.waha import sign
 
 from ..conftest import SECRETS, auth
+from ..helpers import signed, webhook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -36,8 +38,6 @@ async def history(gateway, user, chat_id):
 @pytest.fixture(scope="module")
 async def connected(stack):
     """Both users got a QR at the same time, scanned it, and are WORKING."""
-    import httpx
-
     async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as gateway, httpx.AsyncClient(
         base_url=stack.waha_url, timeout=30
     ) as waha:
@@ -160,23 +160,11 @@ async def test_a_duplicated_webhook_is_stored_once(connected, gateway, waha, sta
     wa_id = r.json()["id"]
     await waha.post("/_emulator/faults", json={})
     # And the very same signed webhook again, straight to ingest, three times.
-    envelope = {
-        "id": "evt_01" + uuid.uuid4().hex[:24],
-        "timestamp": 1_700_000_000_000,
-        "event": "message",
-        "session": SESSIONS[ALICE],
-        "metadata": {"fleet.userId": ALICE},
-        "me": None,
-        "payload": r.json(),
-        "engine": "NOWEB",
-    }
-    body = json.dumps(envelope).encode()
-    signature = sign(SECRETS["WEBHOOK_HMAC_KEY"], body)
-    import httpx
-
+    envelope = {**webhook(ALICE, "message", r.json()), "id": "evt_01" + uuid.uuid4().hex[:24]}
+    path, body, headers = signed(envelope)
     async with httpx.AsyncClient(base_url=stack.url("webhook-ingest")) as ingest:
         for _ in range(3):
-            resp = await ingest.post("/webhooks/waha", content=body, headers={"X-Webhook-Hmac": signature, "content-type": "application/json"})
+            resp = await ingest.post(path, content=body, headers=headers)
             assert resp.status_code < 300, resp.text
 
     async def stored():
@@ -192,8 +180,6 @@ async def test_a_duplicated_webhook_is_stored_once(connected, gateway, waha, sta
 
 
 async def persister_duplicates(stack) -> float:
-    import httpx
-
     async with httpx.AsyncClient(base_url=stack.url("persister")) as client:
         text = (await client.get("/metrics")).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("persister_events_duplicate_total "))
@@ -239,8 +225,6 @@ async def test_bob_reads_nothing_of_alices_through_any_endpoint(connected, gatew
 
 
 async def test_a_forged_webhook_is_refused_and_stores_nothing(connected, gateway, stack):
-    import httpx
-
     payload = {
         "id": "false_4915155555555@c.us_FORGED1",
         "timestamp": 1_700_000_000,
@@ -250,13 +234,14 @@ async def test_a_forged_webhook_is_refused_and_stores_nothing(connected, gateway
         "body": "forged",
         "hasMedia": False,
     }
-    envelope = {"id": "evt_01forged", "timestamp": 1, "event": "message", "session": SESSIONS[ALICE],
-                "metadata": {"fleet.userId": ALICE}, "me": None, "payload": payload, "engine": "NOWEB"}
-    body = json.dumps(envelope).encode()
+    path, body, _ = signed({**webhook(ALICE, "message", payload), "id": "evt_01forged"})
     wrong = sign("not-the-key", body)
+    fleet_keyed = sign(SECRETS["WEBHOOK_HMAC_KEY"], body)  # the fleet key itself: only a session's own key counts
     async with httpx.AsyncClient(base_url=stack.url("webhook-ingest")) as ingest:
-        r1 = await ingest.post("/webhooks/waha", content=body, headers={"X-Webhook-Hmac": wrong, "content-type": "application/json"})
-        r2 = await ingest.post("/webhooks/waha", content=body, headers={"content-type": "application/json"})
-    assert r1.status_code == 401 and r2.status_code == 401
+        r1 = await ingest.post(path, content=body, headers={"X-Webhook-Hmac": wrong, "content-type": "application/json"})
+        r2 = await ingest.post(path, content=body, headers={"content-type": "application/json"})
+        r3 = await ingest.post(path, content=body, headers={"X-Webhook-Hmac": fleet_keyed, "content-type": "application/json"})
+        r4 = await ingest.post("/webhooks/waha", content=body, headers={"X-Webhook-Hmac": fleet_keyed, "content-type": "application/json"})
+    assert [r.status_code for r in (r1, r2, r3, r4)] == [401] * 4
     assert r1.json()["error"]["code"]
     assert await history(gateway, ALICE, "4915155555555@c.us") == []

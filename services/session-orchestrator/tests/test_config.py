@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
+from fleet_shared.waha import session_webhook_key
 from session_orchestrator.config import Settings
 from session_orchestrator.domain.session_config import WebhookTarget, config_is_current, session_config
 
@@ -44,12 +45,12 @@ def test_session_config_names_the_user_and_the_signed_webhook():
         "metadata": {"fleet.userId": "alice"},
         "webhooks": [
             {
-                "url": "http://ingest/webhooks/waha",
+                "url": "http://ingest/webhooks/waha/wf_alice",  # the session's own path
                 "events": [
                     "message", "message.any", "message.ack", "message.reaction", "message.edited", "message.revoked",
                     "session.status", "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants",
                 ],
-                "hmac": {"key": "secret"},
+                "hmac": {"key": session_webhook_key("secret", "wf_alice")},  # the session's own key
                 "retries": {"policy": "constant", "delaySeconds": 2, "attempts": 15},
             }
         ],
@@ -67,6 +68,8 @@ def test_a_config_is_current_in_what_waha_fleet_sets_whatever_else_waha_adds():
         "webhooks": [{**desired["webhooks"][0], "customHeaders": None, "events": list(reversed(desired["webhooks"][0]["events"]))}],
     }
     assert config_is_current(as_waha_answers, desired)
+    fleet_keyed = {**desired, "webhooks": [{**desired["webhooks"][0], "url": "http://ingest/webhooks/waha", "hmac": {"key": "secret"}}]}
+    assert not config_is_current(fleet_keyed, desired)  # a release before per-session keys: rolled out
     older = {**desired, "webhooks": [{**desired["webhooks"][0], "events": ["message", "message.any", "message.ack", "session.status"]}]}
     assert not config_is_current(older, desired)
     assert not config_is_current({**desired, "noweb": None}, desired)

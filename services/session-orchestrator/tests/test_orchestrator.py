@@ -20,6 +20,7 @@ from fleet_shared.contracts.commands import (
 )
 from fleet_shared.contracts.events import SessionStatusReported
 from fleet_shared.routing import one_user_binding
+from fleet_shared.waha import session_webhook_key
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +43,12 @@ async def test_alice_and_bob_get_their_own_qr_at_the_same_time(orchestrator, web
     info = await orchestrator.waha.session("wf_alice")
     assert info["config"]["metadata"] == {"fleet.userId": "alice"}
     (hook,) = info["config"]["webhooks"]
-    assert hook["url"] == orchestrator.settings.webhook_url
+    assert hook["url"] == f"{orchestrator.settings.webhook_url}/wf_alice"
     assert set(hook["events"]) == {
         "message", "message.any", "message.ack", "message.reaction", "message.edited", "message.revoked",
         "session.status", "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants",
     }
-    assert hook["hmac"] == {"key": orchestrator.settings.webhook_hmac_key}
+    assert hook["hmac"] == {"key": session_webhook_key(orchestrator.settings.webhook_hmac_key, "wf_alice")}
     assert hook["retries"] == {"policy": "constant", "delaySeconds": 2, "attempts": 15}
     # ... and WAHA really calls it, signed.
     hook_call = await webhook_sink.wait_for_event("session.status", session="wf_alice")

@@ -3,6 +3,7 @@
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -11,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from fleet_shared.ids import session_name_for
-from fleet_shared.waha import signed_headers
+from fleet_shared.waha import session_webhook_key, signed_headers
 from webhook_ingest.app import create_app
 from webhook_ingest.config import Settings
 
@@ -97,9 +98,13 @@ class Waha:
 
     @classmethod
     async def post(cls, client: httpx.AsyncClient, body: dict | bytes, *, key: str | None = None,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+                   headers: dict[str, str] | None = None, session: str | None = None) -> httpx.Response:
+        """POST as WAHA does for `session` (by default the body's): to its path, signed with its key
+        (derived from `key`, the fleet key)."""
         raw = cls.encode(body)
-        return await client.post("/webhooks/waha", content=raw, headers={**cls.headers(raw, key), **(headers or {})})
+        session = session or (body.get("session") if isinstance(body, dict) else None) or "wf_alice"
+        signing = session_webhook_key(key or cls.key, session)
+        return await client.post(f"/webhooks/waha/{session}", content=raw, headers={**cls.headers(raw, signing), **(headers or {})})
 
 
 @pytest.fixture
@@ -107,9 +112,14 @@ def waha() -> type[Waha]:
     return Waha
 
 
+# The webhooks built here carry fixed, long past timestamps: tests of the replay window set their own.
+TIMELESS = timedelta(days=36_500)
+
+
 def ingest_settings(rabbitmq_url: str, prefix: str = "wa", partitions: int = 4, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"webhook_max_age": TIMELESS, **overrides}
     return Settings(environment="dev", webhook_hmac_key=KEY, rabbitmq_url=rabbitmq_url, broker_prefix=prefix,
-                    orchestrator_partitions=partitions, **overrides)
+                    orchestrator_partitions=partitions, **values)
 
 
 @asynccontextmanager

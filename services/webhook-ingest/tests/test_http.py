@@ -48,7 +48,7 @@ async def test_unknown_session_webhook_gets_503_too(offline, waha):
 async def test_missing_or_wrong_signature_is_401(offline, waha):
     body = waha.encode(waha.webhook("message", waha.message()))
     before = webhooks_counted("invalid_signature")
-    missing = await offline.post("/webhooks/waha", content=body, headers={"content-type": "application/json"})
+    missing = await offline.post("/webhooks/waha/wf_alice", content=body, headers={"content-type": "application/json"})
     wrong_key = await waha.post(offline, body, key="not-the-key")
     tampered = await offline.post(
         "/webhooks/waha", content=body.replace(b"hi", b"ho"), headers=waha.headers(body)
@@ -60,7 +60,7 @@ async def test_missing_or_wrong_signature_is_401(offline, waha):
 
 
 async def test_signature_is_checked_before_parsing(offline):
-    response = await offline.post("/webhooks/waha", content=b"{not json", headers={"x-webhook-hmac": "00"})
+    response = await offline.post("/webhooks/waha/wf_alice", content=b"{not json", headers={"x-webhook-hmac": "00"})
     assert response.status_code == 401
 
 
@@ -122,7 +122,7 @@ async def test_streamed_too_large_body_is_413(offline):
             sent += 1
             yield b"x" * 1000
 
-    response = await offline.post("/webhooks/waha", content=chunks())
+    response = await offline.post("/webhooks/waha/wf_alice", content=chunks())
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert sent < 10  # refused as soon as the cap was passed, not after reading everything
@@ -176,7 +176,7 @@ async def test_a_client_gone_before_the_whole_body_is_400(settings_for, waha):
 
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/webhooks/waha", "raw_path": b"/webhooks/waha", "query_string": b"", "root_path": "",
+            "path": "/webhooks/waha/wf_alice", "raw_path": b"/webhooks/waha/wf_alice", "query_string": b"", "root_path": "",
             "headers": [(k.encode(), v.encode()) for k, v in waha.headers(raw).items()],
             "client": ("127.0.0.1", 1), "server": ("ingest", 80),
         }

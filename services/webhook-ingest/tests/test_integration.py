@@ -12,6 +12,7 @@ from fleet_devtools.localdev import free_port, wait_until
 from fleet_devtools.testing.proxy import TcpProxy
 from fleet_shared.contracts import deterministic_id, parse_envelope
 from fleet_shared.routing import one_user_binding
+from fleet_shared.waha import session_webhook_key
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +179,7 @@ async def test_status_reports_reach_the_orchestrator_partitions(ingest, topology
 async def test_refused_webhooks_publish_nothing(ingest, topology, amqp, waha):
     everything = await bind(amqp, topology.events, "#")
     body = waha.encode(waha.webhook("message", waha.message(body="forged")))
-    missing = await ingest.post("/webhooks/waha", content=body, headers={"content-type": "application/json"})
+    missing = await ingest.post("/webhooks/waha/wf_alice", content=body, headers={"content-type": "application/json"})
     wrong = await waha.post(ingest, body, key="wrong-key")
     not_json = await waha.post(ingest, b"{oops")
     too_long = await waha.post(ingest, waha.webhook("message", waha.message(id="x" * 1000)))
@@ -204,7 +205,7 @@ async def test_too_large_bodies_are_413(rabbitmq_url, topology, run_app, setting
             for _ in range(100):
                 yield b"y" * 512
 
-        streamed = await client.post("/webhooks/waha", content=stream(), headers={"x-webhook-hmac": "00"})
+        streamed = await client.post("/webhooks/waha/wf_alice", content=stream(), headers={"x-webhook-hmac": "00"})
         assert streamed.status_code == 413
         assert streamed.json()["error"]["code"] == "payload_too_large"
 
@@ -217,7 +218,7 @@ async def test_unknown_session_is_parked_and_not_routed_to_anyone(ingest, topolo
     raw = waha.encode(claims_alice)
     before = counted("parked")
 
-    response = await ingest.post("/webhooks/waha", content=raw, headers=waha.headers(raw))
+    response = await waha.post(ingest, claims_alice)  # signed with wf_mallory's key, as WAHA would
 
     assert response.status_code == 202
     assert response.json() == {"status": "parked"}
@@ -227,7 +228,7 @@ async def test_unknown_session_is_parked_and_not_routed_to_anyone(ingest, topolo
     assert parked.headers["x-waha-session"] == "wf_mallory"
     assert parked.headers["x-waha-event"] == "message"
     assert parked.headers["x-webhook-request-id"] == "req-1"
-    assert parked.headers["x-webhook-hmac"] == waha.headers(raw)["X-Webhook-Hmac"]
+    assert parked.headers["x-webhook-hmac"] == waha.headers(raw, session_webhook_key(waha.key, "wf_mallory"))["X-Webhook-Hmac"]
     assert parked.correlation_id == "evt_park_1"
     assert parked.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert parked.message_id == deterministic_id("parked", "wf_mallory", "evt_park_1")

@@ -96,9 +96,29 @@ def sign(key: str, body: bytes) -> str:
     return hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
 
 
+# webhook-ingest's webhook endpoint; each session posts to `<WEBHOOK_PATH>/<session>`.
+WEBHOOK_PATH = "/webhooks/waha"
+SESSION_KEY_CONTEXT = b"waha-fleet session webhook key v1:"
+
+
+def session_webhook_key(fleet_key: str, session: str) -> str:
+    """The key one session's webhooks are signed with, derived from the fleet's (WEBHOOK_HMAC_KEY).
+
+    WAHA holds only these (each session's config carries its own), so a key read out of WAHA speaks
+    for that one session; the fleet key never leaves the orchestrator and webhook-ingest.
+    """
+    return hmac.new(fleet_key.encode(), SESSION_KEY_CONTEXT + session.encode(), hashlib.sha256).hexdigest()
+
+
 def signed_headers(key: str, body: bytes) -> dict[str, str]:
     """The headers WAHA sends with a webhook signed with `key` (for tests and benchmarks)."""
     return {"X-Webhook-Hmac": sign(key, body), "X-Webhook-Hmac-Algorithm": ALGORITHM, "Content-Type": "application/json"}
+
+
+def session_webhook(fleet_key: str, session: str, body: bytes) -> tuple[str, dict[str, str]]:
+    """The path and headers of `body` posted as `session`'s webhook, as WAHA does with the config
+    the orchestrator gives it (for tests and benchmarks)."""
+    return f"{WEBHOOK_PATH}/{session}", signed_headers(session_webhook_key(fleet_key, session), body)
 
 
 def verify(key: str, body: bytes, signature: str | None, algorithm: str | None = None) -> bool:

@@ -4,6 +4,7 @@ what the registry records."""
 import asyncio
 
 from fleet_shared.contracts.commands import GetQr, LogoutSession, RestartSession, StartSession, StopSession
+from fleet_shared.waha import session_webhook_key
 from session_orchestrator.adapters.ports import WahaNotFound
 
 WEBHOOK_EVENTS = [
@@ -22,8 +23,10 @@ async def test_the_first_qr_creates_the_users_own_session_and_answers_its_qr(har
     assert config["metadata"] == {"fleet.userId": "alice"}
     [hook] = config["webhooks"]
     assert (hook["url"], hook["events"], hook["hmac"]) == (
-        "http://ingest.test/webhooks/waha", WEBHOOK_EVENTS, {"key": "unit-hmac-key-0123456789abcdef"}
+        "http://ingest.test/webhooks/waha/wf_alice", WEBHOOK_EVENTS,
+        {"key": session_webhook_key("unit-hmac-key-0123456789abcdef", "wf_alice")},
     )
+    assert hook["hmac"]["key"] != session_webhook_key("unit-hmac-key-0123456789abcdef", "wf_bob")
     record = harness.registry.docs["alice"]
     assert (record["desired"], record["lastActivity"], record["session"]) == ("running", harness.clock(), "wf_alice")
 

@@ -20,11 +20,13 @@ from fleet_shared.contracts.events import (
 )
 from fleet_shared.contracts.media import MessageMedia, media_kind
 from fleet_shared.errors import describe
+from fleet_shared.ids import CHAT_ID_RE, MESSAGE_ID_RE
 from fleet_shared.waha import is_group_chat, parse_serialized_id, phone_number, serialized_id, session_owner
 
 from .waha import WaAck, WahaWebhook, WaMessage, WaReaction, WaRevoked, WaSessionStatus, parse_payload
 
 MESSAGE_EVENTS = frozenset({"message", "message.any"})
+MESSAGE_FACTS = (MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked)
 HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "message.reaction", "message.edited", "message.revoked", "session.status"}
 NOT_DOWNLOADED = "WAHA did not download the file"
 
@@ -50,21 +52,37 @@ def translate(hook: WahaWebhook, user_id: str) -> Envelope:
     when a field does not fit the fleet contract.
     """
     try:
-        if hook.event in MESSAGE_EVENTS:
-            return _message(hook, user_id, parse_payload(WaMessage, hook))
-        if hook.event == "message.ack":
-            return _ack(hook, user_id, parse_payload(WaAck, hook))
-        if hook.event == "message.reaction":
-            return _reaction(hook, user_id, parse_payload(WaReaction, hook))
-        if hook.event == "message.edited":
-            return _edited(hook, user_id, parse_payload(WaMessage, hook))
-        if hook.event == "message.revoked":
-            return _revoked(hook, user_id, parse_payload(WaRevoked, hook))
-        if hook.event == "session.status":
-            return _status(hook, user_id, parse_payload(WaSessionStatus, hook))
+        env = _translated(hook, user_id)
     except ValidationError as exc:
         raise ContractViolation(f"{hook.event}: {describe(exc)}") from exc
+    if isinstance(env.data, MESSAGE_FACTS):
+        _check_ids(hook.event, env.data.id, env.data.chat_id)
+    return env
+
+
+def _translated(hook: WahaWebhook, user_id: str) -> Envelope:
+    if hook.event in MESSAGE_EVENTS:
+        return _message(hook, user_id, parse_payload(WaMessage, hook))
+    if hook.event == "message.ack":
+        return _ack(hook, user_id, parse_payload(WaAck, hook))
+    if hook.event == "message.reaction":
+        return _reaction(hook, user_id, parse_payload(WaReaction, hook))
+    if hook.event == "message.edited":
+        return _edited(hook, user_id, parse_payload(WaMessage, hook))
+    if hook.event == "message.revoked":
+        return _revoked(hook, user_id, parse_payload(WaRevoked, hook))
+    if hook.event == "session.status":
+        return _status(hook, user_id, parse_payload(WaSessionStatus, hook))
     raise ValueError(f"not a handled event: {hook.event!r}")
+
+
+def _check_ids(event: str, message_id: str, chat_id: str) -> None:
+    """A message is stored under its id and chat, and the API names it by them again: ids that the
+    API would refuse (`fleet_shared.ids`) are refused here, not stored half-usable."""
+    if not CHAT_ID_RE.fullmatch(chat_id):
+        raise ContractViolation(f"{event}: {chat_id[:80]!r} is not a WhatsApp chat id")
+    if not MESSAGE_ID_RE.fullmatch(message_id):
+        raise ContractViolation(f"{event}: {message_id[:80]!r} is not a serialized WhatsApp message id")
 
 
 def message_event_id(user_id: str, wa_message_id: str) -> str:

@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter
 
-OUTCOMES = ("published", "parked", "ignored", "invalid_signature", "too_large", "invalid", "unavailable")
+OUTCOMES = ("published", "parked", "ignored", "invalid_signature", "too_large", "invalid", "stale", "unavailable")
 
 WEBHOOKS = Counter("webhook_ingest_webhooks_total", "WAHA webhooks received, by outcome", ["outcome"])
 EVENTS = Counter("webhook_ingest_events_published_total", "Fleet events published to the events exchange, by type", ["type"])

@@ -1,4 +1,11 @@
-"""`POST /webhooks/waha`: cap -> verify -> parse -> map -> publish (confirmed) -> 2xx; else 4xx/503.
+"""`POST /webhooks/waha/{session}`: cap -> verify -> parse -> check -> map -> publish (confirmed) -> 2xx;
+else 4xx/503.
+
+Each session signs with its own key, derived from the fleet's (`fleet_shared.waha.session_webhook_key`),
+and posts to its own path: the signature is checked before the body is parsed, and a body naming
+another session than its path is refused, so one session's key speaks for that session only. A
+webhook signed longer ago than WEBHOOK_MAX_AGE is refused (a captured one cannot be replayed).
+`POST /webhooks/waha` with the fleet key itself is taken only while WEBHOOK_ACCEPT_FLEET_KEY is on.
 
 The endpoint is a bare ASGI app that the app hands its requests ahead of every middleware
 (`WebhookFirstApp`): FastAPI's routing, error, telemetry and body-limit layers and `JSONResponse`
@@ -10,6 +17,8 @@ registered, so every other method still gets FastAPI's 405.
 
 import json
 import logging
+import re
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.http import ApiError, error_body, unexpected_error
 from fleet_shared.topology import Topology
-from fleet_shared.waha import ALGORITHM_HEADER, SIGNATURE_HEADER, verify
+from fleet_shared.waha import ALGORITHM_HEADER, SIGNATURE_HEADER, WEBHOOK_PATH, session_webhook_key, verify
 
 from . import mapping
 from .activity import ActivityReports
@@ -33,7 +42,9 @@ from .waha import InvalidJson, InvalidWebhook, parse_webhook
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PATH = "/webhooks/waha"
+SESSION_PATH_PREFIX = WEBHOOK_PATH + "/"
+# A WAHA session name as it may appear in the path (WAHA allows at most 54 characters).
+_SESSION_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,54}$")
 RETRY_AFTER_SECONDS = "5"
 UNKNOWN_SESSION = "unknown_session"
 
@@ -56,6 +67,9 @@ class WebhookEndpoint:
 
     def __init__(self, settings: Settings, link: PublisherLink, topology: Topology) -> None:
         self._key = settings.webhook_hmac_key
+        self._accept_fleet_key = settings.webhook_accept_fleet_key
+        self._max_age_ms = settings.webhook_max_age.total_seconds() * 1000
+        self._max_skew_ms = settings.webhook_max_skew.total_seconds() * 1000
         self._max_bytes = settings.webhook_max_bytes
         self._link = link
         self._topology = topology
@@ -81,7 +95,9 @@ class WebhookEndpoint:
         except IncompleteBody as exc:
             raise _refuse("invalid", 400, "incomplete_body", str(exc)) from exc
 
-        if not verify(self._key, raw, headers.get(SIGNATURE_HEADER), headers.get(ALGORITHM_HEADER)):
+        path_session = self._path_session(scope["path"])
+        key = self._key if path_session is None else session_webhook_key(self._key, path_session)
+        if not verify(key, raw, headers.get(SIGNATURE_HEADER), headers.get(ALGORITHM_HEADER)):
             client = scope.get("client")
             log.warning("refused a webhook with a missing or wrong signature from %s", client and Address(*client))
             raise _refuse("invalid_signature", 401, "invalid_signature", "X-Webhook-Hmac is missing or does not sign the body")
@@ -92,6 +108,9 @@ class WebhookEndpoint:
             raise _refuse("invalid", 400, "invalid_json", str(exc)) from exc
         except InvalidWebhook as exc:
             raise _refuse("invalid", 422, "invalid_webhook", str(exc)) from exc
+        if path_session is not None and hook.session != path_session:
+            raise _refuse("invalid_signature", 401, "invalid_signature", "the webhook names another session than its key's")
+        self._check_age(hook.timestamp)
 
         if not mapping.is_handled(hook.event):
             log.debug("ignoring WAHA event %s %s of session %s", hook.event, hook.id, hook.session)
@@ -133,6 +152,28 @@ class WebhookEndpoint:
         return 200, {"status": "published", "id": env.id, "type": env.type}
 
 
+    def _path_session(self, path: str) -> str | None:
+        """The session a webhook's path names (None: the fleet key's path, if that is accepted)."""
+        if path == WEBHOOK_PATH:
+            if not self._accept_fleet_key:
+                raise _refuse("invalid_signature", 401, "invalid_signature",
+                              f"post each session's webhooks to {SESSION_PATH_PREFIX}<session>, signed with its key")
+            return None
+        session = path.removeprefix(SESSION_PATH_PREFIX)
+        if not _SESSION_SEGMENT.fullmatch(session):
+            raise _refuse("invalid", 404, "not_found", "not a WAHA session name")
+        return session
+
+    def _check_age(self, timestamp_ms: int) -> None:
+        age_ms = time.time() * 1000 - timestamp_ms
+        if age_ms > self._max_age_ms:
+            raise _refuse("stale", 400, "stale_webhook",
+                          f"signed {age_ms / 1000:.0f} s ago, longer than WEBHOOK_MAX_AGE allows: a replay")
+        if -age_ms > self._max_skew_ms:
+            raise _refuse("stale", 400, "stale_webhook",
+                          f"signed {-age_ms / 1000:.0f} s in the future, more than WEBHOOK_MAX_SKEW allows")
+
+
 # What `JSONResponse` renders with; one encoder, as `json.dumps` builds one per call for these options.
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
@@ -159,7 +200,7 @@ class WebhookFirstApp(FastAPI):
             self.webhook is not None
             and scope["type"] == "http"
             and scope["method"] == "POST"
-            and scope["path"] == WEBHOOK_PATH
+            and (scope["path"] == WEBHOOK_PATH or scope["path"].startswith(SESSION_PATH_PREFIX))
         ):
             await self.webhook(scope, receive, send)
         else:
@@ -169,3 +210,4 @@ class WebhookFirstApp(FastAPI):
 def install_webhook_route(app: WebhookFirstApp, settings: Settings, link: PublisherLink, topology: Topology) -> None:
     app.webhook = WebhookEndpoint(settings, link, topology)
     app.router.routes.append(Route(WEBHOOK_PATH, app.webhook, methods=["POST"]))
+    app.router.routes.append(Route(SESSION_PATH_PREFIX + "{session}", app.webhook, methods=["POST"]))

@@ -160,6 +160,8 @@ def _parse_with_python_json(raw: bytes) -> WahaWebhook:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidJson("body is nested too deeply to be a WAHA webhook") from exc
     text = json.dumps(data, ensure_ascii=False)
     if _LONE_SURROGATE.search(text):
         data = json.loads(_LONE_SURROGATE.sub("\ufffd", text))

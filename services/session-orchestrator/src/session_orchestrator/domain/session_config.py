@@ -2,7 +2,9 @@
 current config is that one (pure).
 
 - `metadata` names the user (`fleet_shared.waha.session_owner` trusts it only on that user's name);
-- one webhook to webhook-ingest, signed, subscribed to every event waha-fleet handles;
+- one webhook to webhook-ingest, on the session's own path and signed with the session's own key
+  (derived from the fleet's: a key read out of WAHA speaks for that session only), subscribed to
+  every event waha-fleet handles;
 - NOWEB's store on: without it WAHA answers no message-by-id lookup (the send-crash recovery's,
   ADR 0016), no chats, contacts or lids (history import).
 """
@@ -10,7 +12,8 @@ current config is that one (pure).
 from dataclasses import dataclass
 from typing import Any
 
-from fleet_shared.waha import USER_ID_METADATA
+from fleet_shared.ids import session_name_for
+from fleet_shared.waha import USER_ID_METADATA, session_webhook_key
 
 WEBHOOK_EVENTS = [
     "message",
@@ -31,15 +34,19 @@ NOWEB_STORE = {"enabled": True, "fullSync": False}
 
 @dataclass(frozen=True)
 class WebhookTarget:
+    """webhook-ingest's `/webhooks/waha` (WEBHOOK_URL) and the fleet key (WEBHOOK_HMAC_KEY)."""
+
     url: str
     hmac_key: str
 
 
 def session_config(user_id: str, webhook: WebhookTarget) -> dict:
     """The `config` a user's session is created with: who it belongs to and where its events go."""
-    hook: dict = {"url": webhook.url, "events": list(WEBHOOK_EVENTS), "retries": dict(WEBHOOK_RETRIES)}
+    session = session_name_for(user_id)
+    url = f"{webhook.url.rstrip('/')}/{session}"
+    hook: dict = {"url": url, "events": list(WEBHOOK_EVENTS), "retries": dict(WEBHOOK_RETRIES)}
     if webhook.hmac_key:
-        hook["hmac"] = {"key": webhook.hmac_key}
+        hook["hmac"] = {"key": session_webhook_key(webhook.hmac_key, session)}
     return {"metadata": {USER_ID_METADATA: user_id}, "webhooks": [hook], "noweb": {"store": dict(NOWEB_STORE)}}
 
 

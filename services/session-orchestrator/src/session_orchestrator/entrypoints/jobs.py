@@ -105,6 +105,7 @@ class UpkeepJobs:
                 log.warning("config roll-out stopped at %s (%d left; the next start-up goes on): %s", user_id,
                             len(users) - n, exc)
                 return
+        log.info("config roll-out done: %d session(s) given the current config", len(users))
 
     async def sweep_once(self) -> list[str]:
         """Send `session.idle_stop` for every session idle for longer than SESSION_IDLE_TIMEOUT."""
