@@ -170,17 +170,24 @@ async def database_version(url: str) -> str:
 
 
 @contextmanager
-def whole_system(ctx: Context, tag: str, env: dict[str, str] | None = None) -> Iterator[Stack]:
+def whole_system(ctx: Context, tag: str, env: dict[str, str] | None = None,
+                 mongo_storage: str = ":memory:") -> Iterator[Stack]:
     """The database (`mongodb`), the emulator and the four services as processes under a fresh prefix,
-    which also names the system's database."""
+    which also names the system's databases (its own, and GridFS's for media files). An embedded
+    SecantusDB keeps its data in memory, or in the directory `mongo_storage`."""
     prefix = fresh_prefix(tag)
+    media = f"{prefix}media"
     config = throwaway_config(ctx.rabbitmq_url, ctx.log_dir / f"{tag}-{prefix}",
-                              env={"BROKER_PREFIX": prefix, "MONGODB_DATABASE": prefix, **(env or {})})
+                              env={"BROKER_PREFIX": prefix, "MONGODB_DATABASE": prefix, "MEDIA_DATABASE": media,
+                                   **(env or {})}, mongo_storage=mongo_storage)
     config.mongodb_url = ctx.mongodb_url
-    # An embedded server goes with the stack; a server of the caller's keeps the database until dropped.
-    database = scratch_database(ctx.mongodb_url, prefix) if ctx.mongodb_url else contextlib.nullcontext()
-    with database, launched(config, ctx.rabbitmq_url) as system:  # the stack stops first
-        yield system
+    # An embedded server goes with the stack; a server of the caller's keeps the databases until dropped.
+    with contextlib.ExitStack() as databases:
+        if ctx.mongodb_url:
+            databases.enter_context(scratch_database(ctx.mongodb_url, prefix))
+            databases.enter_context(scratch_database(ctx.mongodb_url, media))
+        with launched(config, ctx.rabbitmq_url) as system:  # the stack stops first
+            yield system
 
 
 def token(user_id: str, *, admin: bool = False) -> str:

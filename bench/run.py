@@ -4,7 +4,7 @@ Each figure is the median of several runs, next to a raw baseline measured in th
 same machine, and their ratio. Nothing fails on a slow machine: a goal that is not met is reported,
 and the command still exits 0 (it exits 1 only when a benchmark could not run at all).
 
-    python -m bench                      # everything, 3 runs each (~15 min on 2 cores; session start-up takes longest)
+    python -m bench                      # everything, 3 runs each (~17 min on 2 cores; session start-up takes longest)
     python -m bench --quick              # smaller and shorter, 1 run: a smoke test of the whole harness
     python -m bench --only ingest,persister --runs 5
     python -m bench --mongodb-url mongodb://127.0.0.1:27017   # on a real MongoDB instead of SecantusDB
@@ -26,7 +26,7 @@ from pymongo.errors import PyMongoError
 
 from fleet_devtools.localdev import port_open
 
-from . import e2e, gateway, ingest, persister, sessions
+from . import e2e, gateway, ingest, media, persister, sessions
 from .common import Context, Row, database_version, load_average, machine_info, wait_for_low_load
 
 BENCHMARKS = {
@@ -35,6 +35,7 @@ BENCHMARKS = {
     "e2e": e2e,
     "gateway": gateway,
     "sessions": sessions,
+    "media": media,
 }
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -30,6 +30,8 @@ DEPLOY_SECRETS = (
     "WEBHOOK_HMAC_KEY",
     "RABBITMQ_ADMIN_PASSWORD",
     *(password for _, _, password in SERVICES.values()),
+    "MINIO_ROOT_PASSWORD",
+    "S3_SECRET_ACCESS_KEY",
 )
 
 

@@ -2,15 +2,23 @@
 (which parses, interpolates and checks it without a container engine), and it is the stack the
 issue asks for."""
 
+import importlib
 import json
 import re
+import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import COMPOSE_FILE, DEFINITIONS, ROOT, SERVICES, deploy_secrets, render_definitions, run, tool
+from fleet_shared.media import MediaSettings
 
-INFRASTRUCTURE = {"rabbitmq", "mongodb", "waha"}
+from .conftest import COMPOSE_FILE, DEFINITIONS, DEPLOY, ROOT, SERVICES, deploy_secrets, render_definitions, run, tool
+
+INFRASTRUCTURE = {"rabbitmq", "mongodb", "waha", "minio", "minio-init"}
+# The services that read and write media files, and every S3 setting the media store reads.
+MEDIA_SERVICES = ("gateway", "session-orchestrator")
+S3_SETTINGS = {name.upper() for name in MediaSettings.model_fields if name.startswith("s3_")}
+MINIO_INIT = DEPLOY / "minio" / "init.sh"
 
 
 def compose_config(tmp_path, env: dict[str, str], *args: str, ok: bool = True):
@@ -72,6 +80,8 @@ def test_images_are_pinned(real):
     assert re.fullmatch(r"devlikeapro/waha:(noweb-|gows-)?\d{4}\.\d+\.\d+", real["services"]["waha"]["image"])
     assert re.fullmatch(r"rabbitmq:4(\.\d+)*-management", real["services"]["rabbitmq"]["image"])
     assert re.fullmatch(r"mongo:8(\.\d+)*", real["services"]["mongodb"]["image"])
+    for name, repo in (("minio", "minio/minio"), ("minio-init", "minio/mc")):
+        assert re.fullmatch(rf"{repo}:RELEASE\.\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\dZ", real["services"][name]["image"])
 
 
 def test_the_four_services_are_one_image_built_from_the_dockerfile(real):
@@ -84,11 +94,19 @@ def test_the_four_services_are_one_image_built_from_the_dockerfile(real):
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
 
 
+def one_shot(service: dict) -> bool:
+    """A container that does its work and exits (never restarted): waited for to complete, not healthy."""
+    return service["restart"] == "no"
+
+
 def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies(real):
-    for name, service in real["services"].items():
-        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+    services = real["services"]
+    for name, service in services.items():
+        assert one_shot(service) or service.get("healthcheck", {}).get("test"), f"{name} has no health check"
         for dep, how in service.get("depends_on", {}).items():
-            assert how["condition"] == "service_healthy", f"{name} -> {dep}"
+            # (A dependency of another profile is not in the model.)
+            wanted = "service_completed_successfully" if dep in services and one_shot(services[dep]) else "service_healthy"
+            assert how["condition"] == wanted, f"{name} -> {dep}"
     for name in SERVICES:
         assert "rabbitmq" in real["services"][name]["depends_on"]
         assert "/readyz" in " ".join(real["services"][name]["healthcheck"]["test"])
@@ -98,12 +116,12 @@ def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies(rea
 
 
 def test_state_lives_in_named_volumes(real):
-    for name in ("rabbitmq", "mongodb", "waha"):
+    for name in ("rabbitmq", "mongodb", "waha", "minio"):
         mounts = real["services"][name]["volumes"]
         assert any(m["type"] == "volume" for m in mounts), name
         # Bind mounts only bring read-only configuration in.
         assert all(m.get("read_only") for m in mounts if m["type"] == "bind"), name
-    assert {"rabbitmq-data", "mongodb-data", "waha-sessions"} <= set(real["volumes"])
+    assert {"rabbitmq-data", "mongodb-data", "waha-sessions", "minio-data"} <= set(real["volumes"])
 
 
 def test_mongodb_is_a_one_node_replica_set(real):
@@ -149,6 +167,8 @@ def test_secrets_go_only_where_they_are_needed(real, secrets_env):
         "JWT_SECRET": {"gateway"},
         "WAHA_API_KEY": {"session-orchestrator", "waha"},
         "WEBHOOK_HMAC_KEY": {"session-orchestrator", "webhook-ingest"},
+        "MINIO_ROOT_PASSWORD": {"minio", "minio-init"},
+        "S3_SECRET_ACCESS_KEY": {*MEDIA_SERVICES, "minio-init"},
     }
     for secret, who in needs.items():
         have = {n for n, s in real["services"].items() if s.get("environment", {}).get(secret) == secrets_env[secret]}
@@ -194,7 +214,101 @@ def test_the_emulator_profile_runs_the_emulator_instead_of_waha(tmp_path, secret
 def test_env_example_names_every_secret_compose_needs(secrets_env):
     example = (ROOT / ".env.example").read_text()
     compose = COMPOSE_FILE.read_text()
-    required = set(re.findall(r"\$\{([A-Z_]+):\?", compose))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", compose))
     assert required == set(secrets_env)
     for name in required:
         assert re.search(rf"^{name}=$", example, re.M), name
+
+
+def settings_fields(service: str) -> set[str]:
+    """The environment variables a service reads: its Settings' fields, upper-cased."""
+    settings = importlib.import_module(f"{SERVICES[service][0]}.config").Settings
+    return {name.upper() for name in settings.model_fields}
+
+
+def test_each_service_is_given_only_settings_it_reads(real):
+    for name in SERVICES:
+        unknown = set(real["services"][name]["environment"]) - settings_fields(name)
+        assert not unknown, f"{name} does not read {sorted(unknown)}"
+
+
+def test_the_gateway_and_the_orchestrator_store_media_in_minio_as_its_init_prepared_it(real):
+    services = real["services"]
+    init = services["minio-init"]["environment"]
+    minio = urlsplit(init["MINIO_URL"])
+    assert minio.hostname == "minio" and services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    media = [services[name]["environment"] for name in MEDIA_SERVICES]
+    for name, env in zip(MEDIA_SERVICES, media, strict=True):
+        assert S3_SETTINGS <= settings_fields(name), name
+        assert env["MEDIA_STORE"] == "s3", name
+        missing = {s for s in S3_SETTINGS if not env.get(s)}
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        endpoint = urlsplit(env["S3_ENDPOINT_URL"])
+        assert (endpoint.hostname, endpoint.port) == (minio.hostname, minio.port), name
+        # The bucket and the user the init made, and with the secret it gave that user.
+        for setting in ("S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+            assert env[setting] == init[setting], f"{name}: {setting}"
+        assert env["S3_ACCESS_KEY_ID"] != services["minio"]["environment"]["MINIO_ROOT_USER"], "not as MinIO's root"
+        assert services[name]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert {k: v for k, v in media[0].items() if k in S3_SETTINGS} == {k: v for k, v in media[1].items() if k in S3_SETTINGS}
+    assert init["MINIO_ROOT_USER"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+    assert init["MINIO_ROOT_PASSWORD"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
+    [script] = services["minio-init"]["volumes"]
+    assert script["source"].endswith("deploy/minio/init.sh") and script["read_only"] is True
+    assert services["minio-init"]["entrypoint"] == ["/bin/sh", script["target"]]
+
+
+def test_another_s3_store_is_set_in_env(tmp_path, secrets_env):
+    store = {"S3_ENDPOINT_URL": "https://s3.eu-central-1.amazonaws.com", "S3_REGION": "eu-central-1",
+             "S3_BUCKET": "acme-whatsapp-media", "S3_ACCESS_KEY_ID": "AKIAEXAMPLE"}
+    model = compose_config(tmp_path, {**secrets_env, **store})
+    for name in MEDIA_SERVICES:
+        env = model["services"][name]["environment"]
+        assert {k: env[k] for k in store} == store, name
+
+
+def run_init(tmp_path, env: dict[str, str], fail_on: str = "") -> tuple[subprocess.CompletedProcess, list[str]]:
+    """deploy/minio/init.sh with a stand-in `mc` that logs its calls (and keeps the policy it is
+    given), failing the call that starts with `fail_on`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "mc.log"
+    (bin_dir / "mc").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        f'case "$*" in "{fail_on}"*) [ -n "{fail_on}" ] && exit 1;; esac\n'
+        f'[ "$1 $2 $3" = "admin policy create" ] && cp "$6" {tmp_path}/policy.json\n'
+        "exit 0\n"
+    )
+    (bin_dir / "mc").chmod(0o755)
+    result = subprocess.run(["sh", str(MINIO_INIT)], env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
+                            capture_output=True, text=True, timeout=30)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_minio_init_makes_the_bucket_and_a_user_allowed_only_that_bucket(real, tmp_path):
+    env = real["services"]["minio-init"]["environment"]
+    result, calls = run_init(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    bucket, user = env["S3_BUCKET"], env["S3_ACCESS_KEY_ID"]
+    assert calls == [
+        f"alias set fleet {env['MINIO_URL']} {env['MINIO_ROOT_USER']} {env['MINIO_ROOT_PASSWORD']}",
+        f"mb --ignore-existing fleet/{bucket}",
+        f"admin policy create fleet waha-fleet-media {calls[2].split()[-1]}",
+        f"admin user add fleet {user} {env['S3_SECRET_ACCESS_KEY']}",
+        f"admin policy attach fleet waha-fleet-media --user {user}",
+    ]
+    policy = json.loads((tmp_path / "policy.json").read_text())
+    allowed = {(a, r) for st in policy["Statement"] if st["Effect"] == "Allow" for a in st["Action"] for r in st["Resource"]}
+    # What S3MediaStore does (head, put, get, delete), and listing so a missing key is a 404, not a 403.
+    assert allowed == {("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+                       *((f"s3:{a}Object", f"arn:aws:s3:::{bucket}/*") for a in ("Get", "Put", "Delete"))}
+
+
+def test_minio_init_stops_at_the_first_failure_and_on_a_missing_setting(real, tmp_path):
+    env = real["services"]["minio-init"]["environment"]
+    result, calls = run_init(tmp_path, env, fail_on="mb")
+    assert result.returncode != 0 and [c.split()[0] for c in calls] == ["alias", "mb"]
+    (tmp_path / "mc.log").unlink()
+    result, calls = run_init(tmp_path, {k: v for k, v in env.items() if k != "S3_SECRET_ACCESS_KEY"})
+    assert result.returncode != 0 and "S3_SECRET_ACCESS_KEY" in result.stderr and calls == []

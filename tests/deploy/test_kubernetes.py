@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet_shared.media import MediaSettings
+
 from .conftest import K8S, SERVICES, run, tool
 
 # The oldest Kubernetes still commonly supported and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 STATELESS = {"gateway", "webhook-ingest", "persister"}
+MEDIA_SERVICES = ("gateway", "session-orchestrator")
+S3_SETTINGS = {name.upper() for name in MediaSettings.model_fields if name.startswith("s3_")}
+S3_SECRETS = {"S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"}
 
 
 def render(directory: Path) -> list[dict]:
@@ -128,12 +133,13 @@ def test_secrets_go_only_where_they_are_needed(production):
         for name, d in deployments.items()
     }
     assert keys == {
-        "gateway": {"RABBITMQ_URL_GATEWAY", "JWT_SECRET"},
+        "gateway": {"RABBITMQ_URL_GATEWAY", "JWT_SECRET", *S3_SECRETS},
         "session-orchestrator": {
             "RABBITMQ_URL_SESSION_ORCHESTRATOR",
             "MONGODB_URL",
             "WAHA_API_KEY",
             "WEBHOOK_HMAC_KEY",
+            *S3_SECRETS,
         },
         "webhook-ingest": {"RABBITMQ_URL_WEBHOOK_INGEST", "WEBHOOK_HMAC_KEY"},
         "persister": {"RABBITMQ_URL_PERSISTER", "MONGODB_URL"},
@@ -181,3 +187,19 @@ def test_the_configmap_holds_only_settings_the_services_know(production):
     }
     [configmap] = of_kind(production, "ConfigMap").values()
     assert set(configmap["data"]) <= known, set(configmap["data"]) - known
+
+
+def test_the_gateway_and_the_orchestrator_get_every_s3_setting(production):
+    """The media store is an external S3: bucket and region in the ConfigMap, endpoint and keys in
+    the Secret (no endpoint: AWS)."""
+    [configmap] = of_kind(production, "ConfigMap").values()
+    [secret] = of_kind(production, "Secret").values()
+    assert configmap["data"]["MEDIA_STORE"] == "s3"
+    assert S3_SECRETS <= set(secret["data"])
+    for name in MEDIA_SERVICES:
+        env = {e["name"]: e for e in container(of_kind(production, "Deployment")[name])["env"]}
+        missing = S3_SETTINGS - set(env) - set(configmap["data"])
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in env.items() if "valueFrom" in e}
+        assert {n: r["key"] for n, r in refs.items() if n in S3_SETTINGS} == {k: k for k in S3_SECRETS}, name
+        assert [n for n, r in refs.items() if r.get("optional")] == ["S3_ENDPOINT_URL"], name

@@ -4,6 +4,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
+from waha_emulator.media import decode_base64
 from waha_emulator.testing import WebhookReceiver, wait_until
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
@@ -214,3 +215,12 @@ async def test_file_url_fetches_are_bounded(make_emu) -> None:
         r = await emu.client.post("/api/sendFile", json={"session": "bound", "chatId": "1",
                                                          "file": {"url": files.url}})
     assert r.status_code == 500 and "maxContentLength" in r.json()["exception"]["message"]
+
+
+def test_base64_is_read_as_node_reads_it() -> None:
+    data = bytes(range(256)) * 3 + b"end"
+    plain = base64.b64encode(data).decode()
+    for written in (plain, plain.rstrip("="), f"data:image/png;base64,{plain}", plain[:40] + "\n" + plain[40:],
+                    base64.urlsafe_b64encode(data).decode(), " " + plain + " !"):
+        assert decode_base64(written) == data, written
+    assert decode_base64("") == b"" and decode_base64("QQ") == b"A"

@@ -77,6 +77,10 @@ def decode_base64(data: str) -> bytes:
     """Lenient like Node's Buffer.from(data, 'base64'): stray characters are skipped, padding is optional."""
     if data.startswith("data:") and "," in data:
         data = data.split(",", 1)[1]
+    try:
+        return base64.b64decode(data, validate=True)  # well-formed: at once (the filter below takes ~65 ms a MB)
+    except binascii.Error:
+        pass
     cleaned = "".join(c for c in data.replace("-", "+").replace("_", "/") if c.isalnum() or c in "+/")
     cleaned = cleaned[: len(cleaned) - len(cleaned) % 4 if len(cleaned) % 4 == 1 else len(cleaned)]
     try:
