@@ -43,6 +43,10 @@ class BrokerTimeout(Exception):
     """Nobody answered a request in time."""
 
 
+# Half of RabbitMQ 4's default max_message_size (16 MiB); 3.10 allows 128 MiB.
+DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
+
+
 def make_broker(settings: FleetSettings, service: str, *, prefetch: int = 32) -> RabbitBroker:
     return RabbitBroker(
         settings.rabbitmq_url,
@@ -220,14 +224,20 @@ class ConfirmedPublisher:
         )
 
 
-def answer(reply: Reply) -> RabbitResponse:
+def answer(reply: Reply, max_bytes: int = DEFAULT_MAX_REPLY_BYTES) -> RabbitResponse:
     """What a FastStream handler returns to answer a command or query through direct reply-to.
 
+    A reply larger than `max_bytes` (BROKER_MAX_REPLY_BYTES) is answered as a 500 instead: RabbitMQ
+    would refuse it (max_message_size) and close the channel, and the asker would wait in vain.
     Not `mandatory`: RabbitMQ 3.10 answers a mandatory publish to a direct reply-to address with
     basic.return even though it delivered it, and the channel's on_return_raises would turn every
     answered request into a failed (rejected, dead-lettered) one.
     """
-    return RabbitResponse(reply.model_dump(mode="json"), mandatory=False, content_type="application/json")
+    body = reply.model_dump_json().encode()
+    if len(body) > max_bytes:
+        log.error("a reply of %d bytes is over BROKER_MAX_REPLY_BYTES (%d): answered as reply_too_large", len(body), max_bytes)
+        body = Reply.failure("reply_too_large", "the answer is too large to send; ask for less", 500).model_dump_json().encode()
+    return RabbitResponse(body, mandatory=False, content_type="application/json")
 
 
 class RpcClient(ConfirmedPublisher):

@@ -5,6 +5,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import describe
 from .redact import RedactSecrets
+from .request_deadlines import deadline_protocol
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .settings import FleetSettings
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 READY_CHECK_TIMEOUT = 2.0
@@ -117,15 +124,27 @@ def startup_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def serve(app: FastAPI, host: str, port: int, log_level: str) -> None:
+def server_config(app: FastAPI, settings: "FleetSettings") -> "uvicorn.Config":
+    """How every service is served: on HOST:PORT, with deadlines for slow clients, no access log
+    (metrics count requests), secrets redacted from uvicorn's lines (`configure_logging`)."""
     import uvicorn
 
-    configure_logging(log_level)
     # proxy_headers off: no service sits behind a proxy on 127.0.0.1 (the only address uvicorn
     # trusts by default), so the middleware would only cost CPU on every request.
     # log_config=None: uvicorn's loggers keep no handlers of their own, so its lines go through
-    # the redacting handler above.
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=20,
-        proxy_headers=False, log_config=None,
+    # the redacting handler.
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False,
+        timeout_graceful_shutdown=20, proxy_headers=False, log_config=None,
+        http=deadline_protocol(settings.http_header_timeout.total_seconds(), settings.http_body_timeout.total_seconds()),
     )
+
+
+def serve(app: FastAPI, settings: "FleetSettings") -> None:
+    import uvicorn
+
+    configure_logging(settings.log_level)
+    server = uvicorn.Server(server_config(app, settings))
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # as `uvicorn.run`: start-up failed (the lifespan raised, the port was taken)

@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -36,6 +36,13 @@ class FleetSettings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 0
+    # A client must send a request's head within this of connecting (or of its first byte), and
+    # its body within HTTP_BODY_TIMEOUT of the head; else the connection is closed
+    # (`request_deadlines.py`). Uploads of MEDIA_MAX_BYTES need HTTP_BODY_TIMEOUT at their speed.
+    # Replies to commands and queries larger than this are answered as an error (`broker.answer`).
+    broker_max_reply_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    http_header_timeout: Duration = timedelta(seconds=10)
+    http_body_timeout: Duration = timedelta(seconds=60)
 
     # Names of settings that hold secrets; checked at start-up outside dev.
     secret_fields: ClassVar[tuple[str, ...]] = ()

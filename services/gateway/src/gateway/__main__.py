@@ -8,7 +8,7 @@ from .config import Settings
 
 def main() -> None:
     settings = Settings()
-    serve(create_app(settings), settings.host, settings.port, settings.log_level)
+    serve(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from . import routes_admin, routes_console, routes_docs, routes_events, routes_m
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
+from .guard import RequestGuard
 from .live import LiveHub
 from .media_intake import MediaIntake
 from .metrics import MetricsMiddleware
@@ -86,7 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return rpc.connected and live.connected
 
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware)
+    api = (routes_waha, routes_messages, routes_events, routes_tickets, routes_admin)
+    app.add_middleware(
+        RequestGuard, verifier=app.state.token_verifier, routes=[r for m in api for r in m.router.routes],
+        json_max_bytes=settings.api_max_body_bytes, media_max_bytes=settings.media_max_bytes,
+    )
+    app.add_middleware(MetricsMiddleware)  # outermost: it counts what the guard refuses too
     app.include_router(ops_router({"rabbitmq": broker_ready}))
     app.include_router(routes_waha.router)
     app.include_router(routes_messages.router)

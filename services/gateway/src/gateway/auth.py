@@ -122,18 +122,29 @@ class TokenVerifier:
         return Principal(user_id=sub, role=role if isinstance(role, str) else None, expires_at=expires_at)
 
 
+def principal_from_header(verifier: TokenVerifier, header: str | None) -> Principal:
+    """The principal of an `Authorization: Bearer <token>` header, or `ApiError` 401."""
+    if not header:
+        raise _unauthorized("unauthorized", "missing bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("unauthorized", "use 'Authorization: Bearer <token>'")
+    return verifier.verify(token.strip())
+
+
+# Where `guard.RequestGuard` leaves the principal it verified (in the request's scope state).
+PRINCIPAL_STATE = "principal"
+
+
 class BearerPrincipal(HTTPBearer):
-    """The `HTTPBearer` security scheme (as OpenAPI shows it) that also verifies the token: one
-    dependency per request instead of a scheme plus a verifier depending on it."""
+    """The `HTTPBearer` security scheme (as OpenAPI shows it) whose value is the request's principal:
+    the one `guard.RequestGuard` verified before the body was read, else verified here."""
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        credentials = await super().__call__(request)
-        if credentials is None:
-            if request.headers.get("authorization"):
-                raise _unauthorized("unauthorized", "use 'Authorization: Bearer <token>'")
-            raise _unauthorized("unauthorized", "missing bearer token")
-        verifier: TokenVerifier = request.app.state.token_verifier
-        return verifier.verify(credentials.credentials)
+        principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+        if isinstance(principal, Principal):
+            return principal
+        return principal_from_header(request.app.state.token_verifier, request.headers.get("authorization"))
 
 
 current_principal = BearerPrincipal(

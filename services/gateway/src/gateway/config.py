@@ -37,6 +37,10 @@ class Settings(FleetSettings, MongoSettings, MediaSettings):
     events_max_per_user: int = Field(default=10, ge=1)
     events_max_connections: int = Field(default=1_000, ge=1, le=2_000)
 
+    # Request bodies larger than this are refused (413) before they are read; an upload to send
+    # (multipart) may be MEDIA_MAX_BYTES plus its form.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+
     # A media URL to send from may be a private or loopback address (only for tests and trusted
     # networks: otherwise a user could make the gateway fetch what only it can reach).
     media_url_allow_private: bool = False

@@ -20,7 +20,7 @@ from fleet_shared.contracts.examples import EVENT_EXAMPLES, example_envelope
 from fleet_shared.http import ApiError
 from fleet_shared.subscribe import SubscriptionLost
 
-from .auth import Principal, TokenVerifier
+from .auth import Principal, TokenVerifier, principal_from_header
 from .live import (
     CLOSE_POLICY,
     CLOSE_SLOW_CONSUMER,
@@ -120,19 +120,16 @@ async def events(websocket: WebSocket) -> None:
 
 
 def _principal(websocket: WebSocket) -> Principal:
+    verifier: TokenVerifier = websocket.app.state.token_verifier
     header = websocket.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "use 'Authorization: Bearer <token>'")
-    elif ticket := websocket.query_params.get("ticket"):
+        return principal_from_header(verifier, header)
+    if ticket := websocket.query_params.get("ticket"):
         tickets: TicketIssuer = websocket.app.state.tickets
         return tickets.redeem(ticket)
-    else:
-        token = websocket.query_params.get("token", "")
-        if not token:
-            raise ApiError(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>', ?ticket= or ?token=")
-    verifier: TokenVerifier = websocket.app.state.token_verifier
+    token = websocket.query_params.get("token", "")
+    if not token:
+        raise ApiError(401, "unauthorized", "missing token: send 'Authorization: Bearer <token>', ?ticket= or ?token=")
     return verifier.verify(token.strip())
 
 

@@ -71,7 +71,7 @@ def build_broker(settings: Settings, topology: Topology, events: EventHandler, q
         # Returning normally acks the delivery, after the write.
 
     async def on_query(message: Any) -> RabbitResponse:  # the RabbitMessage (`whole_delivery`)
-        return answer(await queries.answer(message.body, message.raw_message.routing_key))
+        return answer(await queries.answer(message.body, message.raw_message.routing_key), settings.broker_max_reply_bytes)
 
     consume(broker, topology.queue(queue), on_event, no_reply=True)
     consume(broker, topology.queue(topology.persister_queries), on_query, ack_policy=AckPolicy.ACK)

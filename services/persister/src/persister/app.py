@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 backoff=settings.write_retry_backoff.total_seconds(),
                 max_backoff=settings.write_retry_max_backoff.total_seconds(),
             )
-            broker = build_broker(settings, topology, handler, QueryService(store))
+            broker = build_broker(settings, topology, handler, QueryService(store, settings.page_max_bytes))
             link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
             await link.start(wait=STARTUP_WAIT)
             app.state.store, app.state.link = store, link

@@ -24,3 +24,7 @@ class Settings(FleetSettings, MongoSettings):
     # First pause between two write attempts; doubles up to `write_retry_max_backoff`.
     write_retry_backoff: Duration = timedelta(milliseconds=200)
     write_retry_max_backoff: Duration = timedelta(seconds=5)
+    # A page of chats or messages holds at most this many bytes (about, as JSON) besides `limit`
+    # items: past it the page is cut short, with `nextCursor`. Keeps every reply far below the
+    # broker's message size limit and a query's memory bounded.
+    page_max_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=8 * 1024 * 1024)

@@ -84,6 +84,23 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EVERY_INTEGER = {"$gte": INT64_MIN}
 
 
+# Documents a page's cursor holds in memory at a time (also bounds what one read costs the persister).
+PAGE_BATCH = 16
+DEFAULT_PAGE_MAX_BYTES = 1024 * 1024
+
+
+def json_size(value: Any) -> int:
+    """About how many bytes `value` takes as JSON (strings by their UTF-8 length): what a page's
+    byte cap counts, without encoding the page twice."""
+    if isinstance(value, str):
+        return len(value.encode()) + 2
+    if isinstance(value, dict):
+        return 2 + sum(len(k) + 4 + json_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(json_size(v) + 1 for v in value)
+    return 24  # numbers, booleans, null, dates
+
+
 async def newest_page(
     collection: AsyncCollection,
     query: dict,
@@ -92,9 +109,11 @@ async def newest_page(
     limit: int,
     after: tuple[int, str] | None,
     projection: dict | None = None,
+    max_bytes: int = DEFAULT_PAGE_MAX_BYTES,
 ) -> tuple[list[dict], tuple[int, str] | None]:
     """Up to `limit` documents of `query`, newest first by `(sort_field, key_field)`, strictly older
-    than the cursor `after`; and the cursor of the next page (None: this is the last one).
+    than the cursor `after`, and no more than `max_bytes` of them (`json_size`; at least one); and
+    the cursor of the next page (None: this is the last one).
 
     After a cursor, "older" is read as two index ranges, one after the other: the rest of the
     cursor's own second (smaller keys), then the earlier seconds, the second only if the first
@@ -107,12 +126,21 @@ async def newest_page(
         ts, key = after
         ranges = [{sort_field: ts, key_field: {"$lt": key}}, {sort_field: {"$lt": ts}}]
     docs: list[dict] = []
+    size = 0
     for bound in ranges:
-        found = collection.find({**query, **bound}, projection or {"_id": 0}).sort([(sort_field, -1), (key_field, -1)])
-        docs += await found.limit(limit + 1 - len(docs)).to_list()
-        if len(docs) > limit:
-            docs = docs[:limit]
-            return docs, (docs[-1][sort_field], docs[-1][key_field])
+        found = (
+            collection.find({**query, **bound}, projection or {"_id": 0})
+            .sort([(sort_field, -1), (key_field, -1)])
+            .limit(limit + 1 - len(docs))
+            .batch_size(PAGE_BATCH)
+        )
+        async with found:
+            async for doc in found:
+                cost = json_size(doc)
+                if len(docs) == limit or (docs and size + cost > max_bytes):
+                    return docs, (docs[-1][sort_field], docs[-1][key_field])  # more after these
+                docs.append(doc)
+                size += cost
     return docs, None
 
 
@@ -147,8 +175,9 @@ def message_items(docs: list[dict]) -> list[dict]:
 
 
 class QueryService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES) -> None:
         self.store = store
+        self.page_max_bytes = page_max_bytes
 
     async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> MessagePage:
         after = None
@@ -156,7 +185,9 @@ class QueryService:
             kind, sort, key = decode_cursor(MESSAGE_CURSOR, before, also=SECONDS_MESSAGE_CURSOR)
             after = (sort * 1000 + 999 if kind == SECONDS_MESSAGE_CURSOR else sort, key)
         query = {"userId": user_id, "chatId": chat_id}
-        docs, more = await newest_page(self.store.messages, query, "sortMs", "id", limit, after, MESSAGE_PROJECTION)
+        docs, more = await newest_page(
+            self.store.messages, query, "sortMs", "id", limit, after, MESSAGE_PROJECTION, self.page_max_bytes
+        )
         cursor = encode_cursor(MESSAGE_CURSOR, *more) if more else None
         return MessagePage.model_validate({"items": message_items(docs), "nextCursor": cursor})
 
@@ -172,7 +203,9 @@ class QueryService:
         query: dict = {"userId": user_id}
         if kind is not None:
             query["kind"] = kind
-        docs, more = await newest_page(self.store.chats, query, "lastMessageAt", "chatId", limit, after)
+        docs, more = await newest_page(
+            self.store.chats, query, "lastMessageAt", "chatId", limit, after, max_bytes=self.page_max_bytes
+        )
         next_cursor = encode_cursor(CHAT_CURSOR, *more) if more else None
         return ChatPage.model_validate({"items": [chat_item(d) for d in docs], "nextCursor": next_cursor})
 

@@ -16,7 +16,7 @@ def main() -> None:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}" for e in exc.errors())
         sys.exit(f"webhook-ingest: invalid settings: {problems}")
-    serve(create_app(settings), settings.host, settings.port, settings.log_level)
+    serve(create_app(settings), settings)
 
 
 if __name__ == "__main__":

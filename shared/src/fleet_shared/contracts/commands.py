@@ -9,12 +9,10 @@ from pydantic import Field, model_validator
 
 from ..ids import ChatId, MessageId
 from .base import Contract
-from .events import SessionStatus
+from .events import MAX_TEXT, SessionStatus
 from .media import MediaRef, MessageMedia
 
 MAX_PAGE = 200
-# WhatsApp's own limit on a message's text.
-MAX_TEXT = 65536
 MAX_READ_IDS = 100
 
 

@@ -8,6 +8,8 @@ from .base import Contract
 from .media import MediaKind, MessageMedia
 
 SessionStatus = Literal["STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"]
+# WhatsApp's own limit on a message's text (and a caption's): nothing longer is a real message.
+MAX_TEXT = 65536
 
 
 class Message(Contract):
@@ -19,12 +21,12 @@ class Message(Contract):
     from_: str | None = Field(default=None, alias="from", max_length=256)
     to: str | None = Field(default=None, max_length=256)
     participant: str | None = Field(default=None, max_length=256)
-    body: str | None = None
-    type: str = "chat"
+    body: str | None = Field(default=None, max_length=MAX_TEXT)
+    type: str = Field(default="chat", max_length=64)
     has_media: bool = False
     timestamp: int  # unix seconds, as WhatsApp gives them
     ack: int | None = None
-    chat_name: str | None = None
+    chat_name: str | None = Field(default=None, max_length=256)
     media: MessageMedia | None = None
     reply_to: str | None = Field(default=None, max_length=512)  # the id of the message it answers
     # When waha-fleet first heard of it (WAHA's webhook time, or the send's), in ms: it orders the
@@ -70,7 +72,7 @@ class MessageEdited(Contract):
 
     id: str = Field(max_length=512)
     chat_id: str = Field(max_length=256)
-    body: str | None = None
+    body: str | None = Field(default=None, max_length=MAX_TEXT)
     edited_at: int  # unix seconds
 
 

@@ -61,6 +61,7 @@ class Subscribers:
         self._media = orchestrator.media
         self._serializer = serializer
         self._request_timeout = settings.request_timeout
+        self._max_reply_bytes = settings.broker_max_reply_bytes
         self._reply_margin = settings.reply_margin
 
     async def on_command(self, message: Any) -> RabbitResponse | None:
@@ -83,7 +84,7 @@ class Subscribers:
             return refuse(message, str(exc))
         reply = await self._dispatcher.query(env)
         MESSAGES.labels(env.type, outcome(reply)).inc()
-        return answer(reply)
+        return answer(reply, self._max_reply_bytes)
 
     async def on_activity(self, message: Any) -> None:
         try:
@@ -122,7 +123,7 @@ class Subscribers:
         reply = await self._dispatcher.command(env, self._deadline(env, message))
         MESSAGES.labels(env.type, outcome(reply)).inc()
         MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
-        return answer(reply)
+        return answer(reply, self._max_reply_bytes)
 
     async def _report(self, env: Envelope, message: RabbitMessage) -> None:
         try:
@@ -167,7 +168,7 @@ def refuse(message: RabbitMessage, reason: str) -> RabbitResponse:
     log.warning("refused message %s (key %s): %s", message.message_id, message.raw_message.routing_key, reason)
     MESSAGES.labels("invalid", "refused").inc()
     if message.reply_to:
-        return answer(Reply.failure("invalid_message", reason, 400))
+        return answer(Reply.failure("invalid_message", reason, 400))  # small: the default bound holds
     raise RejectMessage(requeue=False)
 
 
