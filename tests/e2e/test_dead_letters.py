@@ -12,7 +12,9 @@ import pytest
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import deterministic_id, envelope
-from fleet_shared.contracts.events import MessageReceived
+from fleet_shared.contracts.commands import StartSession
+from fleet_shared.contracts.events import MediaAvailable, MessageReceived, SessionActive
+from fleet_shared.ids import session_name_for
 
 from ..conftest import PARTITIONS
 from ..helpers import metric, unique_user
@@ -82,3 +84,47 @@ async def test_a_dead_letter_that_can_be_handled_now_is_stored_after_a_replay(st
         return await db.messages.count_documents({"userId": user, "body": "stored after all"}) == 1
 
     await wait_until(stored, timeout=15, what="the replayed event stored")
+
+
+async def test_every_dead_letter_queue_the_tool_lists_replays_into_a_consumer_that_takes_it(stack, topology, rabbitmq_url, waha):
+    """The orchestrator's queues too: a replay arrives on the queue's own name, not a user key, and
+    is handled like the original (issue 22.1: they were all dead-lettered again)."""
+    listed = dlq_command(stack, "list")
+    partitions = [topology.dead_letter_queue(q) for q in topology.orchestrator_command_queues]
+    assert all(q in listed for q in [*partitions, topology.dead_letter_queue(topology.orchestrator_activity),
+                                     topology.dead_letter_queue(topology.orchestrator_media)])
+    users = [unique_user(f"replay{k}") for k in range(len(partitions))]
+    for dlq, user in zip(partitions, users, strict=True):
+        env = envelope(StartSession(), user, session=session_name_for(user))
+        await publish(rabbitmq_url, "", dlq, json.dumps(env.wire()).encode(), env.id)
+        dlq_command(stack, "replay", dlq)
+
+    async def all_created() -> bool:
+        found = [(await waha.get(f"/_emulator/sessions/{session_name_for(u)}")).status_code for u in users]
+        return found == [200] * len(users)
+
+    await wait_until(all_created, timeout=20, what="every replayed session.start done in WAHA")
+
+    async with httpx.AsyncClient(base_url=stack.url("session-orchestrator")) as orchestrator:
+        activity_before = await metric(orchestrator, "orchestrator_activity_events_total")
+        failed_before = await metric(orchestrator, "orchestrator_media_copies_total", status="failed")
+        active = envelope(SessionActive(message_id=f"false_4915900000002@c.us_{users[0].upper()}"), users[0])
+        await publish(rabbitmq_url, "", topology.dead_letter_queue(topology.orchestrator_activity),
+                      json.dumps(active.wire()).encode(), active.id)
+        dlq_command(stack, "replay", topology.dead_letter_queue(topology.orchestrator_activity))
+        gone = envelope(MediaAvailable(message_id=f"false_4915900000002@c.us_{users[0].upper()}", chat_id="4915900000002@c.us",
+                                       kind="image", url=f"{stack.waha_url}/api/files/{session_name_for(users[0])}/gone.jpg"),
+                        users[0])
+        await publish(rabbitmq_url, "", topology.dead_letter_queue(topology.orchestrator_media),
+                      json.dumps(gone.wire()).encode(), gone.id)
+        dlq_command(stack, "replay", topology.dead_letter_queue(topology.orchestrator_media))
+
+        async def both_handled() -> bool:
+            return (await metric(orchestrator, "orchestrator_activity_events_total") == activity_before + 1
+                    and await metric(orchestrator, "orchestrator_media_copies_total", status="failed") == failed_before + 1)
+
+        await wait_until(both_handled, timeout=20, what="the replayed activity report and media copy handled")
+    async with await aio_pika.connect(rabbitmq_url) as connection:
+        channel = await connection.channel()
+        for dlq in [*partitions, topology.dead_letter_queue(topology.orchestrator_activity)]:
+            assert (await channel.declare_queue(dlq, passive=True)).declaration_result.message_count == 0, dlq

@@ -267,11 +267,15 @@ class RpcClient(ConfirmedPublisher):
             future.set_exception(BrokerUnavailable(f"malformed reply: {exc}"))
 
     async def request(
-        self, exchange: str, env: Envelope, timeout: timedelta | float, *, routing_key: str | None = None
+        self, exchange: str, env: Envelope, timeout: timedelta | float, *, routing_key: str | None = None,
+        expires: bool = True,
     ) -> Reply:
         """Publish `env` (to `user.<its user>.<its type>`, or to `routing_key` when given) and wait
         for the reply. `BrokerUnavailable` when the broker did not take it or nobody can receive it
-        (unroutable), `BrokerTimeout` when no reply came within `timeout`."""
+        (unroutable), `BrokerTimeout` when no reply came within `timeout`.
+
+        `expires`: the request expires with the timeout (RabbitMQ drops it unread). Not for commands:
+        their queues dead-letter what expires, so the orchestrator drops a late command itself."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         correlation_id = env.correlation_id or env.id
         properties = envelope_properties(
@@ -280,7 +284,7 @@ class RpcClient(ConfirmedPublisher):
             correlation_id=correlation_id,
             reply_to=REPLY_TO,
             # Nobody waits for the answer after the timeout: the request expires with it.
-            expiration=str(int(seconds * 1000)),
+            **({"expiration": str(int(seconds * 1000))} if expires else {}),
         )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future

@@ -49,6 +49,16 @@ class KeyMismatch(BadDelivery):
     """The routing key is not one the envelope may travel with."""
 
 
+# Set by the operators' replay (`fleet_devtools.dlq`) on what it moves back from a dead-letter queue.
+REPLAYS_HEADER = "x-fleet-replays"
+
+
+def is_replay(headers: object) -> bool:
+    """Whether a delivery is an operator's replay from a dead-letter queue (its routing key is then
+    the queue's name, not the user key it was first published with)."""
+    return isinstance(headers, dict) and REPLAYS_HEADER in headers
+
+
 def routing_user(routing_key: str | None) -> str | None:
     """The user a user routing key names (None for any other key): known before the body is read."""
     try:

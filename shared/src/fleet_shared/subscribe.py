@@ -46,7 +46,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from .contracts import Contract, Envelope
 from .contracts.events import EVENT_TYPES
-from .inbound import BadDelivery, read_delivery
+from .inbound import BadDelivery, is_replay, read_delivery
 from .topology import Topology, event_binding_keys, live_queue_arguments
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class Subscription:
 
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
         try:
-            env = read_delivery(message.body, message.routing_key, types=EVENT_TYPES)
+            env = read_delivery(message.body, message.routing_key, types=EVENT_TYPES, replays=is_replay(message.headers))
             if self._user_id is not None and env.user_id != self._user_id:
                 raise BadDelivery(f"an event of user {env.user_id!r}, not of {self._user_id!r}")
         except BadDelivery as exc:

@@ -18,6 +18,7 @@ from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
 from .guard import RequestGuard
+from .limits import UserLimits
 from .live import LiveHub
 from .media_intake import MediaIntake
 from .metrics import MetricsMiddleware
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rpc = rpc
     app.state.live = live
-    app.state.bus = Bus(rpc, topology, settings.request_timeout)
+    limits = UserLimits(settings.user_max_pending, settings.user_rate, settings.user_burst)
+    app.state.bus = Bus(rpc, topology, settings.request_timeout, limits)
     app.state.token_verifier = TokenVerifier(
         settings.jwt_secret, settings.jwt_leeway, max_lifetime=settings.jwt_max_lifetime,
         audience=settings.jwt_audience, issuer=settings.jwt_issuer,

@@ -9,13 +9,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from fleet_shared.broker import BrokerTimeout, BrokerUnavailable, RpcClient
-from fleet_shared.contracts import Contract, envelope, new_id
+from fleet_shared.contracts import Contract, Reply, envelope, new_id
 from fleet_shared.contracts.admin import ADMIN_QUERY_TYPES
 from fleet_shared.contracts.commands import COMMAND_TYPES, QUERY_TYPES
 from fleet_shared.http import ApiError
 from fleet_shared.ids import session_name_for
 from fleet_shared.topology import Topology
 
+from .limits import UserLimits
 from .metrics import RPC_DURATION, RPC_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,11 @@ _rpc_duration = functools.cache(RPC_DURATION.labels)
 
 
 class Bus:
-    def __init__(self, rpc: RpcClient, topology: Topology, timeout: timedelta) -> None:
+    def __init__(self, rpc: RpcClient, topology: Topology, timeout: timedelta, limits: UserLimits) -> None:
         self._rpc = rpc
         self._topology = topology
         self._timeout = timeout
+        self._limits = limits
 
     def exchange_for(self, payload: Contract) -> str:
         if payload.TYPE in COMMAND_TYPES:
@@ -43,10 +45,22 @@ class Bus:
     async def ask(
         self, user_id: str, payload: Contract, *, envelope_id: str | None = None, routing_key: str | None = None
     ) -> Any:
-        """Send `payload` for `user_id` and return the reply's `data`, or raise `ApiError`.
+        """Send `payload` for `user_id` and return the reply's `data`, or raise `ApiError` (429
+        when the user is over their limits: `limits.UserLimits`).
 
         `routing_key`: a fleet-wide question (`routing.admin_key`) instead of `user.<user_id>.<type>`;
         `user_id` is then who asks, and the envelope names no session."""
+        with self._limits.admit(user_id):
+            reply = await self._request(user_id, payload, envelope_id, routing_key)
+        if reply.ok:
+            return reply.data
+        error = reply.error
+        if error is None or not 400 <= error.status <= 599:
+            log.error("%s for %s: malformed failure reply %r", payload.TYPE, user_id, reply)
+            raise ApiError(502, "bad_reply", f"malformed answer to {payload.TYPE}")
+        raise ApiError(error.status, error.code, error.message)
+
+    async def _request(self, user_id: str, payload: Contract, envelope_id: str | None, routing_key: str | None) -> Reply:
         env = envelope(
             payload,
             user_id,
@@ -57,7 +71,10 @@ class Bus:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            reply = await self._rpc.request(self.exchange_for(payload), env, self._timeout, routing_key=routing_key)
+            exchange = self.exchange_for(payload)
+            reply = await self._rpc.request(
+                exchange, env, self._timeout, routing_key=routing_key, expires=exchange == self._topology.queries
+            )
         except BrokerUnavailable as exc:
             outcome = "unavailable"
             log.warning("%s for %s: %s", payload.TYPE, user_id, exc)
@@ -69,13 +86,7 @@ class Bus:
         finally:
             _rpc_requests(payload.TYPE, outcome).inc()
             _rpc_duration(payload.TYPE).observe(time.perf_counter() - started)
-        if reply.ok:
-            return reply.data
-        error = reply.error
-        if error is None or not 400 <= error.status <= 599:
-            log.error("%s for %s: malformed failure reply %r", payload.TYPE, user_id, reply)
-            raise ApiError(502, "bad_reply", f"malformed answer to {payload.TYPE}")
-        raise ApiError(error.status, error.code, error.message)
+        return reply
 
     async def ask_for(self, model: type[ModelT], user_id: str, payload: Contract, **kwargs: Any) -> ModelT:
         """`ask`, with the reply's data validated as `model`."""

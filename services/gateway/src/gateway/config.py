@@ -37,6 +37,13 @@ class Settings(FleetSettings, MongoSettings, MediaSettings):
     events_max_per_user: int = Field(default=10, ge=1)
     events_max_connections: int = Field(default=1_000, ge=1, le=2_000)
 
+    # Per user and gateway process (`limits.py`): requests waiting for their answer at once (keep
+    # it well below the orchestrator's COMMAND_PREFETCH divided by the gateway replicas), and the
+    # rate, on average and in a burst. Beyond either: 429 with Retry-After.
+    user_max_pending: int = Field(default=16, ge=1)
+    user_rate: float = Field(default=50.0, gt=0)
+    user_burst: int = Field(default=100, ge=1)
+
     # Request bodies larger than this are refused (413) before they are read; an upload to send
     # (multipart) may be MEDIA_MAX_BYTES plus its form.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)

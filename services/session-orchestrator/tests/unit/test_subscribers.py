@@ -43,13 +43,35 @@ def delivery(env: Envelope | dict, routing_key: str | None = None, **kw) -> Deli
 
 @pytest.fixture
 def subscribers(harness) -> Subscribers:
-    return Subscribers(harness.orchestrator, UserSerializer(), harness.settings)
+    return Subscribers(harness.orchestrator, UserSerializer(), harness.settings, clock=harness.clock)
 
 
 async def test_a_command_is_answered_with_its_reply(harness, subscribers):
     response = await subscribers.on_command(delivery(harness.envelope(StartSession(), "alice")))
 
-    assert response.body["ok"] and response.body["data"] == {"status": "STARTING"}
+    assert json.loads(response.body)["ok"] and json.loads(response.body)["data"] == {"status": "STARTING"}
+
+
+async def test_a_command_past_its_requesters_deadline_is_not_run(harness, subscribers):
+    late = harness.envelope(StartSession(), "alice")
+    harness.clock.advance(seconds=harness.settings.request_timeout.total_seconds())
+
+    response = await subscribers.on_command(delivery(late))
+
+    assert json.loads(response.body)["error"]["code"] == "timeout"
+    assert harness.waha.calls == []  # nothing done in WAHA
+    # Nobody waits for an upkeep command: it runs whatever its age.
+    ran = await subscribers.on_command(delivery(late, reply_to=None))
+    assert json.loads(ran.body)["ok"] and harness.waha.calls
+
+
+async def test_a_replayed_command_is_read_by_its_envelope(harness, subscribers):
+    env = harness.envelope(StartSession(), "alice")
+    replayed = delivery(env, routing_key="wa.orchestrator.commands.0", raw={"headers": {"x-fleet-replays": 1}})
+    response = await subscribers.on_command(replayed)
+    assert json.loads(response.body)["ok"], response.body
+    refused = await subscribers.on_command(delivery(env, routing_key="wa.orchestrator.commands.0"))
+    assert json.loads(refused.body)["error"]["code"] == "invalid_message"  # not a replay: its key must name the user
 
 
 @pytest.mark.parametrize(
@@ -67,7 +89,7 @@ async def test_a_delivery_that_is_not_what_its_key_says_is_answered_400_and_does
 
     response = await subscribers.on_command(Delivery(body, Raw(key)))
 
-    assert response.body["error"]["code"] == "invalid_message" and response.body["error"]["status"] == 400
+    assert json.loads(response.body)["error"]["code"] == "invalid_message" and json.loads(response.body)["error"]["status"] == 400
     assert harness.waha.calls == [] and harness.registry.docs == {}
 
 
@@ -95,13 +117,13 @@ async def test_a_report_that_cannot_be_stored_now_is_handed_back_after_a_backoff
 
 async def test_queries_take_user_and_admin_keys(harness, subscribers):
     mine = await subscribers.on_query(delivery(harness.envelope(GetSession(), "alice")))
-    assert mine.body["data"]["userId"] == "alice"
+    assert json.loads(mine.body)["data"]["userId"] == "alice"
 
     count = harness.envelope(AdminCountSessions(), "ops")
     fleet = await subscribers.on_query(delivery(count, routing_key=admin_key(AdminCountSessions.TYPE)))
-    assert fleet.body["ok"] and fleet.body["data"]["count"] == 0
+    assert json.loads(fleet.body)["ok"] and json.loads(fleet.body)["data"]["count"] == 0
     wrong = await subscribers.on_query(delivery(count, routing_key=admin_key("sessions.list")))
-    assert wrong.body["error"]["code"] == "invalid_message"
+    assert json.loads(wrong.body)["error"]["code"] == "invalid_message"
 
 
 async def test_activity_moves_the_clock_and_other_types_on_its_queue_are_skipped(harness, subscribers):
@@ -133,7 +155,7 @@ async def test_one_users_commands_run_one_at_a_time_in_order_and_others_do_not_w
     second = asyncio.create_task(subscribers.on_command(delivery(harness.envelope(StartSession(), "alice"))))
     bob = await asyncio.wait_for(subscribers.on_command(delivery(harness.envelope(StartSession(), "bob"))), 2)
 
-    assert bob.body["ok"] and order == ["wf_bob"]  # bob did not wait behind alice
+    assert json.loads(bob.body)["ok"] and order == ["wf_bob"]  # bob did not wait behind alice
     release.set()
     await asyncio.gather(first, second)
     assert harness.waha.calls_of("session.create") == ["wf_bob", "wf_alice"]  # alice's second found it made

@@ -37,11 +37,11 @@ from fleet_devtools.broker_check import (
 )
 from fleet_shared.broker import CONFIRM_TIMEOUT
 from fleet_shared.deadletter import DEAD_HEADERS, QUEUE_HEADER, REASON_HEADER
+from fleet_shared.inbound import REPLAYS_HEADER
 from fleet_shared.settings import FleetSettings
 from fleet_shared.topology import Topology
 
 DLQ_SUFFIX = ".dlq"
-REPLAYS_HEADER = "x-fleet-replays"
 # Headers RabbitMQ adds when it dead-letters or redelivers; a replayed message starts afresh.
 TOOL = "dlq-tool"
 BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",

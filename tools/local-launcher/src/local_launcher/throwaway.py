@@ -66,7 +66,8 @@ def launched(config: StackConfig, rabbitmq_url: str) -> Iterator[Stack]:
         yield system
     finally:
         system.stop()
-        asyncio.run(delete_topology(rabbitmq_url, Topology(config.env["BROKER_PREFIX"], PARTITIONS)))
+        partitions = int(config.env["ORCHESTRATOR_PARTITIONS"])
+        asyncio.run(delete_topology(rabbitmq_url, Topology(config.env["BROKER_PREFIX"], partitions)))
 
 
 def print_logs(log_dir: Path | None) -> None:

@@ -15,7 +15,8 @@ to the dead-letter queue). Fleet-wide admin queries come as `system.admin.<type>
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 from faststream.exceptions import NackMessage, RejectMessage
@@ -25,7 +26,7 @@ from faststream.rabbit.message import RabbitMessage
 from fleet_shared.broker import answer, consume
 from fleet_shared.contracts import Envelope, Reply, utcnow
 from fleet_shared.contracts.events import MediaAvailable, SessionActive, SessionStatusReported
-from fleet_shared.inbound import BadDelivery, read_delivery, routing_user
+from fleet_shared.inbound import BadDelivery, is_replay, read_delivery, routing_user
 from fleet_shared.topology import Topology
 
 from ..bootstrap import Orchestrator
@@ -55,7 +56,10 @@ class Subscribers:
     """Each takes the whole delivery (`fleet_shared.broker.whole_delivery`); annotated `Any` on purpose:
     FastStream would resolve a `RabbitMessage` annotation as context, through a thread, per delivery."""
 
-    def __init__(self, orchestrator: Orchestrator, serializer: UserSerializer, settings: Settings) -> None:
+    def __init__(
+        self, orchestrator: Orchestrator, serializer: UserSerializer, settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._dispatcher = orchestrator.dispatcher
         self._reports = orchestrator.reports
         self._media = orchestrator.media
@@ -63,10 +67,11 @@ class Subscribers:
         self._request_timeout = settings.request_timeout
         self._max_reply_bytes = settings.broker_max_reply_bytes
         self._reply_margin = settings.reply_margin
+        self._clock = clock  # what a message's age is measured by (its `occurredAt` is the sender's clock)
 
     async def on_command(self, message: Any) -> RabbitResponse | None:
         key = message.raw_message.routing_key
-        user_id = routing_user(key)
+        user_id = routing_user(key) or _replayed_user(message)
         if user_id is None:
             return refuse(message, f"not a user routing key: {key!r}")
         # Take this user's turn before anything else awaits: that is what keeps arrival order.
@@ -79,7 +84,7 @@ class Subscribers:
 
     async def on_query(self, message: Any) -> RabbitResponse | None:
         try:
-            env = read_delivery(message.body, message.raw_message.routing_key)
+            env = read(message)
         except BadDelivery as exc:
             return refuse(message, str(exc))
         reply = await self._dispatcher.query(env)
@@ -88,7 +93,7 @@ class Subscribers:
 
     async def on_activity(self, message: Any) -> None:
         try:
-            env = read_delivery(message.body, message.raw_message.routing_key)
+            env = read(message)
         except BadDelivery as exc:
             log.warning("activity event %s refused: %s", message.message_id, exc)
             raise RejectMessage(requeue=False) from exc
@@ -101,7 +106,7 @@ class Subscribers:
 
     async def on_media(self, message: Any) -> None:
         try:
-            env = read_delivery(message.body, message.raw_message.routing_key, types={MediaAvailable.TYPE})
+            env = read(message, types={MediaAvailable.TYPE})
         except BadDelivery as exc:
             log.warning("media event %s refused: %s", message.message_id, exc)
             raise RejectMessage(requeue=False) from exc
@@ -112,7 +117,7 @@ class Subscribers:
 
     async def _command(self, message: RabbitMessage) -> RabbitResponse | None:
         try:
-            env = read_delivery(message.body, message.raw_message.routing_key)
+            env = read(message)
         except BadDelivery as exc:
             return refuse(message, str(exc))
         started = time.perf_counter()
@@ -120,6 +125,15 @@ class Subscribers:
             await self._report(env, message)
             MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
             return None
+        if message.reply_to and expired(env, self._clock(), self._request_timeout, self._reply_margin):
+            # Its requester has given up (a 504): doing it now would surprise them, and a retry of
+            # theirs (the same Idempotency-Key) is on its way or was answered already.
+            MESSAGES.labels(env.type, "expired").inc()
+            log.info("dropped %s of %s: %.1f s old, past its requester's deadline", env.type, env.user_id,
+                     (self._clock() - env.occurred_at).total_seconds())
+            # Answered all the same (not mandatory: a reply-to address that is gone drops it), for a
+            # handler's reply is sent whatever it returns.
+            return answer(Reply.failure("timeout", f"{env.type} arrived after its requester's deadline", 504))
         reply = await self._dispatcher.command(env, self._deadline(env, message))
         MESSAGES.labels(env.type, outcome(reply)).inc()
         MESSAGE_DURATION.labels(env.type).observe(time.perf_counter() - started)
@@ -144,6 +158,27 @@ class Subscribers:
             return reply_deadline(env, now, self._request_timeout, self._reply_margin)
         # Nobody waits (upkeep commands, fire-and-forget): the whole budget, from now.
         return now + self._request_timeout.total_seconds()
+
+
+def read(message: RabbitMessage, types: Collection[str] | None = None) -> Envelope:
+    """`read_delivery`, taking an operator's replay from a dead-letter queue as well."""
+    replayed = is_replay(message.raw_message.headers)
+    return read_delivery(message.body, message.raw_message.routing_key, types=types, replays=replayed)
+
+
+def _replayed_user(message: RabbitMessage) -> str | None:
+    """The user of a replayed command: its envelope's (its routing key names its queue)."""
+    if not is_replay(message.raw_message.headers):
+        return None
+    try:
+        return read(message).user_id
+    except BadDelivery:
+        return None
+
+
+def expired(env: Envelope, now: datetime, request_timeout: timedelta, margin: timedelta) -> bool:
+    """Whether a reply to `env` could no longer reach its requester in time."""
+    return (now - env.occurred_at) >= request_timeout - margin
 
 
 def reply_deadline(env: Envelope, now: float, request_timeout: timedelta, margin: timedelta, floor: float = 1.0) -> float:
