@@ -237,4 +237,6 @@ async def test_the_console_fetches_nothing_from_anywhere_else(consoles, stack):
         assert console.requests and console.sockets
         foreign = [u for u in console.requests + console.sockets if not u.startswith("data:") and urlparse(u).netloc != gateway]
         assert foreign == []
-        assert all("/api/v1/events?token=" in u for u in console.sockets)
+        # Each socket opened with a one-time ticket, never with the token in its URL.
+        assert all("/api/v1/events?ticket=" in u and "token=" not in u for u in console.sockets)
+        assert sum(u.endswith("/api/v1/events/ticket") for u in console.requests) >= len(console.sockets)

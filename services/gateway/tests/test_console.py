@@ -10,10 +10,23 @@ async def test_the_console_is_served_at_the_root(offline_gateway):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in r.headers["content-security-policy"]
-    assert 'src="/console/app.js"' in r.text and 'href="/console/app.css"' in r.text
-    for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
+    # Files fetched by the page's own modules (blob: object URLs of the user's media) may be shown.
+    assert "img-src 'self' data: blob:" in r.headers["content-security-policy"]
+    assert "media-src blob:" in r.headers["content-security-policy"]
+    assert 'type="module" src="/console/app.js"' in r.text and 'href="/console/app.css"' in r.text
+    modules = sorted(p.name for p in CONSOLE_DIR.glob("*.js"))
+    assert {"app.js", "media.js", "live.js"} <= set(modules)
+    for name in ["app.css", *modules]:
         r = await offline_gateway.get(f"/console/{name}")
-        assert r.status_code == 200 and r.headers["content-type"].startswith(kind)
+        kind = "text/css" if name.endswith(".css") else "text/javascript"
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind), name
+
+
+def test_every_module_the_console_imports_is_served():
+    served = {p.name for p in CONSOLE_DIR.iterdir() if p.suffix in (".js", ".css")}
+    for path in CONSOLE_DIR.glob("*.js"):
+        for imported in re.findall(r'from "\./([\w-]+\.js)"', path.read_text()):
+            assert imported in served, (path.name, imported)
 
 
 async def test_only_the_console_files_are_served(offline_gateway):

@@ -168,6 +168,17 @@ async def test_two_users_each_get_their_own_public_events_in_order(gateway, publ
         assert (await frame(bob))["id"] == last_bob.id
 
 
+async def test_an_event_published_the_moment_the_socket_opens_arrives(gateway, publish, tokens):
+    """The socket opens once its queue is bound: a client catching up at `open` (the console) misses
+    nothing published after it, with no waiting for the subscription."""
+    _, base = gateway
+    for n in range(5):
+        async with connect(events_url(base), additional_headers=tokens.auth("hana")) as ws:
+            first = received("hana", n)
+            await publish(first, mandatory=True)  # unroutable, had nothing bound hana's queue yet
+            assert (await frame(ws))["id"] == first.id
+
+
 async def test_closing_the_socket_deletes_its_queue_and_binding(gateway, publish, amqp, tokens):
     app, base = gateway
     user = "dora"

@@ -14,9 +14,10 @@ from fleet_shared.http import ApiError
 
 HEADERS = {
     # The page may talk to this origin only (REST and the WebSocket) and show data: images (the QR,
-    # Swagger UI's icons). No inline script or style, nothing from another host.
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    # Swagger UI's icons) and blob: files (the console fetches a message's file with the user's token
+    # and shows it from an object URL). No inline script or style, nothing from another host.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",

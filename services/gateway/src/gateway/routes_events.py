@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter
+from starlette.websockets import WebSocketState
 
 from fleet_shared.contracts import envelope_union
 from fleet_shared.contracts.events import PUBLIC_EVENT_TYPES
@@ -105,10 +106,12 @@ async def events_without_upgrade(
 @router.websocket("/events")
 async def events(websocket: WebSocket) -> None:
     hub: LiveHub = websocket.app.state.live
-    await websocket.accept()
     try:
         principal = _principal(websocket)
         async with hub.stream(principal.user_id) as stream:
+            # Accepted once the socket's queue is bound: every event published after the client saw
+            # the socket open reaches it (a client catching up at `open` misses nothing in between).
+            await websocket.accept()
             closing = await _pump(websocket, stream, principal)
     except ApiError as exc:
         closing = Closing(CLOSE_POLICY, exc.code, exc.message)
@@ -116,6 +119,8 @@ async def events(websocket: WebSocket) -> None:
         closing = exc.closing
     LIVE_CLOSED.labels(closing.reason if closing else "client_closed").inc()
     if closing is not None:
+        if websocket.application_state == WebSocketState.CONNECTING:
+            await websocket.accept()  # a refusal is said in the close frame, which browsers show, not as a 403
         await _close(websocket, closing)
 
 
