@@ -5,7 +5,7 @@ The tests run in order, each going on from where the one before left both users.
 
 import asyncio
 import re
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -239,4 +239,8 @@ async def test_the_console_fetches_nothing_from_anywhere_else(consoles, stack):
         assert foreign == []
         # Each socket opened with a one-time ticket, never with the token in its URL.
         assert all("/api/v1/events?ticket=" in u and "token=" not in u for u in console.sockets)
+        # A fresh ticket for every socket, the reconnections after the gateway's restart too.
+        tickets = [parse_qs(urlparse(u).query)["ticket"][0] for u in console.sockets]
+        assert len(set(tickets)) == len(tickets)
         assert sum(u.endswith("/api/v1/events/ticket") for u in console.requests) >= len(console.sockets)
+    assert len(consoles[ALICE].sockets) >= 2  # alice's console reconnected after the restart

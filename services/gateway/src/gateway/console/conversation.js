@@ -23,15 +23,27 @@ export async function selectChat(chatId) {
   renderMessages();
 }
 
+// Live changes to messages (reactions, edits, deletions, files copied), by message id. A change can
+// come before its message is shown (its chat not open yet, its page still on the way), and a page
+// read from the store can be older than a change already seen live (the store takes it in a moment
+// later): each is applied again over every copy of its message merged. Every change is idempotent.
+const CHANGES_MAX = 500;
+const changes = new Map(); // message id -> [update(message) -> fields]
+
+function remember(id, update) {
+  changes.set(id, [...(changes.get(id) || []), update]);
+  if (changes.size > CHANGES_MAX) changes.delete(changes.keys().next().value);
+}
+
+// A stored file stays stored: no late `pending` (a duplicate of the first event) takes it back.
+const newerMedia = (known, media) => (known?.status === "stored" && media?.status !== "stored" ? known : media);
+
 function mergeMessage(message) {
   const known = state.messages.get(message.id);
   const ack = Math.max(known?.ack ?? -1, message.ack ?? -1);
   const merged = { ...known, ...message, ack: ack < 0 ? null : ack, seq: known?.seq ?? ++state.seq };
-  // A late copy of the original never brings back an edited or deleted text (the server keeps the same rule).
-  for (const kept of ["revokedAt", "editedAt"]) {
-    if (known?.[kept] && !message[kept]) Object.assign(merged, { [kept]: known[kept], body: known.body, media: known.media });
-  }
-  if (known?.reactions && !message.reactions) merged.reactions = known.reactions;
+  if (known && "media" in message && !message.revokedAt) merged.media = newerMedia(known.media, message.media);
+  for (const update of changes.get(message.id) || []) Object.assign(merged, update(merged));
   state.messages.set(message.id, merged);
 }
 
@@ -59,7 +71,7 @@ function messageView(m) {
   } else {
     const quoted = m.replyTo && quotedMessage(m.replyTo);
     if (m.replyTo) item.append(element("p", { className: "quote", text: quoted ? quoted.body ?? `(${quoted.type})` : "a reply" }));
-    if (m.media) item.append(mediaView(m, renderMessages));
+    if (m.media) item.append(mediaView(m, retried));
     if (m.body != null) item.append(element("p", { text: m.body }));
     else if (!m.media) item.append(element("p", { text: `(${m.type || "message"})` }));
   }
@@ -87,15 +99,21 @@ export function onMessage(m, { received = false } = {}) {
   }
 }
 
-// A change to a message of the open chat (ack, reaction, edit, deletion, its file copied).
+// A change to a message: remembered, and shown at once if its chat is open.
 function change(chatId, id, update) {
+  remember(id, update);
   const known = state.messages.get(id);
   if (chatId !== state.selected || !known) return;
   state.messages.set(id, { ...known, ...update(known) });
   renderMessages();
 }
 
-export const onAck = (a) => change(a.chatId, a.id, (known) => ({ ack: Math.max(known.ack ?? -1, a.ack) }));
+export function onAck(a) {
+  const known = state.messages.get(a.id);
+  if (a.chatId !== state.selected || !known) return; // acks only move forward: a page never takes one back
+  mergeMessage({ ...known, ack: a.ack });
+  renderMessages();
+}
 
 // One reaction per person, their latest; "" takes it back.
 export const onReaction = (r) => change(r.chatId, r.id, (known) => {
@@ -114,9 +132,12 @@ export function onRevoked(r) {
   change(r.chatId, r.id, () => ({ body: null, media: null, type: "revoked", revokedAt: r.revokedAt }));
 }
 
-export const onMediaUpdated = (m) => change(m.chatId, m.id, () => ({ media: m.media }));
+const retried = (m) => change(m.chatId, m.id, (known) => ({ media: { ...known.media, status: "pending", error: null } }));
+
+export const onMediaUpdated = (m) => change(m.chatId, m.id, (known) => (known.revokedAt ? {} : { media: newerMedia(known.media, m.media) }));
 
 export function forgetConversation() {
+  changes.clear();
   forgetMedia();
   $("messages").replaceChildren();
   $("chat-title").textContent = "Messages";

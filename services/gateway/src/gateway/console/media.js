@@ -83,14 +83,11 @@ function storedView(m) {
   }
 }
 
-function failedView(m, rerender) {
+function failedView(m, retried) {
   const retry = element("button", { type: "button", className: "link", text: "retry" });
   retry.addEventListener("click", () => {
     retry.disabled = true;
-    api(`${mediaPath(m.id)}/retry`, { method: "POST" }).then(() => {
-      m.media = { ...m.media, status: "pending", error: null }; // the message.media event says how it went
-      rerender();
-    }, (error) => {
+    api(`${mediaPath(m.id)}/retry`, { method: "POST" }).then(() => retried(m), (error) => {
       retry.disabled = false;
       report(error);
     });
@@ -99,14 +96,15 @@ function failedView(m, rerender) {
     `${m.media.kind} failed`, m.media.error ? ` (${m.media.error})` : "", " — ", retry);
 }
 
-// The element showing `m.media`; `rerender` redraws the conversation after a retry.
-export function mediaView(m, rerender) {
+// The element showing `m.media`; `retried(m)` is told when the user's retry was taken (the file is
+// `pending` again, the message.media event will say how it went).
+export function mediaView(m, retried) {
   const key = `${m.media.status}:${m.media.kind}`;
   const known = views.get(m.id);
   if (known?.key === key) return known.node;
   let node;
   if (m.media.status === "stored") node = storedView(m);
-  else if (m.media.status === "failed") node = failedView(m, rerender);
+  else if (m.media.status === "failed") node = failedView(m, retried);
   else node = element("span", { className: "media-state", testId: "media-state", text: `${m.media.kind}: downloading…` });
   const box = element("div", { className: "media" }, node);
   views.set(m.id, { key, node: box });
