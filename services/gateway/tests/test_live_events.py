@@ -168,15 +168,8 @@ async def test_two_users_each_get_their_own_public_events_in_order(gateway, publ
         assert (await frame(bob))["id"] == last_bob.id
 
 
-@pytest.fixture
-async def gateway_without_read_model(serve):
-    """The status read model binds every user's `qr_updated`: off, so only live queues bind it."""
-    async with serve(status_cache_ttl=0) as running:
-        yield running
-
-
-async def test_closing_the_socket_deletes_its_queue_and_binding(gateway_without_read_model, publish, amqp, tokens):
-    app, base = gateway_without_read_model
+async def test_closing_the_socket_deletes_its_queue_and_binding(gateway, publish, amqp, tokens):
+    app, base = gateway
     user = "dora"
     async with connect(events_url(base), additional_headers=tokens.auth(user)) as ws:
         [queue] = await wait_until(lambda: _async(app.state.live.queues(user)), timeout=10, what="dora's queue")

@@ -13,7 +13,7 @@ import pytest
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import Reply, envelope
 from fleet_shared.contracts.commands import SessionView
-from fleet_shared.contracts.events import SessionQrUpdated, SessionStatusChanged
+from fleet_shared.contracts.events import SessionStatusChanged
 from fleet_shared.ids import session_name_for
 from fleet_shared.routing import user_key
 from gateway.status_cache import StatusReadModel
@@ -144,16 +144,6 @@ async def test_the_gateway_that_answered_a_command_shows_its_status_until_the_re
     # Another user's status is still answered from what the gateways kept.
     assert (await status_of(a, tokens, "bob"), await status_of(b, tokens, "bob")) == ("WORKING", "WORKING")
     assert asked(responder, "bob") == bob_asked
-
-
-async def test_a_new_qr_makes_the_next_read_ask_again(two_gateways, orchestrator, responder, tokens):
-    a, _ = two_gateways
-    await status_of(a, tokens, "alice")
-    await status_of(a, tokens, "alice")
-    before = asked(responder, "alice")
-    await orchestrator.publish(envelope(SessionQrUpdated(value="2@abc"), "alice"))
-    await status_of(a, tokens, "alice")
-    assert asked(responder, "alice") == before + 1
 
 
 async def test_an_answer_asked_for_before_a_change_is_not_kept(two_gateways, orchestrator, responder, tokens):

@@ -3,8 +3,8 @@ without a round trip to the orchestrator (and its database) while nothing change
 
 What is kept: the orchestrator's whole answer to `session.get`, per user (at most `max_users`, the
 least recently read forgotten first), for at most `ttl`. What makes it go: a
-`session.status_changed` or `session.qr_updated` event of the user (one temporary subscription
-per gateway process, every user's), and any command of the user through this gateway (it moves
+`session.status_changed` event of the user (one temporary subscription per gateway process,
+every user's), and any command of the user through this gateway (it moves
 `lastActivity`); the next read asks the orchestrator again.
 
 Never stale after a change was confirmed: the orchestrator writes a change and publishes its
@@ -32,7 +32,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.commands import SessionView
-from fleet_shared.contracts.events import SessionQrUpdated, SessionStatus, SessionStatusChanged
+from fleet_shared.contracts.events import SessionStatus, SessionStatusChanged
 from fleet_shared.subscribe import Subscription, SubscriptionLost, subscribe
 from fleet_shared.topology import Topology
 
@@ -101,7 +101,7 @@ class StatusReadModel:
         """Keep one subscription; between two, nothing is kept."""
         while True:
             subscription = subscribe(
-                self._url, self._topology, self._on_event, events=[SessionStatusChanged, SessionQrUpdated],
+                self._url, self._topology, self._on_event, events=[SessionStatusChanged],
                 prefetch=PREFETCH, max_length=QUEUE_MAX_LENGTH,
             )
             try:
@@ -118,8 +118,7 @@ class StatusReadModel:
             await asyncio.sleep(RESUBSCRIBE_DELAY)
 
     async def _on_event(self, env: Envelope) -> None:
-        if env.type == SessionStatusChanged.TYPE:
-            self._confirmed.pop(env.user_id, None)
+        self._confirmed.pop(env.user_id, None)  # the registry's word, newer than any reply before it
         self.changed(env.user_id)
 
     async def confirmed(self, user_id: str, status: str) -> None:
