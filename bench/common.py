@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -220,6 +221,28 @@ def cpu_seconds(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rabbitmq_pid() -> int | None:
+    """RabbitMQ's `beam.smp`, when exactly one runs here (its CPU is shared with whatever else uses it)."""
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if len(found) == 1 else None
+
+
+def system_pids(system: Stack) -> dict[str, int]:
+    """Process name -> pid of every process of the stack: the services, the emulator, SecantusDB, RabbitMQ."""
+    pids = {name: child.process.pid for name, child in system.children.items()}
+    if system.mongo is not None:
+        pids["mongodb (SecantusDB)"] = system.mongo.process.pid
+    if (rabbitmq := rabbitmq_pid()) is not None:
+        pids["rabbitmq"] = rabbitmq
+    return pids
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU of this process's children that were waited for (load generators)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_bytes(pid: int) -> int:

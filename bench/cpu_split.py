@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from local_launcher.tokens import make_token
 from persister.store import MESSAGES
 
 from . import payloads
-from .common import SECRETS, Context, cpu_seconds, run_loadgen, whole_system
+from .common import SECRETS, Context, cpu_seconds, run_loadgen, system_pids, whole_system
 from .e2e import RATE, USERS
 from .gateway import connect_users
 from .http1 import build_request, open_loop
@@ -72,11 +71,6 @@ async def _until_stored(mongodb_url: str, database: str, count: int) -> None:
         await client.close()
 
 
-def _rabbitmq_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
-    return int(found[0]) if len(found) == 1 else None
-
-
 def _phase(label: str, target: str, spec: dict, pids: dict[str, int], settle=None) -> None:
     """Run the load generator; `settle(result)` waits until the work it caused is done, so its CPU
     is this phase's and not the next one's."""
@@ -107,10 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     users = "cpu"
     with whole_system(ctx, "cpu") as system:
         asyncio.run(connect_users(system.url("gateway"), system.waha_url, payloads.users(users, USERS)))
-        pids = {name: child.process.pid for name, child in system.children.items()}
-        pids["mongodb (SecantusDB)"] = system.mongo.process.pid
-        if (rabbitmq := _rabbitmq_pid()) is not None:
-            pids["rabbitmq"] = rabbitmq
+        pids = system_pids(system)
         spec = {"users": users, "duration": args.seconds, "ingest_port": system.config.ports["webhook-ingest"],
                 "gateway_port": system.config.ports["gateway"], "hmac_key": SECRETS["WEBHOOK_HMAC_KEY"],
                 "jwt_secret": SECRETS["JWT_SECRET"], "tag": f"c{os.getpid()}"}

@@ -8,7 +8,7 @@ our own uvicorn servers: Content-Length or chunked bodies, keep-alive, `Connecti
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,7 @@ class Recorder:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    all_ok: int = 0  # 2xx answers at any time, the warm-up's and the tail's too (CPU per operation counts them)
 
     def add(self, latency: float, status: int) -> None:
         self.latencies.append(latency)
@@ -106,10 +107,41 @@ class Recorder:
             "requests": len(self.latencies),
             "ok": self.ok(),
             "errors": self.errors,
+            "all_ok": self.all_ok,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "per_second": self.ok() / seconds if seconds > 0 else 0.0,
             **summarize(self.latencies),
         }
+
+
+Call = Callable[[], Awaitable[int]]
+
+
+async def closed_loop_calls(
+    calls: Callable[[int], Call], *, concurrency: int, duration: float, warmup: float
+) -> dict:
+    """`concurrency` clients, back to back for warmup + duration; client `i` makes `calls(i)()`, which
+    answers an HTTP status (an OSError or an incomplete read counts as an error)."""
+    recorder = Recorder()
+    start = time.perf_counter()
+    window_start, window_end = start + warmup, start + warmup + duration
+
+    async def client(i: int) -> None:
+        call = calls(i)
+        while (now := time.perf_counter()) < window_end:
+            try:
+                status = await call()
+            except (OSError, asyncio.IncompleteReadError):
+                recorder.errors += 1
+                await asyncio.sleep(0.01)
+                continue
+            done = time.perf_counter()
+            recorder.all_ok += 200 <= status < 300
+            if window_start <= done <= window_end:
+                recorder.add(done - now, status)
+
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    return recorder.result(duration)
 
 
 async def closed_loop(
@@ -117,36 +149,26 @@ async def closed_loop(
 ) -> dict:
     """`concurrency` clients, each with its own connection, sending back to back for warmup + duration."""
     source = requests() if callable(requests) else requests
-    recorder = Recorder()
-    start = time.perf_counter()
-    window_start, window_end = start + warmup, start + warmup + duration
+    connections = [Connection(port) for _ in range(concurrency)]
 
-    async def client() -> None:
-        conn = Connection(port)
-        try:
-            while (now := time.perf_counter()) < window_end:
-                raw = next(source)
-                try:
-                    status, _ = await conn.request(raw)
-                except (OSError, asyncio.IncompleteReadError):
-                    recorder.errors += 1
-                    await asyncio.sleep(0.01)
-                    continue
-                done = time.perf_counter()
-                if window_start <= done <= window_end:
-                    recorder.add(done - now, status)
-        finally:
+    def calls(i: int) -> Call:
+        async def call() -> int:
+            status, _ = await connections[i].request(next(source))
+            return status
+
+        return call
+
+    try:
+        return await closed_loop_calls(calls, concurrency=concurrency, duration=duration, warmup=warmup)
+    finally:
+        for conn in connections:
             conn.close()
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return recorder.result(duration)
 
-
-async def open_loop(port: int, requests: Iterator[bytes], *, rate: float, duration: float, warmup: float, max_connections: int = 256) -> dict:
-    """Requests sent at a fixed `rate` whatever the answers do; latency counted from the planned send time
+async def open_loop_calls(call: Call, *, rate: float, duration: float, warmup: float, max_in_flight: int = 256) -> dict:
+    """`call()` made at a fixed `rate` whatever the answers do; latency counted from the planned send time
     (so a slow answer is not hidden by sending the next one later)."""
     recorder = Recorder()
-    idle: list[Connection] = []
     in_flight = 0
     late = 0
     tasks: set[asyncio.Task] = set()
@@ -156,19 +178,17 @@ async def open_loop(port: int, requests: Iterator[bytes], *, rate: float, durati
 
     async def one(planned: float, measured: bool) -> None:
         nonlocal in_flight
-        conn = idle.pop() if idle else Connection(port)
         in_flight += 1
         try:
-            status, _ = await conn.request(next(requests))
+            status = await call()
         except (OSError, asyncio.IncompleteReadError):
             recorder.errors += 1
-            conn.close()
             return
         finally:
             in_flight -= 1
+        recorder.all_ok += 200 <= status < 300
         if measured:
             recorder.add(time.perf_counter() - planned, status)
-        idle.append(conn)
 
     for i in range(total):
         planned = start + i / rate
@@ -177,17 +197,36 @@ async def open_loop(port: int, requests: Iterator[bytes], *, rate: float, durati
             await asyncio.sleep(delay)
         elif delay < -0.005:
             late += 1
-        if in_flight >= max_connections:
-            recorder.errors += 1  # over the connection cap: counted as a failure, never queued
+        if in_flight >= max_in_flight:
+            recorder.errors += 1  # over the cap: counted as a failure, never queued
             continue
         task = asyncio.create_task(one(planned, i >= warm))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
         await asyncio.wait(tasks, timeout=30)
-    for conn in idle:
-        conn.close()
     result = recorder.result(duration)
     result["late_sends"] = late
     result["rate"] = rate
     return result
+
+
+async def open_loop(port: int, requests: Iterator[bytes], *, rate: float, duration: float, warmup: float, max_connections: int = 256) -> dict:
+    """`open_loop_calls` over keep-alive connections, a new one whenever all are busy."""
+    idle: list[Connection] = []
+
+    async def call() -> int:
+        conn = idle.pop() if idle else Connection(port)
+        try:
+            status, _ = await conn.request(next(requests))
+        except (OSError, asyncio.IncompleteReadError):
+            conn.close()
+            raise
+        idle.append(conn)
+        return status
+
+    try:
+        return await open_loop_calls(call, rate=rate, duration=duration, warmup=warmup, max_in_flight=max_connections)
+    finally:
+        for conn in idle:
+            conn.close()

@@ -122,6 +122,33 @@ async def test_all_users_one_type(rabbitmq_url, topology, publish):
         assert all(e.type == "message.ack" for e in inbox.items)
 
 
+async def test_caught_up_returns_once_every_event_published_before_it_was_handled(rabbitmq_url, topology, publish):
+    inbox = Inbox()
+
+    async def slow(env: Envelope) -> None:
+        await asyncio.sleep(0.005)  # the handler is behind the broker
+        await inbox(env)
+
+    async with subscribe(rabbitmq_url, topology, slow, events=[MessageAck], prefetch=50) as sub:
+        for round_ in range(5):
+            sent = [ack("alice", round_ * 100 + n) for n in range(30)]
+            for env in sent:
+                await publish(env)  # confirmed: in the queue
+            markers_before = sub._fence_count
+            await asyncio.gather(*(sub.caught_up() for _ in range(40)))  # forty readers at once
+            assert {e.id for e in sent} <= set(inbox.ids())
+            assert sub._fence_count - markers_before <= 2  # they shared the markers
+        assert len(inbox.items) == 150  # the markers never reached the handler
+
+
+async def test_caught_up_fails_once_the_subscription_is_closed(rabbitmq_url, topology):
+    sub = await subscribe(rabbitmq_url, topology, Inbox(), events=[MessageAck]).start()
+    await sub.caught_up()
+    await sub.close()
+    with pytest.raises(SubscriptionLost):
+        await asyncio.wait_for(sub.caught_up(), 5)
+
+
 async def test_durable_queue_keeps_events_while_the_service_is_away(rabbitmq_url, topology, publish, channel, connection):
     name = f"svc{uuid.uuid4().hex[:8]}"
     queue = topology.subscriber_queue(name)

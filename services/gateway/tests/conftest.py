@@ -59,6 +59,7 @@ async def running_gateway(settings: Settings, *, wait_ready: bool = True) -> Asy
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as client:
+            client.app_state = app.state  # type: ignore[attr-defined]  # for tests that look inside
             if wait_ready:
                 await wait_until(lambda: _ready(client), timeout=15, what="gateway connected to RabbitMQ")
             yield client

@@ -44,6 +44,22 @@ async def test_touch_creates_one_document_and_records_activity(registry, db):
     assert view.last_activity == later.isoformat()
 
 
+async def test_a_send_writes_its_activity_once_per_precision_and_reads_the_record_otherwise(db, registry):
+    coalescing = MongoSessionRegistry(db, activity_precision=timedelta(minutes=1))
+    first = await coalescing.touch_send("ines", T0)  # nothing known: a command's touch, the record created
+    assert first["status"] == STOPPED and (await registry.get("ines"))["lastActivity"] == T0
+    await apply(registry, "ines", "WORKING", 1_000, "15550001111")
+
+    doc = await coalescing.touch_send("ines", T0 + timedelta(seconds=30))  # within a minute of T0: read only
+    assert (doc["status"], doc["phoneNumber"], doc["lastError"]) == ("WORKING", "15550001111", None)
+    assert (await registry.get("ines"))["lastActivity"] == T0
+    doc = await coalescing.touch_send("ines", T0 + timedelta(seconds=61))
+    assert doc["status"] == "WORKING" and (await registry.get("ines"))["lastActivity"] == T0 + timedelta(seconds=61)
+    # Another process knows nothing it wrote: it writes.
+    await MongoSessionRegistry(db, activity_precision=timedelta(minutes=1)).touch_send("ines", T0 + timedelta(seconds=70))
+    assert (await registry.get("ines"))["lastActivity"] == T0 + timedelta(seconds=70)
+
+
 async def test_message_activity_is_written_once_per_precision_and_never_backwards(db, registry):
     coalescing = MongoSessionRegistry(db, activity_precision=timedelta(minutes=1))
     await coalescing.touch("hana", T0)  # a command: lastActivity T0, written

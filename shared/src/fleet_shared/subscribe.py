@@ -21,6 +21,11 @@ rejected: requeued on a durable queue (its delivery limit then dead-letters it t
 `<p>.sub.<name>.dlq`), dropped on a temporary one. Handlers must be idempotent (a redelivered
 event carries the same `id`).
 
+`caught_up()` waits until every event that was in the queue when it was called has been handled
+(a marker the subscription publishes to its own queue comes back after them; callers that ask at
+once share one marker): what a read model needs to answer only what is at least as new as any
+event published before the question.
+
 A durable subscription survives broker reconnects (the robust connection re-consumes the queue,
 nothing is lost while it is away). A temporary one ends when the connection is lost, so it never
 skips events silently: `wait()` raises `SubscriptionLost` and the caller subscribes again (and
@@ -52,6 +57,8 @@ from .topology import Topology, event_binding_keys, live_queue_arguments
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFETCH = 16
+# A marker of `caught_up`, published by the subscription to its own queue: the value is its number.
+FENCE_HEADER = "x-fence"
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
 
@@ -98,6 +105,10 @@ class Subscription:
         self._worker: asyncio.Task | None = None
         self._done: asyncio.Future[None] | None = None
         self._lost = False
+        self._fences: dict[int, asyncio.Future[None]] = {}  # published, not back yet
+        self._gathering: asyncio.Future[None] | None = None  # callers waiting for the next marker
+        self._fence_count = 0
+        self._fence_tasks: set[asyncio.Task] = set()
 
     @property
     def durable(self) -> bool:
@@ -171,6 +182,7 @@ class Subscription:
             self._lost = True
             log.warning("temporary subscription %s lost its channel: %r", self._queue.name if self._queue else "?", exc)
             self._done.set_exception(SubscriptionLost(f"broker connection lost: {exc!r}"))
+            self._fail_fences()
             if self._worker is not None:
                 self._worker.cancel()
 
@@ -181,7 +193,63 @@ class Subscription:
                 continue  # delivered on a channel that is gone: the broker delivers it again
             await self._deliver(message)
 
+    async def caught_up(self) -> None:
+        """Until every event in the queue at the time of the call has been handled (see the module).
+        Raises AMQPError, ChannelInvalidStateError or SubscriptionLost when that cannot be known.
+
+        One marker is out at a time: callers that ask while it is out wait for the next one, sent
+        when it comes back, so under load each marker answers everyone who asked during one trip."""
+        if not self.active:
+            raise SubscriptionLost("the subscription is not running")
+        if self._gathering is None:
+            self._gathering = asyncio.get_running_loop().create_future()
+            if not self._fences:
+                asyncio.get_running_loop().call_soon(self._publish_fence)
+        await asyncio.shield(self._gathering)
+
+    def _publish_fence(self) -> None:
+        waiting, self._gathering = self._gathering, None
+        if waiting is None:
+            return
+        self._fence_count += 1
+        number = self._fence_count
+        self._fences[number] = waiting
+        task = asyncio.get_running_loop().create_task(self._send_fence(number, waiting))
+        self._fence_tasks.add(task)
+        task.add_done_callback(self._fence_tasks.discard)
+
+    def _next_fence(self) -> None:
+        if self._gathering is not None and not self._fences:
+            self._publish_fence()
+
+    async def _send_fence(self, number: int, waiting: "asyncio.Future[None]") -> None:
+        try:
+            if self._channel is None or self._queue is None:
+                raise ChannelInvalidStateError("the subscription has not started")
+            marker = aio_pika.Message(b"", headers={FENCE_HEADER: number}, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
+            await self._channel.default_exchange.publish(marker, routing_key=self._queue.name)
+        except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
+            self._fences.pop(number, None)
+            if not waiting.done():
+                waiting.set_exception(exc)
+                waiting.exception()  # retrieved here: its callers get it through their shield
+            self._next_fence()
+
+    def _fence_back(self, message: AbstractIncomingMessage) -> bool:
+        """A marker of `caught_up` came back: everything before it was handled."""
+        number = (message.headers or {}).get(FENCE_HEADER)
+        if not isinstance(number, int):
+            return False
+        waiting = self._fences.pop(number, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+        self._next_fence()
+        return True
+
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
+        if self._fence_back(message):
+            await _settle(message.ack())
+            return
         try:
             env = read_delivery(message.body, message.routing_key, types=EVENT_TYPES, replays=is_replay(message.headers))
             if self._user_id is not None and env.user_id != self._user_id:
@@ -208,8 +276,17 @@ class Subscription:
             raise RuntimeError("the subscription has not started")
         await asyncio.shield(self._done)
 
+    def _fail_fences(self) -> None:
+        for waiting in [*self._fences.values(), *([self._gathering] if self._gathering else [])]:
+            if not waiting.done():
+                waiting.set_exception(SubscriptionLost("the subscription ended"))
+                waiting.exception()  # retrieved here: its waiters get it through the shield
+        self._fences.clear()
+        self._gathering = None
+
     async def close(self) -> None:
         """Stop consuming and, for a temporary subscription, delete the queue. Idempotent."""
+        self._fail_fences()
         if self._done is not None:
             if not self._done.done():
                 self._done.set_result(None)

@@ -23,6 +23,7 @@ from .live import LiveHub
 from .media_intake import MediaIntake
 from .metrics import MetricsMiddleware
 from .openapi import install_openapi
+from .status_cache import StatusReadModel
 from .tickets import TicketIssuer
 
 SERVICE = "gateway"
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_connection = BackgroundConnection(settings.rabbitmq_url, topology, live.connect, f"{SERVICE}-live")
         await connection.start()
         await live_connection.start()
+        statuses.start()
         async with AsyncExitStack() as resources:
             mongo = None
             if settings.media_store == "gridfs":
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with startup_objects_frozen():
                     yield
             finally:
+                await statuses.close()
                 await live_connection.stop()
                 await connection.stop()
                 await live.close()
@@ -78,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rpc = rpc
     app.state.live = live
     limits = UserLimits(settings.user_max_pending, settings.user_rate, settings.user_burst)
-    app.state.bus = Bus(rpc, topology, settings.request_timeout, limits)
+    statuses = StatusReadModel(settings.rabbitmq_url, topology, ttl=settings.status_cache_ttl.total_seconds())
+    app.state.bus = Bus(rpc, topology, settings.request_timeout, limits, statuses)
     app.state.token_verifier = TokenVerifier(
         settings.jwt_secret, settings.jwt_leeway, max_lifetime=settings.jwt_max_lifetime,
         audience=settings.jwt_audience, issuer=settings.jwt_issuer,

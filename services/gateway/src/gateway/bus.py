@@ -11,29 +11,45 @@ from pydantic import BaseModel, ValidationError
 from fleet_shared.broker import BrokerTimeout, BrokerUnavailable, RpcClient
 from fleet_shared.contracts import Contract, Reply, envelope, new_id
 from fleet_shared.contracts.admin import ADMIN_QUERY_TYPES
-from fleet_shared.contracts.commands import COMMAND_TYPES, QUERY_TYPES
+from fleet_shared.contracts.commands import (
+    COMMAND_TYPES,
+    QUERY_TYPES,
+    GetQr,
+    GetSession,
+    LogoutSession,
+    RestartSession,
+    SessionView,
+    StartSession,
+    StopSession,
+)
 from fleet_shared.http import ApiError
 from fleet_shared.ids import session_name_for
 from fleet_shared.topology import Topology
 
 from .limits import UserLimits
 from .metrics import RPC_DURATION, RPC_REQUESTS
+from .status_cache import StatusReadModel
 
 log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+# Session commands whose reply gives the session's status: this process's reads show it from then on.
+STATUS_COMMANDS = frozenset(c.TYPE for c in (StartSession, StopSession, RestartSession, LogoutSession, GetQr))
 # The labelled metric children, looked up once per message type (and outcome) rather than per call.
 _rpc_requests = functools.cache(RPC_REQUESTS.labels)
 _rpc_duration = functools.cache(RPC_DURATION.labels)
 
 
 class Bus:
-    def __init__(self, rpc: RpcClient, topology: Topology, timeout: timedelta, limits: UserLimits) -> None:
+    def __init__(
+        self, rpc: RpcClient, topology: Topology, timeout: timedelta, limits: UserLimits, statuses: StatusReadModel
+    ) -> None:
         self._rpc = rpc
         self._topology = topology
         self._timeout = timeout
         self._limits = limits
+        self.statuses = statuses
 
     def exchange_for(self, payload: Contract) -> str:
         if payload.TYPE in COMMAND_TYPES:
@@ -51,7 +67,15 @@ class Bus:
         `routing_key`: a fleet-wide question (`routing.admin_key`) instead of `user.<user_id>.<type>`;
         `user_id` is then who asks, and the envelope names no session."""
         with self._limits.admit(user_id):
-            reply = await self._request(user_id, payload, envelope_id, routing_key)
+            try:
+                reply = await self._request(user_id, payload, envelope_id, routing_key)
+            finally:
+                if payload.TYPE in COMMAND_TYPES:
+                    self.statuses.changed(user_id)  # a command moves the user's lastActivity, maybe the status
+            if reply.ok and payload.TYPE in STATUS_COMMANDS and isinstance(reply.data, dict):
+                status = reply.data.get("status")
+                if isinstance(status, str):
+                    await self.statuses.confirmed(user_id, status)
         if reply.ok:
             return reply.data
         error = reply.error
@@ -88,11 +112,18 @@ class Bus:
             _rpc_duration(payload.TYPE).observe(time.perf_counter() - started)
         return reply
 
+    async def status(self, user_id: str) -> bytes:
+        """The user's `session.get` as JSON, from this process's read model when it is current (`status_cache`)."""
+        return await self.statuses.status(user_id, lambda: self.ask_for(SessionView, user_id, GetSession()))
+
     async def ask_for(self, model: type[ModelT], user_id: str, payload: Contract, **kwargs: Any) -> ModelT:
         """`ask`, with the reply's data validated as `model`."""
-        data = await self.ask(user_id, payload, **kwargs)
+        return self._validated(model, await self.ask(user_id, payload, **kwargs), payload.TYPE, user_id)
+
+    @staticmethod
+    def _validated(model: type[ModelT], data: Any, type_: str, user_id: str) -> ModelT:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            log.error("%s for %s: reply does not fit %s: %s", payload.TYPE, user_id, model.__name__, exc)
-            raise ApiError(502, "bad_reply", f"malformed answer to {payload.TYPE}") from exc
+            log.error("%s for %s: reply does not fit %s: %s", type_, user_id, model.__name__, exc)
+            raise ApiError(502, "bad_reply", f"malformed answer to {type_}") from exc

@@ -44,6 +44,11 @@ class Settings(FleetSettings, MongoSettings, MediaSettings):
     user_rate: float = Field(default=50.0, gt=0)
     user_burst: int = Field(default=100, ge=1)
 
+    # How long a user's status may be answered from this process's read model (`status_cache.py`:
+    # changes reach it as events, so this bounds only how far `lastActivity` lags behind commands
+    # made through other gateway processes); 0 asks the orchestrator on every read.
+    status_cache_ttl: Duration = timedelta(seconds=5)
+
     # Request bodies larger than this are refused (413) before they are read; an upload to send
     # (multipart) may be MEDIA_MAX_BYTES plus its form.
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from fleet_shared.contracts import Contract
 from fleet_shared.contracts.commands import (
     GetQr,
-    GetSession,
     ListChats,
     ListContacts,
     ListGroups,
@@ -55,7 +54,8 @@ def _bus(request: Request) -> Bus:
 
 @router.get("/status", response_model=SessionView, summary="The caller's session and its status")
 async def status(request: Request, user: CurrentUser) -> Any:
-    return await _bus(request).ask_for(SessionView, user.user_id, GetSession())
+    # Encoded once per change (`status_cache`), so answered as it is rather than through `response_model`.
+    return Response(await _bus(request).status(user.user_id), media_type="application/json")
 
 
 @router.get(

@@ -106,6 +106,9 @@ class MemoryRegistry:
         self._check()
         return self._upsert(user_id, now, {"lastActivity": now, **({"desired": desired} if desired else {})})
 
+    async def touch_send(self, user_id: str, now: datetime) -> dict:
+        return await self.touch(user_id, now)
+
     async def record_error(self, user_id: str, message: str, now: datetime) -> None:
         self._check()
         self._upsert(user_id, now, {"lastError": message[:500]})

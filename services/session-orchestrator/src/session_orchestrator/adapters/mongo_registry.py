@@ -21,6 +21,8 @@ COLLECTION = "sessions"
 ACTIVITY_MEMORY = 50_000
 # What `view_of` shows: a status query reads nothing more (not the history).
 VIEW_PROJECTION = {"_id": 0, "session": 1, "status": 1, "phoneNumber": 1, "lastError": 1, "lastActivity": 1, "updatedAt": 1}
+# What a send reads of the record (`touch_send`).
+SEND_PROJECTION = {"_id": 0, "status": 1, "phoneNumber": 1, "lastError": 1}
 
 
 class MongoSessionRegistry:
@@ -87,6 +89,15 @@ class MongoSessionRegistry:
         # `$set`, not `$max`: the record now holds exactly `now`, whatever this process knew before.
         self._activity_now(user_id, now, exact=True)
         return doc
+
+    async def touch_send(self, user_id: str, now: datetime) -> dict:
+        """`touch` for a send, coalesced as `note_activity` is: when this process wrote the user's
+        `lastActivity` less than `activity_precision` ago, the record is only read (a send changes
+        nothing else in it). Answers at least the status, phone number and last error; {} for no record."""
+        known = self._activity_written.get(user_id)
+        if known is not None and now <= known + self.activity_precision:
+            return await self._sessions.find_one({"userId": user_id}, SEND_PROJECTION) or {}
+        return await self.touch(user_id, now)
 
     async def record_error(self, user_id: str, message: str, now: datetime) -> None:
         await self._upsert(user_id, now, {"lastError": message[:500]})

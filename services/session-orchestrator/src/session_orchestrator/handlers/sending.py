@@ -39,6 +39,7 @@ from ..domain.statuses import STOPPED, WORKING
 log = logging.getLogger(__name__)
 
 DEFAULT_ACK = 1  # SERVER: WAHA took the message
+NEW_ID_WAIT = 1.0  # seconds a send waits for WAHA's new message id before claiming without it
 
 
 def not_working(status: Any) -> Reply:
@@ -61,9 +62,8 @@ class SendCommand:
     clock: Callable[[], datetime]
 
     async def __call__(self, env: Envelope, deadline: float) -> Reply:
-        # The id the message will have, asked of WAHA while the registry is written: when it is
-        # there by the time of the claim, the claim records it (and that WAHA may be called from
-        # now on) in the same write. Nothing waits for it unless the send needs it.
+        # The id the message will have, asked of WAHA while the registry is read: the claim records
+        # it (and that WAHA may be called from now on) in the same write.
         next_id = asyncio.create_task(self.waha.new_message_id(session_name_for(env.user_id), deadline=deadline))
         try:
             return await self._send(env, deadline, next_id)
@@ -75,10 +75,13 @@ class SendCommand:
 
     async def _send(self, env: Envelope, deadline: float, next_id: "asyncio.Task[str | None]") -> Reply:
         command: SendMessage = env.data
-        doc = await self.records.touch(env.user_id, self.clock())
+        doc = await self.records.touch_send(env.user_id, self.clock())
         if doc.get("status") != WORKING:
             return not_working(doc.get("status") or STOPPED)
         key = claim_key(command.idempotency_key, env.id)
+        # A claim written with the id spares the write `mark_sending` would make; a WAHA slower than
+        # NEW_ID_WAIT to give one does not hold up a repeated send that WAHA is not needed for.
+        await asyncio.wait([next_id], timeout=NEW_ID_WAIT)
         ready = next_id.done() and not next_id.cancelled() and next_id.exception() is None
         sending = Sending(next_id.result(), deadline - asyncio.get_running_loop().time()) if ready else None
         print_ = fingerprint(
