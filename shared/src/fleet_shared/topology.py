@@ -13,7 +13,8 @@ before its consumer ever ran still finds its queue.
 
     gateway ──► <p>.queries ── user.*.session.{get,admin_get}, system.admin.sessions.* ──► <p>.orchestrator.queries
                            └── user.*.{chat,message,group,contact}.list, user.*.media.get ──► <p>.persister.queries
-    <p>.events ── user.*.message.*, user.*.chat.read ──► <p>.persister.events (quorum)
+    <p>.events ── user.*.message.*, user.*.chat.read, user.*.session.{status_changed,qr_updated} ──► <p>.persister.events (quorum)
+    persister ──► <p>.stream ── user.<id>.<type> (each public event once stored, with its seq) ──► live WebSockets
     ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
     ingest, orchestrator ──► <p>.events ── user.*.media.available ──► <p>.orchestrator.media (quorum): copy media
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
@@ -125,6 +126,7 @@ class Topology:
         self.commands = f"{p}.commands"
         self.queries = f"{p}.queries"
         self.events = f"{p}.events"
+        self.stream = f"{p}.stream"
         self.dlx = f"{p}.dlx"
         self.parked = f"{p}.parked"
         self.orchestrator_partition = f"{p}.orchestrator.partition"
@@ -177,6 +179,7 @@ class Topology:
             Exchange(self.commands, ExchangeType.TOPIC),
             Exchange(self.queries, ExchangeType.TOPIC),
             Exchange(self.events, ExchangeType.TOPIC),
+            Exchange(self.stream, ExchangeType.TOPIC),
             Exchange(self.dlx, ExchangeType.DIRECT),
             Exchange(self.parked, ExchangeType.FANOUT),
             Exchange(self.orchestrator_partition, ExchangeType.X_CONSISTENT_HASH, {"hash-header": USER_ID_HEADER}),
@@ -201,7 +204,9 @@ class Topology:
                 description="Media files WAHA holds for a while (`media.available`), to copy into the media store.",
             ),
             self._work_queue(
-                self.persister_events, consumer=PERSISTER, description="Every user's message events, to be stored."
+                self.persister_events, consumer=PERSISTER,
+                description="Every user's message events, to be stored, and every public event, to be numbered "
+                "(`seq`) into the user's event stream.",
             ),
         ]
 
@@ -253,8 +258,12 @@ class Topology:
                 for aggregate in ("chat", "message", "group", "contact")
             ),
             Binding(self.queries, self.persister_queries, "user.*.media.get"),
+            Binding(self.queries, self.persister_queries, "user.*.event.list"),
             Binding(self.events, self.persister_events, "user.*.message.*"),
             Binding(self.events, self.persister_events, "user.*.chat.read"),
+            # Session events are stored only in the event stream (the orchestrator owns the sessions).
+            Binding(self.events, self.persister_events, "user.*.session.status_changed"),
+            Binding(self.events, self.persister_events, "user.*.session.qr_updated"),
             Binding(self.parked, self.ingest_parked, ""),
         ]
         b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]
