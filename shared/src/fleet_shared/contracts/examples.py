@@ -50,6 +50,7 @@ from .events import (
     SessionStatusReported,
 )
 from .media import MediaRef, MessageMedia
+from .stream import ListEvents
 
 USER = "alice"
 SESSION = session_name_for(USER)
@@ -130,6 +131,7 @@ QUERY_EXAMPLES: dict[str, Contract] = {
         ListContacts(limit=20, cursor=CHAT_CURSOR),
         ListMessages(chat_id=CONTACT, limit=50, before=MESSAGE_CURSOR),
         GetMedia(message_id=PHOTO_ID),
+        ListEvents(after=41, limit=100),
     )
 }
 

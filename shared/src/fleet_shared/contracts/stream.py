@@ -6,7 +6,8 @@ the events were stored, each event's number given once (a redelivery keeps it) a
 (only the oldest go, after `EVENT_RETENTION`). `event.list` pages them after a `seq`.
 """
 
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar, Union
 
 from pydantic import Field
 
@@ -28,6 +29,11 @@ class StoredEvent(Envelope[DataT], Generic[DataT]):
 
 def stored_event_type(model: type[Contract]) -> type[StoredEvent[Any]]:
     return StoredEvent[model]  # type: ignore[valid-type]  # a class chosen at run time
+
+
+def stored_event_union(models: Iterable[type[Contract]]) -> Any:
+    """The union of the stored events of `models`, for pydantic to validate or document."""
+    return Union[tuple(stored_event_type(m) for m in models)]  # noqa: UP007 (a union built at run time)
 
 
 def parse_stored_event(raw: Any) -> StoredEvent:
