@@ -12,6 +12,7 @@ from .base import Contract
 from .events import MAX_TEXT, SessionStatus
 from .media import MediaRef, MessageMedia
 from .stream import ListEvents
+from .webhooks import WEBHOOK_TYPES
 
 MAX_PAGE = 200
 MAX_READ_IDS = 100
@@ -200,4 +201,4 @@ COMMAND_TYPES: dict[str, type[Contract]] = {
 }
 QUERY_TYPES: dict[str, type[Contract]] = {
     c.TYPE: c for c in (GetSession, ListChats, ListGroups, ListContacts, ListMessages, GetMedia, ListEvents)
-}
+} | WEBHOOK_TYPES
