@@ -26,7 +26,7 @@ from local_launcher.stack import Stack
 from .conftest import SECRETS, auth
 
 DATABASE = "waha_fleet"
-SERVICES = ("persister", "session-orchestrator", "webhook-ingest", "gateway")
+SERVICES = ("persister", "session-orchestrator", "webhook-ingest", "gateway", "webhook-dispatcher")
 
 
 def unique_user(tag: str) -> str:

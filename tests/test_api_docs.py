@@ -11,6 +11,7 @@ import pytest
 from fleet_shared.contracts import parse_envelope
 from fleet_shared.contracts.commands import COMMAND_TYPES, QUERY_TYPES
 from fleet_shared.contracts.events import EVENT_TYPES, PUBLIC_EVENT_TYPES
+from fleet_shared.contracts.stream import parse_stored_event
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gen_api_docs.py"
@@ -78,7 +79,9 @@ def test_every_contract_endpoint_is_documented():
     frames = paths["/api/v1/events"]["get"]["responses"]["101"]["content"]["application/json"]["examples"]
     assert set(frames) == set(PUBLIC_EVENT_TYPES), "the WebSocket frames documented are not the public events"
     for example in frames.values():
-        parse_envelope(example["value"])
+        assert parse_stored_event(example["value"]).seq >= 1
+    page = paths["/api/v1/events"]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert [parse_stored_event(item).seq for item in page["items"]] == [41, 42] and page["next"] == 42
 
 
 @pytest.mark.parametrize("message_type", sorted({*EVENT_TYPES, *COMMAND_TYPES, *QUERY_TYPES}))

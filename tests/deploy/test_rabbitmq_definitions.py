@@ -50,7 +50,7 @@ def own_needs(service: str, t: Topology) -> set[tuple[str, str]]:
             ("configure", LIVE_QUEUE),
             ("write", LIVE_QUEUE),
             ("read", LIVE_QUEUE),
-            ("read", t.events),
+            ("read", t.stream),
         }
     if service == "session-orchestrator":
         consumed = [*t.orchestrator_command_queues, t.orchestrator_queries]
@@ -60,23 +60,29 @@ def own_needs(service: str, t: Topology) -> set[tuple[str, str]]:
     if service == "webhook-ingest":
         return {("write", t.events), ("write", t.parked)}
     if service == "persister":
-        return {("read", t.persister_events), ("read", t.persister_queries), ("write", DEFAULT_EXCHANGE)}
+        return {
+            ("read", t.persister_events), ("read", t.persister_queries), ("write", t.stream), ("write", DEFAULT_EXCHANGE)
+        }
     raise AssertionError(service)
 
 
 FORBIDDEN = {
     # Publishing where another service speaks, or straight into queues through the default exchange.
-    "gateway": {("write", TOPOLOGY.events), ("write", TOPOLOGY.parked), ("write", DEFAULT_EXCHANGE)},
+    "gateway": {
+        ("write", TOPOLOGY.events), ("write", TOPOLOGY.stream), ("write", TOPOLOGY.parked), ("write", DEFAULT_EXCHANGE)
+    },
     "session-orchestrator": {
         ("write", TOPOLOGY.commands),
         ("write", TOPOLOGY.queries),
         ("write", TOPOLOGY.parked),
+        ("write", TOPOLOGY.stream),
         ("configure", LIVE_QUEUE),
     },
     "webhook-ingest": {
         ("write", TOPOLOGY.commands),
         ("write", TOPOLOGY.queries),
         ("write", DEFAULT_EXCHANGE),
+        ("write", TOPOLOGY.stream),
         ("configure", LIVE_QUEUE),
     },
     "persister": {

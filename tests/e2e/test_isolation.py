@@ -112,7 +112,21 @@ async def test_user_b_gets_nothing_of_user_as_through_any_endpoint_or_the_live_s
             assert (await b_calls("GET", "/api/v1/waha/messages", params={"chatId": chat})).json()["items"] == []
         with_a_cursor = await b_calls("GET", "/api/v1/waha/messages", params={"chatId": f"{contact}@c.us", "before": a_cursor})
         assert with_a_cursor.status_code == 400 or with_a_cursor.json()["items"] == []
-        assert (await b_calls("GET", "/api/v1/events")).status_code == 426  # the stream itself: b_frames below
+        b_stream = (await b_calls("GET", "/api/v1/events")).json()["items"]  # live: b_frames below
+        assert b_stream and {e["userId"] for e in b_stream} == {b}
+        # A's webhook: B neither sees it, nor its deliveries, nor can delete it; B's own is B's.
+        r = await gateway.post("/api/v1/webhooks", headers=auth(a), json={"url": f"http://127.0.0.1:9/{a}"})
+        assert r.status_code == 201, r.text
+        a_hook = r.json()["id"]
+        assert (await b_calls("GET", "/api/v1/webhooks")).json()["items"] == []
+        hook_path = "/api/v1/webhooks/{webhookId}"
+        r = await b_calls("GET", f"/api/v1/webhooks/{a_hook}/deliveries", template=hook_path + "/deliveries", echo=a_hook)
+        assert r.status_code == 404, r.text
+        assert (await b_calls("DELETE", f"/api/v1/webhooks/{a_hook}", template=hook_path, echo=a_hook)).status_code == 404
+        own = await b_calls("POST", "/api/v1/webhooks", json={"url": f"http://127.0.0.1:9/{b}"}, echo='"secret"')
+        assert own.status_code == 201, own.text
+        assert (await b_calls("DELETE", f"/api/v1/webhooks/{own.json()['id']}", template=hook_path)).status_code == 204
+        assert [h["id"] for h in (await gateway.get("/api/v1/webhooks", headers=auth(a))).json()["items"]] == [a_hook]
         ticket = (await b_calls("POST", "/api/v1/events/ticket")).json()["ticket"]
         assert jwt.decode(ticket, options={"verify_signature": False})["sub"] == b  # it opens B's own stream
 

@@ -16,7 +16,6 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from fleet_devtools.localdev import wait_until
-from fleet_shared.contracts import envelope
 from fleet_shared.contracts.events import SessionQrUpdated
 from fleet_shared.ids import session_name_for
 from fleet_shared.routing import user_key
@@ -77,18 +76,16 @@ async def live(stack, user: str, *, in_query: bool = False) -> AsyncIterator[Liv
 
 
 async def _routed(stack, user: str) -> bool:
-    """Publish a qr_updated for `user` as mandatory: True when a queue took it (only live queues bind it)."""
+    """Publish a probe as `user`'s qr_updated on `<p>.stream` as mandatory: True when a queue took
+    it (only live queues bind it there). Not an event: the socket drops it, nothing is stored."""
     prefix = stack.config.env["BROKER_PREFIX"]
     connection = await aio_pika.connect(stack.config.env["RABBITMQ_URL"])
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(f"{prefix}.events", ensure=False)
-        env = envelope(SessionQrUpdated(value="probe"), user)
+        exchange = await channel.get_exchange(f"{prefix}.stream", ensure=False)
         try:
             await exchange.publish(
-                aio_pika.Message(json.dumps(env.wire()).encode(), message_id=env.id),
-                routing_key=user_key(user, env.type),
-                mandatory=True,
+                aio_pika.Message(b"probe"), routing_key=user_key(user, SessionQrUpdated.TYPE), mandatory=True
             )
         except aio_pika.exceptions.DeliveryError:
             return False
@@ -300,6 +297,62 @@ async def test_qr_as_a_png_and_session_commands_show_up_live(stack, gateway):
             assert set(r.json()) == {"status"}
 
 
-async def test_plain_get_on_the_events_path_is_told_to_upgrade(gateway):
-    r = await gateway.get("/api/v1/events", headers=auth("anyone"))
-    assert r.status_code == 426 and r.json()["error"]["code"] == "upgrade_required"
+async def stored_events(gateway, user: str, after: int = 0, limit: int = 500) -> dict:
+    r = await gateway.get("/api/v1/events", params={"after": after, "limit": limit}, headers=auth(user))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_a_socket_resumes_after_a_seq_without_gap_or_duplicate_while_events_keep_coming(stack, gateway, waha):
+    user, other = unique_user("resume"), unique_user("resume_other")
+    await asyncio.gather(connect(gateway, waha, user, "15551110006"), connect(gateway, waha, other, "15551110007"))
+    sender = "4915100000003"
+    for n in range(20):
+        await inbound(waha, user, sender, f"before {n}")
+    await inbound(waha, other, sender, "not yours")
+
+    async def twenty_stored() -> dict | None:
+        page = await stored_events(gateway, user)
+        return page if len([e for e in page["items"] if e["type"] == "message.received"]) == 20 else None
+
+    page = await wait_until(twenty_stored, timeout=20, what="20 messages in the event stream")
+    seqs = [e["seq"] for e in page["items"]]
+    assert seqs == list(range(1, len(seqs) + 1)) and page["next"] == seqs[-1]
+    assert {e["userId"] for e in page["items"]} == {user}
+    assert {e["type"] for e in page["items"]} >= {"session.status_changed", "message.received"}
+    # Paging: `next` goes on where the page stopped; the other user's stream is their own.
+    first = await stored_events(gateway, user, limit=5)
+    assert [e["seq"] for e in first["items"]] == [1, 2, 3, 4, 5] and first["next"] == 5
+    assert [e["seq"] for e in (await stored_events(gateway, user, after=5, limit=3))["items"]] == [6, 7, 8]
+    assert {e["userId"] for e in (await stored_events(gateway, other))["items"]} == {other}
+    bad = await gateway.get("/api/v1/events", params={"after": -1}, headers=auth(user))
+    assert bad.status_code == 422
+
+    resume_at = seqs[len(seqs) // 2]
+    # Messages keep arriving while the socket binds its queue and catches up.
+    arriving = asyncio.create_task(_inbound_many(waha, user, sender, 30))
+    url = stack.url("gateway").replace("http://", "ws://") + f"/api/v1/events?after={resume_at}&token={token_for(user)}"
+    async with ws_connect(url) as ws:
+        client = Live(ws)
+        await arriving
+
+        async def all_stored() -> int | None:
+            items = (await stored_events(gateway, user, after=resume_at))["items"]
+            return items[-1]["seq"] if len([e for e in items if e["data"].get("body", "").startswith("during")]) == 30 else None
+
+        last = await wait_until(all_stored, timeout=30, what="the 30 messages sent during the catch-up stored")
+
+        async def caught_up() -> bool:
+            return bool(client.frames) and client.frames[-1]["seq"] >= last
+
+        await wait_until(caught_up, timeout=20, what=f"the socket up to seq {last}")
+        got = [f["seq"] for f in client.frames]
+        assert got == list(range(resume_at + 1, last + 1)), "a gap or a duplicate at the seam"
+        assert {f["userId"] for f in client.frames} == {user}
+        await ws.close()
+        await client._reader
+
+
+async def _inbound_many(waha, user: str, sender: str, count: int) -> None:
+    for n in range(count):
+        await inbound(waha, user, sender, f"during {n}")

@@ -31,6 +31,10 @@ FAULT_SETTINGS = {
     # media copied out of WAHA: 4 tries within a few seconds
     "MEDIA_FETCH_ATTEMPTS": "4",
     "MEDIA_FETCH_BACKOFF_MAX": "1s",
+    # webhook-dispatcher: retries within a second
+    "WEBHOOK_BACKOFF": "100ms",
+    "WEBHOOK_MAX_BACKOFF": "1s",
+    "WEBHOOK_TIMEOUT": "5s",
 }
 
 

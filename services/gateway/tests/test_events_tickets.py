@@ -63,12 +63,14 @@ async def gateway(topology, rabbitmq_url):
         yield running
 
 
-async def publish(rabbitmq_url: str, exchange_name: str, env: Envelope) -> None:
+async def publish(rabbitmq_url: str, exchange_name: str, env: Envelope, seq: int) -> None:
+    """As the persister publishes a stored event: with its `seq`."""
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection:
         channel = await connection.channel()
         exchange = await channel.get_exchange(exchange_name, ensure=False)
-        await exchange.publish(aio_pika.Message(json.dumps(env.wire()).encode()), routing_key=user_key(env.user_id, env.type))
+        body = json.dumps({**env.wire(), "seq": seq}).encode()
+        await exchange.publish(aio_pika.Message(body), routing_key=user_key(env.user_id, env.type))
 
 
 async def test_a_browser_opens_its_socket_with_a_ticket_once_and_the_ticket_is_no_token(gateway, tokens, rabbitmq_url, topology):
@@ -87,7 +89,7 @@ async def test_a_browser_opens_its_socket_with_a_ticket_once_and_the_ticket_is_n
     async with connect(url) as ws:
         await wait_until(lambda: _async(bool(app.state.live.queues("erin"))), timeout=10, what="erin's live queue")
         qr = envelope(SessionQrUpdated(value="2@ticket"), "erin")
-        await publish(rabbitmq_url, topology.events, qr)
+        await publish(rabbitmq_url, topology.stream, qr, seq=1)
         assert (await frame(ws))["id"] == qr.id
 
     async with connect(url) as again:

@@ -80,17 +80,24 @@ async def amqp(rabbitmq_url):
 
 @pytest.fixture
 def publish(amqp, topology):
-    async def publish(env: Envelope, *, mandatory: bool = False) -> None:
+    """Publish as the persister does once it stored an event: on `<p>.stream`, with the user's next `seq`."""
+    seqs: dict[str, int] = {}
+
+    async def publish(env: Envelope, *, mandatory: bool = False, seq: int | None = None) -> dict:
+        if seq is None:
+            seq = seqs[env.user_id] = seqs.get(env.user_id, 0) + 1
+        body = {**env.wire(), "seq": seq}
         channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
         try:
-            exchange = await channel.get_exchange(topology.events, ensure=False)
+            exchange = await channel.get_exchange(topology.stream, ensure=False)
             await exchange.publish(
-                aio_pika.Message(json.dumps(env.wire()).encode(), message_id=env.id),
+                aio_pika.Message(json.dumps(body).encode(), message_id=env.id),
                 routing_key=user_key(env.user_id, env.type),
                 mandatory=mandatory,
             )
         finally:
             await channel.close()
+        return body
 
     return publish
 
@@ -150,16 +157,16 @@ async def test_two_users_each_get_their_own_public_events_in_order(gateway, publ
         ]
         bob_event = received("bob", 1)
         internal = envelope(SessionStatusReported(status="WORKING", reported_at_ms=1, waha_event_id="evt_1"), "alice")
-        await publish(alice_events[0])
-        await publish(bob_event)
-        await publish(internal)
+        sent = [await publish(alice_events[0])]
+        bob_sent = await publish(bob_event)
+        await publish(internal, seq=1000)  # never streamed: refused
         await publish(received("carol", 1))
         for env in alice_events[1:]:
-            await publish(env)
+            sent.append(await publish(env))
 
         got = [await frame(alice) for _ in alice_events]
-        assert got == [e.wire() for e in alice_events]
-        assert await frame(bob) == bob_event.wire()
+        assert got == sent and [f["seq"] for f in got] == [1, 2, 3, 4]
+        assert await frame(bob) == bob_sent
         # A last event for each: had anything else been forwarded, it would come before these.
         last_alice, last_bob = received("alice", 99), received("bob", 99)
         await publish(last_alice)
@@ -286,12 +293,25 @@ async def test_losing_the_broker_closes_with_1013_and_a_new_socket_works_after(s
                 assert (await frame(again))["id"] == env.id
 
 
-async def test_plain_http_get_is_told_to_upgrade(gateway):
+async def test_a_live_event_already_sent_is_not_sent_again(gateway, publish, tokens):
+    """Two persisters may publish one event twice (a redelivery): its `seq` is sent once."""
+    app, base = gateway
+    async with connect(events_url(base, tokens.make("hana"))) as ws:
+        await wait_until(lambda: _async(app.state.live.queues("hana")), timeout=10, what="hana's queue")
+        first = received("hana", 1)
+        await publish(first, seq=7)
+        await publish(first, seq=7)
+        second = await publish(received("hana", 2), seq=8)
+        assert (await frame(ws))["seq"] == 7
+        assert await frame(ws) == second
+
+
+async def test_a_bad_after_closes_with_1008(gateway, tokens):
     _, base = gateway
-    async with httpx.AsyncClient(base_url=f"http://{base}") as client:
-        r = await client.get("/api/v1/events")
-    assert r.status_code == 426 and r.headers["upgrade"] == "websocket"
-    assert r.json()["error"]["code"] == "upgrade_required"
+    for bad in ("-1", "x", "1.5", "9" * 30):
+        async with connect(f"ws://{base}/api/v1/events?after={bad}&token={tokens.make('ivan')}") as ws:
+            code, text = await closed_with(ws)
+        assert code == 1008 and text.startswith("invalid_after: ")
 
 
 async def _async(value):

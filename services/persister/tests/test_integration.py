@@ -13,6 +13,8 @@ from fleet_devtools.localdev import EmbeddedMongo, wait_until
 from fleet_shared.broker import RpcClient, make_broker, publish_envelope
 from fleet_shared.contracts import envelope
 from fleet_shared.contracts.commands import ListChats, ListMessages
+from fleet_shared.contracts.events import SessionStatusChanged
+from fleet_shared.contracts.stream import ListEvents
 from persister.app import create_app
 from persister.config import Settings
 
@@ -198,3 +200,38 @@ async def test_event_is_not_acked_until_mongodb_took_it(topology, rabbitmq_url, 
     finally:
         await check.close()
         mongo.stop()
+
+
+async def test_public_events_are_numbered_published_and_replayed_per_user(
+    running, publisher, rpc, topology, amqp_channel, events
+):
+    stream = await amqp_channel.get_exchange(topology.stream)
+    seen = await amqp_channel.declare_queue(exclusive=True)
+    await seen.bind(stream, "user.alice.#")
+    first = events.received(ALICE, "s1")
+    for env in (first, envelope(SessionStatusChanged(status="WORKING"), ALICE), events.ack(ALICE, "s1", 2)):
+        await publish_envelope(publisher, topology.events, env)
+        await publish_envelope(publisher, topology.events, events.received(BOB))
+    await publish_envelope(publisher, topology.events, first)  # a redelivery: same seq, published again
+
+    published: list[dict] = []
+
+    async def four_published():
+        while (message := await seen.get(no_ack=True, fail=False)) is not None:
+            published.append(json.loads(message.body) | {"key": message.routing_key})
+        return len(published) == 4
+
+    await wait_until(four_published, DEADLINE, what="alice's 4 stream messages")
+    assert [(p["seq"], p["type"]) for p in published] == [
+        (1, "message.received"), (2, "session.status_changed"), (3, "message.ack"), (1, "message.received")
+    ]
+    assert published[1]["key"] == f"user.{ALICE}.session.status_changed"
+
+    reply = await rpc.request(topology.queries, envelope(ListEvents(after=1, limit=10), ALICE), timeout=10)
+    assert reply.ok, reply
+    assert [(e["seq"], e["type"]) for e in reply.data["items"]] == [(2, "session.status_changed"), (3, "message.ack")]
+    assert reply.data["next"] == 3
+    bob = await rpc.request(topology.queries, envelope(ListEvents(), BOB), timeout=10)
+    assert [e["userId"] for e in bob.data["items"]] == [BOB] * 3 and bob.data["next"] == 3
+    empty = await rpc.request(topology.queries, envelope(ListEvents(after=3), ALICE), timeout=10)
+    assert empty.data == {"items": [], "next": 3}

@@ -16,11 +16,15 @@ them can be cured by delivering the message again.
 """
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import TypeVar
 
 from .contracts import Envelope, parse_envelope
+from .contracts.stream import StoredEvent, parse_stored_event
 from .errors import describe
 from .routing import ADMIN_KEY_PREFIX, parse_admin_key, parse_user_key
+
+E = TypeVar("E", bound=Envelope)
 
 
 class BadDelivery(ValueError):
@@ -71,6 +75,19 @@ def read_delivery(
     body: bytes, routing_key: str | None, *, types: Collection[str] | None = None, replays: bool = False
 ) -> Envelope:
     """The typed envelope of a delivery, checked against its routing key (see the module)."""
+    return _read(body, routing_key, types, replays, parse_envelope)
+
+
+def read_stored_delivery(
+    body: bytes, routing_key: str | None, *, types: Collection[str] | None = None, replays: bool = False
+) -> StoredEvent:
+    """`read_delivery` for a delivery of `<p>.stream`: a stored event (the envelope and its `seq`)."""
+    return _read(body, routing_key, types, replays, parse_stored_event)
+
+
+def _read(
+    body: bytes, routing_key: str | None, types: Collection[str] | None, replays: bool, parse: Callable[[dict], E]
+) -> E:
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -80,7 +97,7 @@ def read_delivery(
     if types is not None and raw.get("type") not in types:
         raise UnexpectedType(raw.get("type"))
     try:
-        env = parse_envelope(raw)
+        env = parse(raw)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise InvalidEnvelope(f"invalid {raw.get('type')} envelope: {describe(exc)}", raw.get("type")) from exc
     check_routing_key(env, routing_key or "", replays=replays)

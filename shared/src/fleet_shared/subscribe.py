@@ -14,6 +14,10 @@
     async with subscribe(url, topology, on_event, events=[MessageReceived], queue="crm"):
         ...
 
+With `stored=True` the queue is bound to `<p>.stream` instead: the public events once the persister
+stored them, each a `StoredEvent` with its per-user `seq` (resume after a loss with
+`GET /api/v1/events?after=<last seq>`, or the `event.list` query).
+
 Guarantees: events are handled one at a time, in the order the queue delivers them, and each is
 acked only after `handler` returned. A body that is not a valid envelope of a subscribed type (or
 of another user than `user_id`) is rejected without requeue. If `handler` raises, the event is
@@ -51,7 +55,8 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from .contracts import Contract, Envelope
 from .contracts.events import EVENT_TYPES
-from .inbound import BadDelivery, is_replay, read_delivery
+from .contracts.stream import STREAMED_TYPES
+from .inbound import BadDelivery, is_replay, read_delivery, read_stored_delivery
 from .topology import Topology, event_binding_keys, live_queue_arguments
 
 log = logging.getLogger(__name__)
@@ -81,11 +86,16 @@ class Subscription:
         queue: str | None = None,
         prefetch: int = DEFAULT_PREFETCH,
         max_length: int | None = None,
+        stored: bool = False,
     ) -> None:
-        models = list(events) if events is not None else list(EVENT_TYPES.values())
-        unknown = [m for m in models if EVENT_TYPES.get(getattr(m, "TYPE", "")) is not m]
+        known = {t: m for t, m in EVENT_TYPES.items() if not stored or t in STREAMED_TYPES}
+        models = list(events) if events is not None else list(known.values())
+        unknown = [m for m in models if known.get(getattr(m, "TYPE", "")) is not m]
         if not models or unknown:
-            raise ValueError(f"events must be event contracts of fleet_shared.contracts.events: {unknown or models}")
+            what = "streamed event contracts" if stored else "event contracts of fleet_shared.contracts.events"
+            raise ValueError(f"events must be {what}: {unknown or models}")
+        self._stored = stored
+        self._exchange = topology.stream if stored else topology.events
         if queue is not None:
             topology.subscriber_queue(queue)  # refuses a name that is not one
         self._types = frozenset(m.TYPE for m in models)
@@ -151,7 +161,7 @@ class Subscription:
         return self
 
     async def _declare(self, channel: AbstractChannel) -> AbstractQueue:
-        needed = {self._topology.events, self._topology.dlx}
+        needed = {self._exchange, self._topology.dlx}
         exchanges = {}
         for ex in self._topology.exchanges():
             if ex.name in needed:
@@ -174,7 +184,7 @@ class Subscription:
             assert named.queue is not None  # Queue.DeclareOk always carries the name the broker gave it
             queue = await channel.get_queue(named.queue, ensure=False)
         for key in self._binding_keys:
-            await queue.bind(exchanges[self._topology.events], routing_key=key)
+            await queue.bind(exchanges[self._exchange], routing_key=key)
         return queue
 
     def _on_channel_closed(self, _: object, exc: BaseException | None = None) -> None:
@@ -251,7 +261,8 @@ class Subscription:
             await _settle(message.ack())
             return
         try:
-            env = read_delivery(message.body, message.routing_key, types=EVENT_TYPES, replays=is_replay(message.headers))
+            read = read_stored_delivery if self._stored else read_delivery
+            env = read(message.body, message.routing_key, types=EVENT_TYPES, replays=is_replay(message.headers))
             if self._user_id is not None and env.user_id != self._user_id:
                 raise BadDelivery(f"an event of user {env.user_id!r}, not of {self._user_id!r}")
         except BadDelivery as exc:
@@ -337,6 +348,7 @@ def subscribe(
     queue: str | None = None,
     prefetch: int = DEFAULT_PREFETCH,
     max_length: int | None = None,
+    stored: bool = False,
 ) -> Subscription:
     """A subscription to `events` (default: every event type) of `user_id` (default: every user).
 
@@ -344,9 +356,10 @@ def subscribe(
     an open aio-pika connection to share. `queue`: a name for the service's durable queue
     `<p>.sub.<queue>`; `None` makes a temporary queue (server-named, exclusive, auto-delete, at most
     `max_length` events, oldest dropped first). `handler` gets each `Envelope[<event model>]`.
+    `stored`: the events of `<p>.stream` (`StoredEvent`s, with their `seq`) instead of `<p>.events`.
     Use as `async with subscribe(...) as sub:`, or `await subscribe(...).start()` and `close()`.
     """
     return Subscription(
         connection, topology, handler, events=events, user_id=user_id, queue=queue, prefetch=prefetch,
-        max_length=max_length,
+        max_length=max_length, stored=stored,
     )

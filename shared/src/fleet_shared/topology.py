@@ -13,7 +13,10 @@ before its consumer ever ran still finds its queue.
 
     gateway ──► <p>.queries ── user.*.session.{get,admin_get}, system.admin.sessions.* ──► <p>.orchestrator.queries
                            └── user.*.{chat,message,group,contact}.list, user.*.media.get ──► <p>.persister.queries
-    <p>.events ── user.*.message.*, user.*.chat.read ──► <p>.persister.events (quorum)
+    <p>.events ── user.*.message.*, user.*.chat.read, user.*.session.{status_changed,qr_updated} ──► <p>.persister.events (quorum)
+    persister ──► <p>.stream ── user.<id>.<type> (each public event once stored, with its seq) ──► live WebSockets
+                            └── user.<id>.# (bound per user while they have a webhook) ──► <p>.webhooks.stream
+    gateway ──► <p>.queries ── user.*.webhook.* ──► <p>.webhooks.requests : webhook subscriptions, delivery logs
     ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
     ingest, orchestrator ──► <p>.events ── user.*.media.available ──► <p>.orchestrator.media (quorum): copy media
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
@@ -37,12 +40,13 @@ from faststream.rabbit import ExchangeType as RabbitExchangeType
 from faststream.rabbit import QueueType, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
 
-from .routing import all_users_binding, user_key
+from .routing import all_users_binding, one_user_binding, user_key
 
 USER_ID_HEADER = "x-user-id"
 # The services that consume the fixed queues (each one's SERVICE_NAME).
 ORCHESTRATOR = "session-orchestrator"
 PERSISTER = "persister"
+WEBHOOK_DISPATCHER = "webhook-dispatcher"
 QUERY_TTL_MS = 60_000
 DELIVERY_LIMIT = 10
 
@@ -125,6 +129,7 @@ class Topology:
         self.commands = f"{p}.commands"
         self.queries = f"{p}.queries"
         self.events = f"{p}.events"
+        self.stream = f"{p}.stream"
         self.dlx = f"{p}.dlx"
         self.parked = f"{p}.parked"
         self.orchestrator_partition = f"{p}.orchestrator.partition"
@@ -134,6 +139,8 @@ class Topology:
         self.persister_events = f"{p}.persister.events"
         self.persister_queries = f"{p}.persister.queries"
         self.ingest_parked = f"{p}.ingest.parked"
+        self.webhooks_stream = f"{p}.webhooks.stream"
+        self.webhooks_requests = f"{p}.webhooks.requests"
 
     def orchestrator_commands(self, k: int) -> str:
         return f"{self.prefix}.orchestrator.commands.{k}"
@@ -141,6 +148,11 @@ class Topology:
     @property
     def orchestrator_command_queues(self) -> list[str]:
         return [self.orchestrator_commands(k) for k in range(self.partitions)]
+
+    def webhook_binding(self, user_id: str) -> Binding:
+        """What the dispatcher binds while `user_id` has a webhook (and unbinds after the last one):
+        only those users' events reach `<p>.webhooks.stream`."""
+        return Binding(self.stream, self.webhooks_stream, one_user_binding(user_id))
 
     def dead_letter_queue(self, queue: str) -> str:
         return f"{queue}.dlq"
@@ -177,6 +189,7 @@ class Topology:
             Exchange(self.commands, ExchangeType.TOPIC),
             Exchange(self.queries, ExchangeType.TOPIC),
             Exchange(self.events, ExchangeType.TOPIC),
+            Exchange(self.stream, ExchangeType.TOPIC),
             Exchange(self.dlx, ExchangeType.DIRECT),
             Exchange(self.parked, ExchangeType.FANOUT),
             Exchange(self.orchestrator_partition, ExchangeType.X_CONSISTENT_HASH, {"hash-header": USER_ID_HEADER}),
@@ -201,7 +214,14 @@ class Topology:
                 description="Media files WAHA holds for a while (`media.available`), to copy into the media store.",
             ),
             self._work_queue(
-                self.persister_events, consumer=PERSISTER, description="Every user's message events, to be stored."
+                self.persister_events, consumer=PERSISTER,
+                description="Every user's message events, to be stored, and every public event, to be numbered "
+                "(`seq`) into the user's event stream.",
+            ),
+            self._work_queue(
+                self.webhooks_stream, single_active=True, consumer=WEBHOOK_DISPATCHER,
+                description="The stored events (with `seq`) of the users who have webhooks, in order, to be "
+                "scheduled for delivery.",
             ),
         ]
 
@@ -211,7 +231,10 @@ class Topology:
             *work,
             *(Queue(self.dead_letter_queue(q.name), {"x-queue-type": "quorum"}) for q in work),
             self._query_queue(self.orchestrator_queries, ORCHESTRATOR, "Session queries: status and operators' reads."),
-            self._query_queue(self.persister_queries, PERSISTER, "Chat and message queries."),
+            self._query_queue(self.persister_queries, PERSISTER, "Chat, message and event stream queries."),
+            self._query_queue(
+                self.webhooks_requests, WEBHOOK_DISPATCHER, "Webhook subscriptions and their delivery logs."
+            ),
             Queue(self.ingest_parked, {"x-queue-type": "quorum"}, description="Webhooks of sessions that are no user's."),
         ]
 
@@ -253,8 +276,13 @@ class Topology:
                 for aggregate in ("chat", "message", "group", "contact")
             ),
             Binding(self.queries, self.persister_queries, "user.*.media.get"),
+            Binding(self.queries, self.persister_queries, "user.*.event.list"),
+            Binding(self.queries, self.webhooks_requests, "user.*.webhook.*"),
             Binding(self.events, self.persister_events, "user.*.message.*"),
             Binding(self.events, self.persister_events, "user.*.chat.read"),
+            # Session events are stored only in the event stream (the orchestrator owns the sessions).
+            Binding(self.events, self.persister_events, "user.*.session.status_changed"),
+            Binding(self.events, self.persister_events, "user.*.session.qr_updated"),
             Binding(self.parked, self.ingest_parked, ""),
         ]
         b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]

@@ -13,7 +13,16 @@ from fleet_shared.media import open_media_store
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.topology import Topology
 
-from . import routes_admin, routes_console, routes_docs, routes_events, routes_messages, routes_tickets, routes_waha
+from . import (
+    routes_admin,
+    routes_console,
+    routes_docs,
+    routes_events,
+    routes_messages,
+    routes_tickets,
+    routes_waha,
+    routes_webhooks,
+)
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
@@ -105,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_tickets.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_webhooks.router)
+    app.include_router(routes_webhooks.admin_router)
     app.include_router(routes_console.router)
     app.include_router(routes_docs.router)
     install_openapi(app, routes_events.COMPONENT_SCHEMAS)

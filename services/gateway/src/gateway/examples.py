@@ -28,6 +28,14 @@ from fleet_shared.contracts.examples import (
     USER,
 )
 from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage
+from fleet_shared.contracts.webhooks import (
+    CreatedWebhook,
+    CreateWebhook,
+    DeliveryPage,
+    DeliveryView,
+    WebhookList,
+    WebhookView,
+)
 
 from .schemas import EditBody, EventsTicket, ReactionBody, ReadBody, SendMessageBody, SessionStatusView, TypingBody
 
@@ -59,6 +67,9 @@ _RECORD = AdminSessionRecord(
     ],
 )
 
+_HOOK_URL = "https://crm.example.com/hooks/whatsapp"
+_HOOK = {"id": "9f1c2a7e4b3d4e5f8a6b7c8d9e0f1a2b", "url": _HOOK_URL, "events": ["message.*", "session.status_changed"],
+         "created_at": AT.isoformat()}
 _BY_SCHEMA: dict[str, BaseModel] = {
     "SessionView": SESSION_VIEW,
     "QrView": QR_VIEW,
@@ -82,6 +93,19 @@ _BY_SCHEMA: dict[str, BaseModel] = {
         count=3, by_status={"WORKING": 1, "SCAN_QR_CODE": 1, "STOPPED": 1}, running=2, max_sessions=1000
     ),
     "AdminSessionRecord": _RECORD,
+    "CreateWebhook": CreateWebhook(url=_HOOK_URL, events=["message.*", "session.status_changed"]),
+    "CreatedWebhook": CreatedWebhook(**_HOOK, secret="whsec_2Qm3…"),
+    "WebhookList": WebhookList(items=[WebhookView(**_HOOK)]),
+    "DeliveryPage": DeliveryPage(
+        items=[
+            DeliveryView(seq=42, event_id="5b0c4c2e-1f6a-5c1d-9a0e-2f3b4c5d6e7f", type="message.received", status="pending",
+                         attempts=3, last_status=503, last_error="answered 503", next_attempt_at=AT.isoformat(),
+                         created_at=AT.isoformat()),
+            DeliveryView(seq=41, event_id="0d1e2f3a-4b5c-5d6e-8f70-8192a3b4c5d6", type="message.ack", status="delivered",
+                         attempts=1, last_status=200, delivered_at=AT.isoformat(), created_at=AT.isoformat()),
+        ],
+        next_before=41,
+    ),
 }
 
 

@@ -1,7 +1,8 @@
 """Live events for WebSocket clients: one temporary subscription per socket, behind a bounded buffer.
 
-Each socket gets its own server-named, exclusive, auto-delete queue (`fleet_shared.subscribe`),
-bound to the public event types of the token's user only (`user.<sub>.message.*`,
+Each socket gets its own server-named, exclusive, auto-delete queue (`fleet_shared.subscribe`) on
+`<p>.stream`, where the persister publishes each event once stored with its `seq`, bound to the
+public event types of the token's user only (`user.<sub>.message.*`,
 `user.<sub>.session.status_changed|qr_updated`; internal types such as `session.status_reported`
 and `session.active` are never bound). The queue is bounded (`topology.live_queue_arguments`: oldest dropped first)
 and consumed with a small prefetch into an asyncio queue of `events_buffer` envelopes; the
@@ -15,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
@@ -22,6 +24,7 @@ from aio_pika.exceptions import AMQPError
 
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import PUBLIC_EVENT_TYPES
+from fleet_shared.contracts.stream import StoredEvent
 from fleet_shared.subscribe import Subscription, subscribe
 from fleet_shared.topology import Topology
 
@@ -57,10 +60,11 @@ class LiveStream:
         self, connection: AbstractRobustConnection, topology: Topology, user_id: str, *, buffer_size: int, prefetch: int
     ) -> None:
         self.user_id = user_id
-        self._buffer: asyncio.Queue[Envelope] = asyncio.Queue(buffer_size)
+        self._buffer: asyncio.Queue[StoredEvent] = asyncio.Queue(buffer_size)
         self.overflowed = asyncio.Event()
         self.subscription: Subscription = subscribe(
-            connection, topology, self.offer, events=PUBLIC_EVENT_TYPES.values(), user_id=user_id, prefetch=prefetch
+            connection, topology, self.offer, events=PUBLIC_EVENT_TYPES.values(), user_id=user_id, prefetch=prefetch,
+            stored=True,
         )
 
     async def offer(self, env: Envelope) -> None:
@@ -68,11 +72,11 @@ class LiveStream:
         if self.overflowed.is_set():
             return
         try:
-            self._buffer.put_nowait(env)
+            self._buffer.put_nowait(cast(StoredEvent, env))  # a `stored` subscription's
         except asyncio.QueueFull:
             self.overflowed.set()
 
-    async def next(self) -> Envelope:
+    async def next(self) -> StoredEvent:
         return await self._buffer.get()
 
 

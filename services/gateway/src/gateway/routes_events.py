@@ -1,27 +1,29 @@
-"""`/api/v1/events`: the caller's events as they happen, over a WebSocket (see docs/api.md).
+"""`/api/v1/events`: the caller's event stream: pages of stored events (`GET ?after=<seq>`), or the
+events as they happen over a WebSocket, from `?after=<seq>` on (see docs/api.md, `catchup.py`).
 
 The token is checked after the handshake, so a refused client learns why from the close frame
 (code 1008, reason `invalid_token: ...`) instead of a bare failed handshake. Frames go one way:
-each is one JSON envelope; text the client sends is read and ignored.
+each is one JSON envelope with its `seq`; text the client sends is read and ignored.
 """
 
 import asyncio
-import json
 import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter
 from starlette.websockets import WebSocketState
 
-from fleet_shared.contracts import envelope_union
 from fleet_shared.contracts.events import PUBLIC_EVENT_TYPES
 from fleet_shared.contracts.examples import EVENT_EXAMPLES, example_envelope
+from fleet_shared.contracts.stream import MAX_EVENT_PAGE, EventPage, ListEvents, stored_event_union
 from fleet_shared.http import ApiError
 from fleet_shared.subscribe import SubscriptionLost
 
-from .auth import Principal, TokenVerifier, principal_from_header
+from .auth import CurrentUser, Principal, TokenVerifier, principal_from_header
+from .bus import Bus
+from .catchup import Sequencer, frame
 from .live import (
     CLOSE_POLICY,
     CLOSE_SLOW_CONSUMER,
@@ -43,14 +45,23 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 CLOSE_TIMEOUT = 5.0
 MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 
-LiveEvent = envelope_union(PUBLIC_EVENT_TYPES.values())
+LiveEvent = stored_event_union(PUBLIC_EVENT_TYPES.values())
 _FRAME_SCHEMA = TypeAdapter(LiveEvent).json_schema(ref_template="#/components/schemas/{model}")
 # The envelope models a frame may hold, for the OpenAPI document's components (`install_openapi`).
 COMPONENT_SCHEMAS: dict = _FRAME_SCHEMA.pop("$defs")
 
 DESCRIPTION = f"""
-Open a **WebSocket** here (`ws://…/api/v1/events`, `wss://` behind TLS) to receive the caller's own
-events as they happen. A plain HTTP GET answers 426.
+The caller's **event stream**: every event of their account, numbered `seq` = 1, 2, 3, … (per user,
+in the order they were stored, never renumbered, without holes but where events older than
+`EVENT_RETENTION`, 7 days by default, are gone).
+
+**A plain GET** answers a page of stored events with `seq` > `after`, oldest first:
+`{{"items": [<envelope + seq>, …], "next": <seq>}}`; pass `next` back as `after` (an empty page
+answers `next` = `after`: nothing new yet). At most `limit` items and about PAGE_MAX_BYTES.
+
+**A WebSocket** here (`ws://…/api/v1/events`, `wss://` behind TLS) receives them as they happen.
+With `?after=<seq>` it first sends every stored event after that `seq`, then the live ones, with
+no gap and no duplicate at the seam: remember the last `seq` you handled and reconnect with it.
 
 **Authentication**: `Authorization: Bearer <JWT>`; where headers cannot be set (browsers),
 `?ticket=<ticket>` from `POST /api/v1/events/ticket` (single use, 30 s), or `?token=<JWT>`
@@ -58,49 +69,58 @@ events as they happen. A plain HTTP GET answers 426.
 token's user and closes when the token expires.
 
 **Frames**: server to client only, one JSON envelope per text frame
-(`{{"id", "type", "version", "occurredAt", "userId", "session", "correlationId", "data"}}`), of the types
-{", ".join(f"`{t}`" for t in PUBLIC_EVENT_TYPES)}. `id` is the same for a redelivered fact: use it to drop
-duplicates. Internal events (`session.status_reported`, `session.active`) are never sent.
+(`{{"id", "type", "version", "occurredAt", "userId", "session", "correlationId", "data", "seq"}}`), of the types
+{", ".join(f"`{t}`" for t in PUBLIC_EVENT_TYPES)}, in `seq` order, each `seq` once. `id` names the
+fact (the same fact is never numbered twice). Internal events (`session.status_reported`, `session.active`) are never sent.
 
 **Close codes**
 
 | code | reason | what to do |
 |---|---|---|
-| 1008 | `unauthorized`, `invalid_token`, `token_expired`, `too_many_connections` | get a (new) token; close other sockets |
-| 1013 | `broker_unavailable`, `server_busy` | reconnect with backoff, then re-read what you missed |
-| {CLOSE_SLOW_CONSUMER} | `slow_consumer` | read faster; reconnect and re-read what you missed |
-| 1012 | (gateway restarting) | reconnect |
-
-Nothing is replayed on reconnect: after any close, re-read `GET /api/v1/waha/chats` and
-`/messages` for what happened meanwhile.
+| 1008 | `unauthorized`, `invalid_token`, `token_expired`, `too_many_connections`, `invalid_after` | get a (new) token; close other sockets; fix `after` |
+| 1013 | `broker_unavailable`, `server_busy`, `storage_unavailable`, `timeout` | reconnect with backoff and `?after=<last seq>` |
+| {CLOSE_SLOW_CONSUMER} | `slow_consumer` | read faster; reconnect with `?after=<last seq>` |
+| 1012 | (gateway restarting) | reconnect with `?after=<last seq>` |
 """
+
+
+_STREAMED_EXAMPLES = [e for t, e in EVENT_EXAMPLES.items() if t in PUBLIC_EVENT_TYPES]
+_PAGE_EXAMPLE = {
+    "items": [{**example_envelope(e), "seq": 41 + n} for n, e in enumerate(_STREAMED_EXAMPLES[:2])],
+    "next": 42,
+}
 
 
 @router.get(
     "/events",
-    status_code=426,
-    response_description="Upgrade Required: this path speaks WebSocket only",
-    summary="The caller's live events (WebSocket)",
+    response_model=EventPage,
+    summary="The caller's stored events after a seq (GET), or live from a seq on (WebSocket)",
     description=DESCRIPTION,
     responses={
+        **error_responses(400, 401, 422, 503, 504),
+        200: {"content": {"application/json": {"example": _PAGE_EXAMPLE}}},
         101: {
             "description": "Switching Protocols: the WebSocket is open; each text frame is one event envelope.",
             "content": {
                 "application/json": {
                     "schema": _FRAME_SCHEMA,
-                    "examples": {t: {"summary": t, "value": example_envelope(e)} for t, e in EVENT_EXAMPLES.items() if t in PUBLIC_EVENT_TYPES}
+                    "examples": {
+                        t: {"summary": t, "value": {**example_envelope(e), "seq": 42}}
+                        for t, e in EVENT_EXAMPLES.items() if t in PUBLIC_EVENT_TYPES
+                    }
                 }
             },
         },
-        **error_responses(426),
     },
-    openapi_extra={"security": [{"HTTPBearer": []}]},
 )
-async def events_without_upgrade(
-    ticket: Annotated[str | None, Query(description="a ticket from `POST /api/v1/events/ticket` (browsers)")] = None,
-    token: Annotated[str | None, Query(description="the JWT, where no header can be sent (prefer a ticket)")] = None,
-) -> None:
-    raise ApiError(426, "upgrade_required", "connect with a WebSocket (Upgrade: websocket)", {"Upgrade": "websocket"})
+async def stored_events(
+    request: Request,
+    user: CurrentUser,
+    after: Annotated[int, Query(ge=0, description="the last `seq` you have (0: from the oldest kept)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENT_PAGE)] = 100,
+) -> Any:
+    bus: Bus = request.app.state.bus
+    return await bus.ask_for(EventPage, user.user_id, ListEvents(after=after, limit=limit))
 
 
 @router.websocket("/events")
@@ -108,11 +128,13 @@ async def events(websocket: WebSocket) -> None:
     hub: LiveHub = websocket.app.state.live
     try:
         principal = _principal(websocket)
+        after = _after(websocket)
         async with hub.stream(principal.user_id) as stream:
             # Accepted once the socket's queue is bound: every event published after the client saw
             # the socket open reaches it (a client catching up at `open` misses nothing in between).
             await websocket.accept()
-            closing = await _pump(websocket, stream, principal)
+            sequencer = Sequencer(websocket.app.state.bus, principal.user_id, _sender(websocket), after)
+            closing = await _pump(websocket, stream, principal, sequencer)
     except ApiError as exc:
         closing = Closing(CLOSE_POLICY, exc.code, exc.message)
     except LiveRefused as exc:
@@ -138,9 +160,26 @@ def _principal(websocket: WebSocket) -> Principal:
     return verifier.verify(token.strip())
 
 
-async def _pump(websocket: WebSocket, stream: LiveStream, principal: Principal) -> Closing | None:
+def _after(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("after")
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_after", "after must be a seq: a whole number, 0 or more")
+    return int(raw)
+
+
+def _sender(websocket: WebSocket):
+    async def send(event: dict[str, Any]) -> None:
+        await websocket.send_text(frame(event))
+        LIVE_FRAMES.inc()
+
+    return send
+
+
+async def _pump(websocket: WebSocket, stream: LiveStream, principal: Principal, sequencer: Sequencer) -> Closing | None:
     """Forward events until something ends the socket; what it was decides the close code (None: the client left)."""
-    forward = asyncio.create_task(_forward(websocket, stream))
+    forward = asyncio.create_task(_forward(stream, sequencer))
     left = asyncio.create_task(_until_client_leaves(websocket))
     lost = asyncio.create_task(stream.subscription.wait())
     overflow = asyncio.create_task(stream.overflowed.wait())
@@ -157,6 +196,9 @@ async def _pump(websocket: WebSocket, stream: LiveStream, principal: Principal) 
     if left in done or (forward in done and isinstance(forward.exception(), WebSocketDisconnect)):
         return None
     if forward in done:
+        if isinstance(forward.exception(), ApiError):  # the store could not answer the catch-up
+            failed: ApiError = forward.exception()  # type: ignore[assignment]
+            return Closing(CLOSE_TRY_AGAIN_LATER, failed.code, failed.message)
         forward.result()  # anything but the client leaving is a bug: let it surface
     if lost in done:
         if not isinstance(lost.exception(), SubscriptionLost):
@@ -168,11 +210,11 @@ async def _pump(websocket: WebSocket, stream: LiveStream, principal: Principal) 
     return Closing(CLOSE_POLICY, "token_expired", "the token has expired")
 
 
-async def _forward(websocket: WebSocket, stream: LiveStream) -> None:
+async def _forward(stream: LiveStream, sequencer: Sequencer) -> None:
+    # The live queue is bound (and buffering) already: what is stored after `after` goes first.
+    await sequencer.catch_up()
     while True:
-        env = await stream.next()
-        await websocket.send_text(json.dumps(env.wire(), separators=(",", ":")))
-        LIVE_FRAMES.inc()
+        await sequencer.live((await stream.next()).wire())
 
 
 async def _until_client_leaves(websocket: WebSocket) -> None:

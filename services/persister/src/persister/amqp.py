@@ -8,7 +8,9 @@ limit dead-letters it if that goes on (RabbitMQ counts rejects on every version)
 Both queues are declared by `declare_topology`; the subscribers only check they exist.
 """
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from faststream import AckPolicy
@@ -17,13 +19,14 @@ from faststream.rabbit import RabbitBroker, RabbitResponse
 from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 from pymongo.errors import PyMongoError
 
-from fleet_shared.broker import BrokerUnavailable, answer, consume, make_broker
+from fleet_shared.broker import BrokerUnavailable, answer, consume, make_broker, publish_envelope
+from fleet_shared.contracts.stream import StoredEvent
 from fleet_shared.deadletter import dead_letter
 from fleet_shared.topology import Topology
 
 from .batching import EventBatcher
 from .config import SERVICE_NAME, Settings
-from .handlers import EventHandler, MalformedEvent, parse_event
+from .handlers import EventHandler, MalformedEvent, PublishStored, parse_event
 from .metrics import EVENTS_REJECTED, EVENTS_REQUEUED
 from .queries import QueryService
 from .store import StoreUnavailable
@@ -31,8 +34,23 @@ from .store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 
-def build_broker(settings: Settings, topology: Topology, events: EventHandler, queries: QueryService) -> RabbitBroker:
-    broker = make_broker(settings, SERVICE_NAME, prefetch=settings.prefetch)
+def make_persister_broker(settings: Settings) -> RabbitBroker:
+    return make_broker(settings, SERVICE_NAME, prefetch=settings.prefetch)
+
+
+def stream_publisher(broker: RabbitBroker, topology: Topology) -> PublishStored:
+    """What `EventHandler` publishes stored events with: each to `<p>.stream` as `user.<id>.<type>`,
+    confirmed (nobody bound is fine: not mandatory)."""
+
+    async def publish(stored: Sequence[StoredEvent]) -> None:
+        await asyncio.gather(*(publish_envelope(broker, topology.stream, env) for env in stored))
+
+    return publish
+
+
+def build_broker(
+    settings: Settings, topology: Topology, events: EventHandler, queries: QueryService, broker: RabbitBroker
+) -> RabbitBroker:
     queue = topology.persister_events
     # Concurrent deliveries are written together, each acked after the write that held it (ADR 0007).
     batcher = EventBatcher(
@@ -58,8 +76,9 @@ def build_broker(settings: Settings, topology: Topology, events: EventHandler, q
             return
         try:
             await batcher.submit(env)
-        except StoreUnavailable as exc:
-            log.warning("MongoDB unavailable, handing %s %s back to the queue: %s", env.type, env.id, exc)
+        except (StoreUnavailable, BrokerUnavailable) as exc:
+            # Stored (or not) but not yet published to the stream: the redelivery publishes it, same `seq`.
+            log.warning("MongoDB or RabbitMQ unavailable, handing %s %s back to the queue: %s", env.type, env.id, exc)
             EVENTS_REQUEUED.inc()
             raise RejectMessage(requeue=True) from exc
         except PyMongoError as exc:

@@ -11,8 +11,9 @@ from fleet_shared.mongo import make_mongo_client
 from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
 
-from .amqp import build_broker
+from .amqp import build_broker, make_persister_broker, stream_publisher
 from .config import SERVICE_NAME, Settings
+from .eventlog import EventLog
 from .handlers import EventHandler
 from .queries import QueryService
 from .store import Store
@@ -34,13 +35,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             store = Store(client[settings.mongodb_database])
             await store.ensure_indexes()
+            event_log = EventLog(store.db, settings.event_retention)
+            await event_log.ensure_indexes()
+            broker = make_persister_broker(settings)
             handler = EventHandler(
                 store,
                 retry_timeout=settings.write_retry_timeout.total_seconds(),
                 backoff=settings.write_retry_backoff.total_seconds(),
                 max_backoff=settings.write_retry_max_backoff.total_seconds(),
+                event_log=event_log,
+                publish=stream_publisher(broker, topology),
             )
-            broker = build_broker(settings, topology, handler, QueryService(store, settings.page_max_bytes))
+            queries = QueryService(store, settings.page_max_bytes, event_log)
+            build_broker(settings, topology, handler, queries, broker)
             link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
             await link.start(wait=STARTUP_WAIT)
             app.state.store, app.state.link = store, link

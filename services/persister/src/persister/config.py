@@ -6,6 +6,8 @@ from pydantic import Field
 
 from fleet_shared.settings import Duration, FleetSettings, MongoSettings
 
+from .eventlog import DEFAULT_RETENTION
+
 SERVICE_NAME = "persister"
 
 
@@ -28,3 +30,6 @@ class Settings(FleetSettings, MongoSettings):
     # items: past it the page is cut short, with `nextCursor`. Keeps every reply far below the
     # broker's message size limit and a query's memory bounded.
     page_max_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=8 * 1024 * 1024)
+    # How long each stored event stays replayable (`GET /api/v1/events?after=`, the WebSocket's
+    # `?after=`, webhook retries); the TTL index on `events` removes older ones.
+    event_retention: Duration = Field(default=DEFAULT_RETENTION, ge=timedelta(minutes=1))

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import (
@@ -15,10 +15,14 @@ from fleet_shared.contracts.events import (
     MessageReceived,
     MessageRevoked,
     MessageSent,
+    SessionQrUpdated,
+    SessionStatusChanged,
 )
+from fleet_shared.contracts.stream import STREAMED_TYPES, StoredEvent
 from fleet_shared.inbound import BadDelivery, UnexpectedType, read_delivery
 
-from .metrics import EVENTS_DUPLICATE, EVENTS_RECEIVED, EVENTS_WRITTEN, WRITE_FAILURES
+from .eventlog import EventLog
+from .metrics import EVENTS_DUPLICATE, EVENTS_RECEIVED, EVENTS_STREAMED, EVENTS_WRITTEN, WRITE_FAILURES
 from .store import ApplyResult, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -27,9 +31,11 @@ STORED_TYPES = frozenset(
     m.TYPE
     for m in (
         MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked, MessageMediaUpdated,
-        ChatRead,
+        ChatRead, SessionStatusChanged, SessionQrUpdated,
     )
 )
+# Publishes the events once stored with their `seq` (on `<p>.stream`); raises `BrokerUnavailable`.
+PublishStored = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 
 
 class MalformedEvent(ValueError):
@@ -48,20 +54,35 @@ def parse_event(body: bytes, routing_key: str | None = None) -> Envelope:
 
 
 class EventHandler:
-    def __init__(self, store: Store, *, retry_timeout: float, backoff: float, max_backoff: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retry_timeout: float,
+        backoff: float,
+        max_backoff: float,
+        event_log: EventLog | None = None,
+        publish: PublishStored | None = None,
+    ) -> None:
         self.store = store
+        self.event_log = event_log or EventLog(store.db)
+        self.publish = publish
         self.retry_timeout = retry_timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
 
     async def handle(self, events: Sequence[Envelope]) -> ApplyResult:
-        """Store the events; keep retrying transient failures until `retry_timeout`, then raise
-        `StoreUnavailable` (the caller hands the deliveries back without acking them)."""
+        """Store the events, number the public ones into their users' streams and publish those
+        (`publish`); keep retrying transient failures until `retry_timeout`, then raise
+        `StoreUnavailable` (the caller hands the deliveries back without acking them). Every step
+        is idempotent: a redelivered batch writes nothing new and publishes the same `seq`s again."""
+        streamed = [env for env in events if env.type in STREAMED_TYPES]
         deadline = time.monotonic() + self.retry_timeout
         delay = self.backoff
         while True:
             try:
                 result = await self.store.apply(events)
+                stored = await self.event_log.append(streamed)
                 break
             except StoreUnavailable as exc:
                 WRITE_FAILURES.inc()
@@ -75,4 +96,7 @@ class EventHandler:
             EVENTS_RECEIVED.labels(env.type).inc()
         EVENTS_WRITTEN.inc(result.written)
         EVENTS_DUPLICATE.inc(result.duplicates)
+        if self.publish is not None and stored:
+            await self.publish(stored)
+        EVENTS_STREAMED.inc(len(stored))
         return result

@@ -13,3 +13,4 @@ EVENTS_REQUEUED = Counter(
     "persister_events_requeued_total", "Deliveries handed back to the queue unacked after the write retry window"
 )
 QUERIES = Counter("persister_queries_total", "Queries answered", ["type", "outcome"])
+EVENTS_STREAMED = Counter("persister_events_streamed_total", "Events numbered into their user's stream and published")

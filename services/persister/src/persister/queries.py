@@ -27,10 +27,13 @@ from pymongo.errors import PyMongoError
 from fleet_shared.contracts import Envelope, Reply
 from fleet_shared.contracts.commands import GetMedia, ListChats, ListContacts, ListGroups, ListMessages, MediaRecord
 from fleet_shared.contracts.pages import ChatPage, MediaItem, MessageItem, MessagePage
+from fleet_shared.contracts.stream import EventPage, ListEvents
 from fleet_shared.inbound import BadDelivery, KeyMismatch, NotJson, UnexpectedType, read_delivery
 from fleet_shared.waha import CONTACT, GROUP
 
+from .eventlog import EventLog
 from .metrics import QUERIES
+from .paging import DEFAULT_PAGE_MAX_BYTES, PAGE_BATCH, json_size
 from .store import Store, is_transient
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ MESSAGE_PROJECTION: dict[str, int] = {
     **{f"media.{f}": 1 for f in MEDIA_FIELDS},
 }
 CHAT_KINDS = {ListChats.TYPE: None, ListGroups.TYPE: GROUP, ListContacts.TYPE: CONTACT}
-QUERY_TYPES = frozenset({*CHAT_KINDS, ListMessages.TYPE, GetMedia.TYPE})
+QUERY_TYPES = frozenset({*CHAT_KINDS, ListMessages.TYPE, GetMedia.TYPE, ListEvents.TYPE})
 
 
 class InvalidCursor(ValueError):
@@ -82,23 +85,6 @@ def decode_cursor(kind: str, cursor: str, *, also: str | None = None) -> tuple[s
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Every int64: the sort fields are integers (unix seconds), so this is "has the field" as an index range.
 EVERY_INTEGER = {"$gte": INT64_MIN}
-
-
-# Documents a page's cursor holds in memory at a time (also bounds what one read costs the persister).
-PAGE_BATCH = 16
-DEFAULT_PAGE_MAX_BYTES = 1024 * 1024
-
-
-def json_size(value: Any) -> int:
-    """About how many bytes `value` takes as JSON (strings by their UTF-8 length): what a page's
-    byte cap counts, without encoding the page twice."""
-    if isinstance(value, str):
-        return len(value.encode()) + 2
-    if isinstance(value, dict):
-        return 2 + sum(len(k) + 4 + json_size(v) for k, v in value.items())
-    if isinstance(value, list):
-        return 2 + sum(json_size(v) + 1 for v in value)
-    return 24  # numbers, booleans, null, dates
 
 
 async def newest_page(
@@ -175,9 +161,14 @@ def message_items(docs: list[dict]) -> list[dict]:
 
 
 class QueryService:
-    def __init__(self, store: Store, page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES) -> None:
+    def __init__(self, store: Store, page_max_bytes: int = DEFAULT_PAGE_MAX_BYTES, event_log: EventLog | None = None) -> None:
         self.store = store
         self.page_max_bytes = page_max_bytes
+        self.event_log = event_log or EventLog(store.db)
+
+    async def list_events(self, user_id: str, after: int, limit: int) -> EventPage:
+        items = await self.event_log.page(user_id, after, limit, self.page_max_bytes)
+        return EventPage.model_construct(items=items, next=items[-1]["seq"] if items else after)
 
     async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> MessagePage:
         after = None
@@ -214,6 +205,8 @@ class QueryService:
         q = env.data
         if isinstance(q, ListMessages):
             return Reply.success(await self.list_messages(env.user_id, q.chat_id, q.limit, q.before))
+        if isinstance(q, ListEvents):
+            return Reply.success(await self.list_events(env.user_id, q.after, q.limit))
         if isinstance(q, GetMedia):
             record = await self.media(env.user_id, q.message_id)
             if record is None:

@@ -11,6 +11,8 @@ from ..ids import ChatId, MessageId
 from .base import Contract
 from .events import MAX_TEXT, SessionStatus
 from .media import MediaRef, MessageMedia
+from .stream import ListEvents
+from .webhooks import WEBHOOK_TYPES
 
 MAX_PAGE = 200
 MAX_READ_IDS = 100
@@ -198,5 +200,5 @@ COMMAND_TYPES: dict[str, type[Contract]] = {
     )
 }
 QUERY_TYPES: dict[str, type[Contract]] = {
-    c.TYPE: c for c in (GetSession, ListChats, ListGroups, ListContacts, ListMessages, GetMedia)
-}
+    c.TYPE: c for c in (GetSession, ListChats, ListGroups, ListContacts, ListMessages, GetMedia, ListEvents)
+} | WEBHOOK_TYPES

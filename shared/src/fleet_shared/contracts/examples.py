@@ -50,6 +50,8 @@ from .events import (
     SessionStatusReported,
 )
 from .media import MediaRef, MessageMedia
+from .stream import ListEvents
+from .webhooks import CreateWebhook, DeleteWebhook, ListDeliveries, ListWebhooks
 
 USER = "alice"
 SESSION = session_name_for(USER)
@@ -130,6 +132,11 @@ QUERY_EXAMPLES: dict[str, Contract] = {
         ListContacts(limit=20, cursor=CHAT_CURSOR),
         ListMessages(chat_id=CONTACT, limit=50, before=MESSAGE_CURSOR),
         GetMedia(message_id=PHOTO_ID),
+        ListEvents(after=41, limit=100),
+        CreateWebhook(url="https://crm.example.com/hooks/whatsapp", events=["message.*", "session.status_changed"]),
+        ListWebhooks(),
+        DeleteWebhook(webhook_id="9f1c2a7e4b3d4e5f8a6b7c8d9e0f1a2b"),
+        ListDeliveries(webhook_id="9f1c2a7e4b3d4e5f8a6b7c8d9e0f1a2b", limit=50, before=42),
     )
 }
 

@@ -27,6 +27,8 @@ def build_config() -> StackConfig:
     env = {
         "ENVIRONMENT": os.environ.get("ENVIRONMENT", "dev"),
         "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL),
+        # A local run's webhooks go to local receivers (http://127.0.0.1:…).
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": os.environ.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
         # Settings given in the environment win over the generated dev keys.
         **{name: os.environ.get(name) or value for name, value in secrets.items()},
     }
@@ -51,6 +53,7 @@ def print_welcome(stack: Stack) -> None:
     say(f"  webhook-ingest                      {stack.url('webhook-ingest')}/webhooks/waha")
     say(f"  session-orchestrator (ops only)     {stack.url('session-orchestrator')}/readyz")
     say(f"  persister (ops only)                {stack.url('persister')}/readyz")
+    say(f"  webhook-dispatcher (ops only)       {stack.url('webhook-dispatcher')}/readyz")
     say(f"  WAHA                                {stack.waha_url}{'' if stack.config.waha_url else '  (emulator; control API at /_emulator)'}")
     say(f"  MongoDB                             {stack.env['MONGODB_URL']}")
     say(f"  logs                                {stack.config.log_dir}/")
@@ -83,7 +86,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        say("starting: embedded MongoDB, WAHA emulator, persister, session-orchestrator, webhook-ingest, gateway ...")
+        say("starting: embedded MongoDB, WAHA emulator, persister, session-orchestrator, webhook-ingest, gateway, webhook-dispatcher ...")
         stack.start(say)
         print_welcome(stack)
         while not stopping:

@@ -1,4 +1,4 @@
-"""The whole system on one machine: embedded MongoDB, WAHA emulator, and the four services."""
+"""The whole system on one machine: embedded MongoDB, WAHA emulator, and the five services."""
 
 import time
 from collections.abc import Callable
@@ -10,12 +10,16 @@ from fleet_devtools.localdev import EmbeddedMongo
 from .processes import Child, base_environment, python_module
 from .readiness import NotReady, report, wait_ready
 
-DEFAULT_PORTS = {"gateway": 8080, "webhook-ingest": 8081, "session-orchestrator": 8082, "persister": 8083, "waha-emulator": 3000}
+DEFAULT_PORTS = {
+    "gateway": 8080, "webhook-ingest": 8081, "session-orchestrator": 8082, "persister": 8083, "webhook-dispatcher": 8084,
+    "waha-emulator": 3000,
+}
 SERVICE_MODULES = {
     "persister": "persister",
     "session-orchestrator": "session_orchestrator",
     "webhook-ingest": "webhook_ingest",
     "gateway": "gateway",
+    "webhook-dispatcher": "webhook_dispatcher",
 }
 
 

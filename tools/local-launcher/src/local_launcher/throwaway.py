@@ -42,6 +42,8 @@ def throwaway_config(rabbitmq_url: str, log_dir: Path, *, tag: str = "e2e", env:
             "LOG_LEVEL": "INFO",
             # Tests send media from files they serve on 127.0.0.1.
             "MEDIA_URL_ALLOW_PRIVATE": "true",
+            # ... and receive webhooks on 127.0.0.1.
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             **SECRETS,
             **FAST_EMULATOR,
             **(env or {}),

@@ -68,12 +68,25 @@ class WebhookReceiver:
         self.host = host
         self.port = 0
         self.requests: list[Received] = []
+        self.gates: dict[str, asyncio.Event] = {}  # path -> requests to it wait until it is set
+        self.held: dict[str, int] = {}  # path -> requests waiting at its gate now
         self._server: _QuietServer | None = None
         self._task: asyncio.Task | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/webhook"
+
+    def url_for(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def to(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+    def hold(self, path: str) -> asyncio.Event:
+        """Requests to `path` wait (unanswered) until the returned event is set."""
+        gate = self.gates[path] = asyncio.Event()
+        return gate
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -90,6 +103,13 @@ class WebhookReceiver:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        gate = self.gates.get(scope["path"])
+        if gate is not None and not gate.is_set():
+            self.held[scope["path"]] = self.held.get(scope["path"], 0) + 1
+            try:
+                await gate.wait()
+            finally:
+                self.held[scope["path"]] -= 1
         status = self.script.popleft() if self.script else self.default_status
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.requests.append(Received(scope["method"], scope["path"], headers, body, status))
@@ -111,6 +131,8 @@ class WebhookReceiver:
         return self
 
     async def stop(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._task, 10)

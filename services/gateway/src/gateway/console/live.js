@@ -62,6 +62,8 @@ export async function openEvents() {
   const url = new URL("/api/v1/events", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.searchParams.set("ticket", ticket); // browsers cannot set headers on a WebSocket
+  // Reconnecting: the server first sends what came after the last event this page handled.
+  if (state.lastSeq && state.lastSeq.userId === state.userId) url.searchParams.set("after", state.lastSeq.seq);
   const ws = new WebSocket(url);
   state.ws = ws;
   ws.addEventListener("open", () => {
@@ -73,7 +75,9 @@ export async function openEvents() {
   ws.addEventListener("message", (event) => {
     if (state.ws !== ws) return;
     try {
-      onEvent(JSON.parse(event.data));
+      const envelope = JSON.parse(event.data);
+      onEvent(envelope);
+      if (Number.isInteger(envelope?.seq)) state.lastSeq = { userId: state.userId, seq: envelope.seq };
     } catch (error) {
       console.warn("unreadable event", error);
     }

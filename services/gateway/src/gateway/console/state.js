@@ -21,6 +21,7 @@ export const state = {
   timers: new Set(), // pending setTimeout ids, all cancelled on sign-out
   pendingSend: null, // {chatId, text, file, kind, key}: a failed send is retried with the same Idempotency-Key
   stoppedCheck: null, // a STOPPED being held back (session.js)
+  lastSeq: null, // {userId, seq} of the last event handled: a reconnect resumes after it (live.js)
 };
 
 // What a fresh sign-in starts from; every part that keeps more resets it in its own `forget()`.
@@ -29,6 +30,7 @@ export function resetState() {
   Object.assign(state, {
     token: null, userId: null, status: null, qrValue: null, qrBusy: false, selected: null, ws: null, live: false,
     retries: 0, timers: new Set(), chats: new Map(), messages: new Map(), pendingSend: null, stoppedCheck: null,
+    lastSeq: null,
   });
 }
 

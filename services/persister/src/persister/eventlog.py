@@ -1,0 +1,204 @@
+"""The user's event stream: every public event stored once with its per-user `seq` (docs/reliability.md).
+
+`events`: one document per (userId, eventId = the envelope's id) and per (userId, seq), both unique;
+removed `EVENT_RETENTION` after it was stored (TTL index on `storedAt`). `event_counters`: per user,
+the highest `seq` handed out, so numbering goes on after every stored event has expired.
+
+There is no separate counter to increment and then use: an event's `seq` is taken by inserting
+it. The next number is one past the user's highest stored `seq` (or the counter, whichever is
+higher), and the insert fails on the unique `(userId, seq)` index if another writer took that
+number first; the writer then reads again and renumbers what is left. So:
+
+- **assigned once**: an event whose envelope id is stored already keeps the `seq` it has (read
+  first, and the unique `(userId, eventId)` index refuses a second copy); a crash before the
+  insert leaves no number behind, one after it leaves the event stored, found by the redelivery;
+- **no holes, in commit order**: `seq` n+1 can only be inserted once n is stored (it is computed
+  from n), so a reader who saw n+1 will always find n, whatever the number of persisters.
+
+Within one process the writes of one user are serialised (`KeyedLock`), so renumbering only
+happens between replicas. A page re-reads once when it finds a hole (an event committed while the
+read passed its place, or the oldest expired): that second read began after everything the first
+one saw was committed, and nothing is numbered below a committed `seq` later.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+
+from fleet_shared.contracts import Envelope, utcnow
+from fleet_shared.contracts.stream import StoredEvent, stored_event_type
+
+from .paging import PAGE_BATCH, json_size
+from .store import DUPLICATE_KEY, StoreUnavailable, is_transient
+
+EVENTS = "events"
+COUNTERS = "event_counters"
+# Renumbering rounds one append may take while other writers keep taking the numbers it wanted.
+MAX_ROUNDS = 50
+INDEX_OPTIONS_CONFLICT = (85, 86)
+DEFAULT_RETENTION = timedelta(days=7)
+
+
+def event_indexes(retention: timedelta) -> list[IndexModel]:
+    return [
+        IndexModel([("userId", ASCENDING), ("seq", ASCENDING)], unique=True, name="user_seq_unique"),
+        IndexModel([("userId", ASCENDING), ("eventId", ASCENDING)], unique=True, name="user_event_unique"),
+        IndexModel([("storedAt", ASCENDING)], expireAfterSeconds=int(retention.total_seconds()), name="retention"),
+    ]
+
+
+class KeyedLock:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def as_stored(env: Envelope, seq: int) -> StoredEvent:
+    """`env` with its `seq` (built without validating again: `env` is valid)."""
+    fields = {name: getattr(env, name) for name in Envelope.model_fields}
+    return stored_event_type(type(env.data)).model_construct(**fields, seq=seq)
+
+
+class EventLog:
+    def __init__(self, db: AsyncDatabase, retention: timedelta = DEFAULT_RETENTION, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.retention = retention
+        self.clock = clock
+        self._locks = KeyedLock()
+
+    @property
+    def events(self) -> AsyncCollection:
+        return self.db[EVENTS]
+
+    @property
+    def counters(self) -> AsyncCollection:
+        return self.db[COUNTERS]
+
+    async def ensure_indexes(self) -> None:
+        try:
+            await self.events.create_indexes(event_indexes(self.retention))
+        except OperationFailure as exc:
+            if exc.code not in INDEX_OPTIONS_CONFLICT:
+                raise
+            # EVENT_RETENTION changed: the TTL index takes the new one in place.
+            await self.db.command(
+                "collMod", EVENTS,
+                index={"name": "retention", "expireAfterSeconds": int(self.retention.total_seconds())},
+            )
+
+    async def append(self, events: Sequence[Envelope]) -> list[StoredEvent]:
+        """Store `events` in their users' streams (each user's in the given order); answer them with
+        their `seq`, the one they already had for those stored before."""
+        by_user: dict[str, list[Envelope]] = {}
+        for env in events:
+            by_user.setdefault(env.user_id, []).append(env)
+        try:
+            numbered = await asyncio.gather(*(self._append_user(user, envs) for user, envs in by_user.items()))
+        except PyMongoError as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+        seqs = {(user, event_id): seq for per_user in numbered for user, event_id, seq in per_user}
+        return [as_stored(env, seqs[(env.user_id, env.id)]) for env in events]
+
+    async def _append_user(self, user_id: str, envs: list[Envelope]) -> list[tuple[str, str, int]]:
+        unique = list({env.id: env for env in reversed(envs)}.values())[::-1]  # first copy of each id, in order
+        seqs: dict[str, int] = {}
+        async with self._locks.hold(user_id):
+            for _ in range(MAX_ROUNDS):
+                todo = [env for env in unique if env.id not in seqs]
+                found = self.events.find(
+                    {"userId": user_id, "eventId": {"$in": [env.id for env in todo]}}, {"_id": 0, "eventId": 1, "seq": 1}
+                )
+                async for doc in found:
+                    seqs[doc["eventId"]] = doc["seq"]
+                todo = [env for env in todo if env.id not in seqs]
+                if not todo:
+                    break
+                last = await self.last_seq(user_id)
+                now = self.clock()
+                docs = [self._doc(env, last + 1 + i, now) for i, env in enumerate(todo)]
+                try:
+                    await self.events.insert_many(docs, ordered=True)
+                    inserted = len(docs)
+                except BulkWriteError as exc:
+                    if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                        raise
+                    inserted = exc.details.get("nInserted", 0)  # the rest: another writer took the number
+                seqs.update((d["eventId"], d["seq"]) for d in docs[:inserted])
+            else:
+                raise StoreUnavailable(f"could not number {user_id}'s events: other writers kept taking the numbers")
+            await self.counters.update_one({"_id": user_id}, {"$max": {"seq": max(seqs.values())}}, upsert=True)
+        return [(user_id, event_id, seq) for event_id, seq in seqs.items()]
+
+    @staticmethod
+    def _doc(env: Envelope, seq: int, now: datetime) -> dict[str, Any]:
+        return {
+            "userId": env.user_id, "eventId": env.id, "seq": seq, "type": env.type, "storedAt": now, "event": env.wire(),
+        }
+
+    async def last_seq(self, user_id: str) -> int:
+        """The highest `seq` the user's stream has handed out (0: none yet)."""
+        newest = await self.events.find_one({"userId": user_id}, {"_id": 0, "seq": 1}, sort=[("seq", DESCENDING)])
+        counter = await self.counters.find_one({"_id": user_id})
+        return max(newest["seq"] if newest else 0, counter["seq"] if counter else 0)
+
+    async def page(self, user_id: str, after: int, limit: int, max_bytes: int) -> list[dict[str, Any]]:
+        """The user's stored events with `seq` > `after`, oldest first: at most `limit`, at most about
+        `max_bytes` (at least one), never past a hole (see the module)."""
+        first = await self._read(user_id, after, limit, max_bytes)
+        if _contiguous(after, first):
+            return first
+        second = await self._read(user_id, after, limit, max_bytes)
+        seen = first[-1]["seq"]
+        kept = [e for e in second if e["seq"] <= seen]
+        for event in second[len(kept):]:  # past what the first read saw, only without a hole
+            if event["seq"] != (kept[-1]["seq"] if kept else after) + 1:
+                break
+            kept.append(event)
+        return kept
+
+    async def _read(self, user_id: str, after: int, limit: int, max_bytes: int) -> list[dict[str, Any]]:
+        found = (
+            self.events.find({"userId": user_id, "seq": {"$gt": after}}, {"_id": 0, "seq": 1, "event": 1})
+            .sort([("seq", ASCENDING)])
+            .limit(limit)
+            .batch_size(PAGE_BATCH)
+        )
+        items: list[dict[str, Any]] = []
+        size = 0
+        async with found:
+            async for doc in found:
+                item = {**doc["event"], "seq": doc["seq"]}
+                cost = json_size(item)
+                if items and size + cost > max_bytes:
+                    break
+                items.append(item)
+                size += cost
+        return items
+
+
+def _contiguous(after: int, items: list[dict[str, Any]]) -> bool:
+    return all(item["seq"] == after + 1 + i for i, item in enumerate(items))

@@ -1,0 +1,1 @@
+"""webhook-dispatcher: delivers each user's event stream to the URLs they registered (docs/api.md, "Webhooks")."""

@@ -1,0 +1,72 @@
+"""From the event stream to pending deliveries (docs/reliability.md, "Webhook deliveries").
+
+`<p>.webhooks.stream` is consumed by one dispatcher at a time (single active consumer), one event
+after the other. For each stored event of a user, every subscription of theirs whose filter takes
+it gets a pending delivery (idempotent: keyed by subscription and `seq`), then the user's cursor
+moves to its `seq`, and only then is the event acked: a crash anywhere in between redelivers it
+and schedules nothing twice. An event at or below the cursor was scheduled already. An event past
+`cursor + 1` means the stream skipped some (published out of order by two persisters): they are
+read from the persister (`event.list`) and scheduled first, so every subscription sees every
+`seq` in order. A user's first event starts their cursor.
+"""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from fleet_shared.contracts.stream import MAX_EVENT_PAGE, EventPage, ListEvents, StoredEvent, parse_stored_event
+from fleet_shared.contracts.webhooks import matches
+
+from .delivery import Dispatcher
+from .metrics import GAPS_FILLED, SCHEDULED
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+# Asks the persister for one page of a user's stream (`event.list`).
+AskEvents = Callable[[str, ListEvents], Awaitable[EventPage]]
+
+
+class Intake:
+    def __init__(self, store: Store, dispatcher: Dispatcher, ask_events: AskEvents) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.ask_events = ask_events
+
+    async def take(self, event: StoredEvent) -> None:
+        user = event.user_id
+        cursor = await self.store.cursor(user)
+        if cursor is not None and event.seq <= cursor:
+            return  # scheduled already (a redelivery, or filled in from the store)
+        events = [event]
+        if cursor is not None and event.seq > cursor + 1:
+            events = [*await self._missing(user, cursor, event.seq - 1), event]
+        subs = await self.store.subscriptions(user)
+        rows = [
+            (sub, e.seq, e.id, e.type, _body(e), e.occurred_at)
+            for e in events
+            for sub in subs
+            if matches(sub.events, e.type)
+        ]
+        SCHEDULED.inc(await self.store.schedule(rows))
+        await self.store.advance(user, event.seq)
+        for sub in subs:
+            self.dispatcher.wake(sub.id)
+
+    async def _missing(self, user: str, after: int, until: int) -> list[StoredEvent]:
+        missing: list[StoredEvent] = []
+        while after < until:
+            page = await self.ask_events(user, ListEvents(after=after, limit=MAX_EVENT_PAGE))
+            fresh = [parse_stored_event(item) for item in page.items if item["seq"] <= until]
+            if not fresh:
+                break  # expired meanwhile: nothing left to fill in
+            missing += fresh
+            after = fresh[-1].seq
+        GAPS_FILLED.inc(len(missing))
+        log.info("filled %d event(s) of %s missing from the stream", len(missing), user)
+        return missing
+
+
+def _body(event: StoredEvent) -> bytes:
+    """What a receiver gets: the stored event (envelope and `seq`) as compact JSON."""
+    return json.dumps(event.wire(), separators=(",", ":")).encode()
