@@ -13,7 +13,7 @@ before its consumer ever ran still finds its queue.
 
     gateway ──► <p>.queries ── user.*.session.{get,admin_get}, system.admin.sessions.* ──► <p>.orchestrator.queries
                            └── user.*.{chat,message,group,contact}.list, user.*.media.get ──► <p>.persister.queries
-    <p>.events ── user.*.message.*, user.*.chat.read ──► <p>.persister.events (quorum)
+    <p>.events ── user.*.message.*, user.*.chat.{read,updated}, user.*.contact.lids_mapped ──► <p>.persister.events (quorum)
     ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
     ingest, orchestrator ──► <p>.events ── user.*.media.available ──► <p>.orchestrator.media (quorum): copy media
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
@@ -255,6 +255,9 @@ class Topology:
             Binding(self.queries, self.persister_queries, "user.*.media.get"),
             Binding(self.events, self.persister_events, "user.*.message.*"),
             Binding(self.events, self.persister_events, "user.*.chat.read"),
+            # Names, pictures and participants of chats, and people's two ids (history import, group events).
+            Binding(self.events, self.persister_events, "user.*.chat.updated"),
+            Binding(self.events, self.persister_events, "user.*.contact.lids_mapped"),
             Binding(self.parked, self.ingest_parked, ""),
         ]
         b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]

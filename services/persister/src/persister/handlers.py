@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import (
     ChatRead,
+    ChatUpdated,
+    ContactLidsMapped,
     MessageAck,
     MessageEdited,
+    MessageImported,
     MessageMediaUpdated,
     MessageReaction,
     MessageReceived,
@@ -26,8 +29,8 @@ log = logging.getLogger(__name__)
 STORED_TYPES = frozenset(
     m.TYPE
     for m in (
-        MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked, MessageMediaUpdated,
-        ChatRead,
+        MessageReceived, MessageSent, MessageImported, MessageAck, MessageReaction, MessageEdited, MessageRevoked,
+        MessageMediaUpdated, ChatRead, ChatUpdated, ContactLidsMapped,
     )
 )
 
