@@ -31,6 +31,10 @@ FAULT_SETTINGS = {
     # media copied out of WAHA: 4 tries within a few seconds
     "MEDIA_FETCH_ATTEMPTS": "4",
     "MEDIA_FETCH_BACKOFF_MAX": "1s",
+    # history import: a dead replica's import is taken over 2 s after it last renewed its lease
+    "HISTORY_LEASE": "2s",
+    "HISTORY_RESUME_INTERVAL": "300ms",
+    "HISTORY_BACKOFF_MAX": "1s",
 }
 
 
