@@ -133,28 +133,35 @@ async def test_names_pictures_and_group_participants_in_the_chat_list(stack, gat
                        "timestamp": 1_795_000_100}]},
     ]}
     await pair_by_code(gateway, waha, user, "4915100000003", history)
-    await import_finished(gateway, user)
-    session = session_name_for(user)
-    r = await waha.post(f"/_emulator/sessions/{session}/groups", json={
-        "id": group, "subject": "Family", "participants": ["4915122222222", {"id": "4915133333333", "admin": "admin"}],
-    })
-    assert r.status_code == 201, r.text
-    r = await gateway.post("/api/v1/waha/history/import", headers=auth(user))
-    assert r.status_code == 202, r.text
-    # Asked for again (a member was added since): running or done already.
-    result = await import_finished(gateway, user)
-    assert result["state"] == "done"
+    assert (await import_finished(gateway, user))["state"] == "done"
 
     chats = {c["chatId"]: c for c in await chat_list(gateway, user)}
     assert chats["4915111111111@c.us"]["name"] == "Max Mustermann"
     assert chats["4915111111111@c.us"]["picture"] == "https://pps.whatsapp.net/v/max.jpg"
     family = chats[group]
     assert family["name"] == "Family" and family["isGroup"] is True
-    members = {p["id"]: p for p in family["participants"]}
-    assert members["4915122222222@c.us"]["role"] == "participant"
-    assert members["4915133333333@c.us"]["role"] == "admin"
-    groups = await chat_list(gateway, user, "groups")
-    assert [g["chatId"] for g in groups] == [group]
+    members = {p["id"]: p["role"] for p in family["participants"]}
+    assert members["4915122222222@c.us"] == "participant"
+    assert [g["chatId"] for g in await chat_list(gateway, user, "groups")] == [group]
+
+    # group.v2.* webhooks keep them current: a member added, then promoted, the subject changed.
+    session = session_name_for(user)
+    for path, body in (
+        (f"groups/{group}/participants", {"action": "add", "participants": ["4915133333333"]}),
+        (f"groups/{group}/participants", {"action": "promote", "participants": ["4915133333333"]}),
+        (f"groups/{group}/participants", {"action": "remove", "participants": ["4915122222222"]}),
+        (f"groups/{group}", {"subject": "Family & friends"}),
+    ):
+        r = await waha.post(f"/_emulator/sessions/{session}/{path}", json=body)
+        assert r.status_code in (200, 201), r.text
+
+    async def current() -> dict | None:
+        family = next(c for c in await chat_list(gateway, user, "groups") if c["chatId"] == group)
+        members = {p["id"]: p["role"] for p in family["participants"]}
+        changed = members.get("4915133333333@c.us") == "admin" and "4915122222222@c.us" not in members
+        return family if family["name"] == "Family & friends" and changed else None
+
+    await wait_until(current, timeout=15, what="the group's new subject and members in the chat list")
 
 
 async def test_a_message_by_webhook_and_by_import_is_stored_once_keeping_the_newer_state(stack, gateway, waha):

@@ -23,6 +23,7 @@ from fleet_shared.contracts.events import (
     ChatRead,
     ChatUpdated,
     ContactLidsMapped,
+    MemberChange,
     Message,
     MessageAck,
     MessageEdited,
@@ -242,6 +243,8 @@ def chat_info(env: Envelope, now: datetime) -> UpdateOne:
         for name, value in told.items()
     }
     stage["left"] = {"$cond": [newer, info.left, {"$ifNull": ["$left", False]}]}
+    if info.member_changes:
+        stage["participants"] = _members_after(info.member_changes)
     stage.update({
         "infoAtMs": {"$max": [{"$ifNull": ["$infoAtMs", -1]}, info.updated_at_ms]},
         "kind": {"$ifNull": ["$kind", kind]},
@@ -250,6 +253,21 @@ def chat_info(env: Envelope, now: datetime) -> UpdateOne:
         "updatedAt": {"$cond": [newer, now, "$updatedAt"]},
     })
     return UpdateOne({"userId": env.user_id, "chatId": info.chat_id}, [{"$set": stage}], upsert=True)
+
+
+def _members_after(changes: Sequence[MemberChange]) -> dict:
+    """A group's participants after people joined, left, were promoted or demoted (applied as they
+    come: each webhook is one change, WAHA sends them in order)."""
+    by = {kind: [c.id for c in changes if c.change == kind] for kind in ("join", "leave", "promote", "demote")}
+    joined = [{"id": c.id, "phone": c.phone, "role": "participant"} for c in changes if c.change == "join"]
+    stored = {"$ifNull": ["$participants", []]}
+    kept = {"$filter": {"input": stored, "cond": {"$not": [{"$in": ["$$this.id", {"$literal": by["leave"] + by["join"]}]}]}}}
+
+    def role(ids: list[str], value: str, otherwise: Any) -> dict:
+        return {"$cond": [{"$in": ["$$this.id", {"$literal": ids}]}, {"$mergeObjects": ["$$this", {"role": value}]}, otherwise]}
+
+    roles = {"$map": {"input": kept, "in": role(by["promote"], "admin", role(by["demote"], "participant", "$$this"))}}
+    return {"$concatArrays": [roles, {"$literal": joined}]}
 
 
 def lid_mappings(env: Envelope) -> list[UpdateOne]:

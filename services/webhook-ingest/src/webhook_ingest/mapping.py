@@ -9,7 +9,10 @@ from pydantic import ValidationError
 
 from fleet_shared.contracts import Contract, Envelope, deterministic_id, envelope
 from fleet_shared.contracts.events import (
+    ChatUpdated,
+    GroupParticipant,
     MediaAvailable,
+    MemberChange,
     MessageAck,
     MessageEdited,
     MessageReaction,
@@ -23,11 +26,25 @@ from fleet_shared.ids import CHAT_ID_RE, MESSAGE_ID_RE
 from fleet_shared.waha import is_group_chat, parse_serialized_id, phone_number, serialized_id, session_owner
 from fleet_shared.wamessage import message_fields
 
-from .waha import WaAck, WahaWebhook, WaMessage, WaReaction, WaRevoked, WaSessionStatus, parse_payload
+from .waha import (
+    WaAck,
+    WaGroupEvent,
+    WahaWebhook,
+    WaMessage,
+    WaReaction,
+    WaRevoked,
+    WaSessionStatus,
+    parse_payload,
+)
 
 MESSAGE_EVENTS = frozenset({"message", "message.any"})
 MESSAGE_FACTS = (MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked)
-HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "message.reaction", "message.edited", "message.revoked", "session.status"}
+GROUP_EVENTS = frozenset({"group.v2.join", "group.v2.update", "group.v2.leave", "group.v2.participants"})
+HANDLED_EVENTS = (
+    MESSAGE_EVENTS | GROUP_EVENTS | {"message.ack", "message.reaction", "message.edited", "message.revoked", "session.status"}
+)
+ROLES = {"admin": "admin", "superadmin": "superadmin"}
+MEMBER_CHANGES = ("join", "leave", "promote", "demote")
 
 
 class ContractViolation(ValueError):
@@ -72,6 +89,8 @@ def _translated(hook: WahaWebhook, user_id: str) -> Envelope:
         return _revoked(hook, user_id, parse_payload(WaRevoked, hook))
     if hook.event == "session.status":
         return _status(hook, user_id, parse_payload(WaSessionStatus, hook))
+    if hook.event in GROUP_EVENTS:
+        return _group(hook, user_id, parse_payload(WaGroupEvent, hook))
     raise ValueError(f"not a handled event: {hook.event!r}")
 
 
@@ -194,6 +213,31 @@ def _ack(hook: WahaWebhook, user_id: str, ack: WaAck) -> Envelope:
         correlation_id=hook.id,
         occurred_at=_from_ms(hook.timestamp),
     )
+
+
+def _group(hook: WahaWebhook, user_id: str, g: WaGroupEvent) -> Envelope:
+    """A group's subject, members or the user leaving it, as `chat.updated`."""
+    members = None
+    if hook.event == "group.v2.join" and g.group.participants is not None:
+        members = [
+            GroupParticipant(id=m.id, phone=m.pn, role=ROLES.get(m.role or "", "participant")) for m in g.group.participants
+        ]
+    changes = None
+    if hook.event == "group.v2.participants":
+        if g.type not in MEMBER_CHANGES:
+            raise ContractViolation(f"group.v2.participants: unknown type {g.type!r}")
+        changes = [MemberChange(id=m.id, phone=m.pn, change=g.type) for m in g.participants or []]
+    payload = ChatUpdated(
+        chat_id=g.group.id,
+        name=g.group.subject if hook.event in ("group.v2.join", "group.v2.update") else None,
+        participants=members,
+        member_changes=changes,
+        left=hook.event == "group.v2.leave",
+        updated_at_ms=g.timestamp or hook.timestamp,
+    )
+    if not CHAT_ID_RE.fullmatch(payload.chat_id):
+        raise ContractViolation(f"{hook.event}: {payload.chat_id[:80]!r} is not a WhatsApp chat id")
+    return _envelope(hook, user_id, payload, deterministic_id(user_id, "group", hook.id), _from_ms(hook.timestamp))
 
 
 def _status(hook: WahaWebhook, user_id: str, status: WaSessionStatus) -> Envelope:

@@ -82,6 +82,27 @@ class WaRevoked(_Waha):
     revoked_message_id: str = Field(alias="revokedMessageId", min_length=1, max_length=512)
 
 
+class WaGroupMember(_Waha):
+    id: str = Field(min_length=1, max_length=_SHORT)
+    pn: str | None = Field(default=None, max_length=_SHORT)
+    role: str | None = Field(default=None, max_length=32)
+
+
+class WaGroupInfo(_Waha):
+    id: str = Field(min_length=1, max_length=_SHORT)
+    subject: str | None = None
+    participants: list[WaGroupMember] | None = None
+
+
+class WaGroupEvent(_Waha):
+    """Payload of `group.v2.join`, `.update`, `.leave` and `.participants` (WAHA's GroupV2*Event)."""
+
+    timestamp: int | None = Field(default=None, ge=0, le=MAX_MS)  # ms
+    group: WaGroupInfo
+    type: str | None = Field(default=None, max_length=32)  # participants: join, leave, promote, demote
+    participants: list[WaGroupMember] | None = None
+
+
 class WaSessionStatus(_Waha):
     """Payload of `session.status`."""
 

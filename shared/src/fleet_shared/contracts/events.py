@@ -62,6 +62,14 @@ class GroupParticipant(Contract):
 MAX_PARTICIPANTS = 2048
 
 
+class MemberChange(Contract):
+    """Someone joined or left a group, or became an admin or no longer is one."""
+
+    id: str = Field(max_length=256)
+    phone: str | None = Field(default=None, max_length=256)
+    change: Literal["join", "leave", "promote", "demote"]
+
+
 class ChatUpdated(Contract):
     """What WhatsApp says about a chat itself: its name, picture, a group's participants. A field
     left out (None) is unknown and keeps what is stored; `removed` drops the chat (left the group)."""
@@ -72,6 +80,7 @@ class ChatUpdated(Contract):
     name: str | None = Field(default=None, max_length=256)
     picture: str | None = Field(default=None, max_length=2048)
     participants: list[GroupParticipant] | None = Field(default=None, max_length=MAX_PARTICIPANTS)
+    member_changes: list[MemberChange] | None = Field(default=None, max_length=MAX_PARTICIPANTS)
     left: bool = False  # the user is no longer in this group
     updated_at_ms: int = Field(ge=0)  # when WhatsApp said it: an older word never replaces a newer one
 

@@ -15,13 +15,10 @@ WHATSAPP_SUFFIX = "@s.whatsapp.net"  # Baileys' jid of a phone number
 
 def phone_id(jid: object) -> str | None:
     """A phone number's chat id (`<digits>@c.us`) from any of WhatsApp's spellings of it."""
-    if not isinstance(jid, str) or not jid:
+    if not isinstance(jid, str):
         return None
-    if jid.endswith(PHONE_SUFFIX):
-        return jid
-    if jid.endswith(WHATSAPP_SUFFIX):
-        return jid.removesuffix(WHATSAPP_SUFFIX) + PHONE_SUFFIX
-    return jid + PHONE_SUFFIX if jid.isdigit() else None
+    digits = jid.removesuffix(PHONE_SUFFIX).removesuffix(WHATSAPP_SUFFIX)
+    return digits + PHONE_SUFFIX if digits.isdigit() else None
 
 
 def chat_id_of(chat: dict) -> str | None:
@@ -54,10 +51,10 @@ def group_info(group: dict, at_ms: int) -> ChatUpdated | None:
         return None
     participants = []
     for p in group.get("participants") or []:
-        if not isinstance(p, dict) or not isinstance(p.get("id"), str):
+        jid = p.get("id") if isinstance(p, dict) else None
+        member = phone_id(jid) or (jid if isinstance(jid, str) and jid.endswith(LID_SUFFIX) else None)
+        if member is None:
             continue
-        jid = p["id"]
-        member = phone_id(jid) or jid
         phone = phone_id(p.get("phoneNumber")) or (member if member.endswith(PHONE_SUFFIX) else None)
         participants.append(GroupParticipant(id=member[:256], phone=phone, role=_role(p.get("admin"))))
     subject = group.get("subject")
