@@ -161,6 +161,7 @@ async function refreshStatus(options) {
   state.userId = view.userId;
   $("user").textContent = view.userId;
   setStatus(view, options);
+  showHistoryImport(view.historyImport); // pairing.js
 }
 
 // GET /qr starts the session if needed and answers the current QR (or none once WORKING).
