@@ -235,17 +235,17 @@ class HistoryImporter:
             raw = await self.waha.chat_messages(session, chat_id, self.policy.messages_per_chat)
         except WahaNotFound:
             raw = []  # gone since the overview
-        count = 0
-        for item in raw:
-            message = imported_message(item, chat_id, lids)
-            if message is None:
-                continue
-            out = envelope(
+        messages = [m for m in (imported_message(item, chat_id, lids) for item in raw) if m is not None]
+        # All of the chat's messages at once: each publish waits for its confirm (a quorum queue's
+        # commit), so one after the other the chat would cost HISTORY_MESSAGES_PER_CHAT of them.
+        await asyncio.gather(*(
+            self.events.publish(envelope(
                 message, user_id, id=deterministic_id(user_id, "imported", message.id), session=session,
                 occurred_at=occurred_at(message),
-            )
-            await self.events.publish(out)
-            count += 1
+            ))
+            for message in messages
+        ))
+        count = len(messages)
         HISTORY_MESSAGES.inc(count)
         if not await self.imports.chat_done(user_id, self.owner, chat_id, count):
             raise LeaseLost()
