@@ -39,7 +39,10 @@ async def connect(gateway: httpx.AsyncClient, waha: httpx.AsyncClient, user: str
     assert r.status_code == 200, r.text
     r = await waha.post(f"/_emulator/sessions/{session_name_for(user)}/scan", json={"phone": phone})
     assert r.status_code in (200, 201), r.text
+    await until_working(gateway, user, timeout)
 
+
+async def until_working(gateway: httpx.AsyncClient, user: str, timeout: float = 20) -> None:
     async def working() -> bool:
         r = await gateway.get("/api/v1/waha/status", headers=auth(user))
         return r.status_code == 200 and r.json()["status"] == "WORKING"
@@ -184,3 +187,61 @@ class BusRecorder:
             return self.mentioning(text)
 
         return await wait_until(seen, timeout=timeout, what=f"a message mentioning {text!r} on the bus")
+
+
+# ---- pairing by code and the history import (issue 18) --------------------------------------
+
+
+def waha_api(stack: Stack) -> httpx.AsyncClient:
+    """WAHA's own API (with its key): what WhatsApp has, to compare what waha-fleet imported with."""
+    return httpx.AsyncClient(base_url=stack.waha_url, headers={"X-Api-Key": SECRETS["WAHA_API_KEY"]}, timeout=30)
+
+
+async def pair_by_code(gateway: httpx.AsyncClient, waha: httpx.AsyncClient, user: str, phone: str,
+                       history: dict | None = None, timeout: float = 20) -> None:
+    """The user starts the session, asks for a pairing code, (WhatsApp syncs `history`,) types the
+    code on the phone, and is WORKING."""
+    r = await gateway.get("/api/v1/waha/qr", headers=auth(user))
+    assert r.status_code == 200, r.text
+    session = session_name_for(user)
+    if history is not None:
+        r = await waha.post(f"/_emulator/sessions/{session}/history", json=history)
+        assert r.status_code == 201, r.text
+    r = await gateway.post("/api/v1/waha/pairing-code", json={"phoneNumber": phone}, headers=auth(user))
+    assert r.status_code == 200, r.text
+    code = r.json()["code"]
+    r = await waha.post(f"/_emulator/sessions/{session}/pair", json={"code": code})
+    assert r.status_code in (200, 201), r.text
+    await until_working(gateway, user, timeout)
+
+
+async def import_finished(gateway: httpx.AsyncClient, user: str, timeout: float = 60) -> dict:
+    """Wait for the user's history import to be done (or failed); answers `historyImport`."""
+
+    async def finished() -> dict | None:
+        r = await gateway.get("/api/v1/waha/status", headers=auth(user))
+        if r.status_code != 200:
+            return None
+        state = r.json()["historyImport"]
+        return state if state["state"] in ("done", "failed") else None
+
+    return await wait_until(finished, timeout=timeout, interval=0.3, what=f"{user}'s history import finished")
+
+
+async def waha_history(waha_key: httpx.AsyncClient, user: str, per_chat: int = 50) -> dict[str, list[dict]]:
+    """chatId -> the newest `per_chat` messages WAHA has for the user (as the import reads them)."""
+    session = session_name_for(user)
+    chats: dict[str, list[dict]] = {}
+    offset = 0
+    while True:
+        r = await waha_key.get(f"/api/{session}/chats/overview", params={"limit": 100, "offset": offset, "merge": "false"})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        for chat in page:
+            m = await waha_key.get(f"/api/{session}/chats/{chat['id']}/messages",
+                                   params={"limit": per_chat, "downloadMedia": "false", "merge": "false"})
+            assert m.status_code == 200, m.text
+            chats[chat["id"]] = m.json()
+        offset += len(page)
+        if len(page) < 100:
+            return chats

@@ -35,6 +35,10 @@ FAULT_SETTINGS = {
     "WEBHOOK_BACKOFF": "100ms",
     "WEBHOOK_MAX_BACKOFF": "1s",
     "WEBHOOK_TIMEOUT": "5s",
+    # history import: a dead replica's import is taken over 2 s after it last renewed its lease
+    "HISTORY_LEASE": "2s",
+    "HISTORY_RESUME_INTERVAL": "300ms",
+    "HISTORY_BACKOFF_MAX": "1s",
 }
 
 

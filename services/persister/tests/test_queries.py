@@ -46,6 +46,7 @@ async def test_messages_newest_first_in_pages(store, events):
     assert set(page.items[0]) == set(MESSAGE_FIELDS)
     assert page.items[0] == {
         "id": "m6", "chatId": CHAT, "fromMe": False, "from": CHAT, "to": "999@c.us", "participant": None,
+        "fromPhone": None, "fromLid": None,
         "body": "hi", "type": "chat", "hasMedia": False, "timestamp": 1006, "ack": None,
         "media": None, "replyTo": None, "reactions": [], "editedAt": None, "revokedAt": None,
     }
@@ -101,7 +102,9 @@ async def test_chats_groups_and_contacts(store, events):
     assert [c["chatId"] for c in chats["items"]] == ["100@c.us", "400@g.us", "200@g.us", "300@lid"]
     assert chats["nextCursor"] is None
     ann = chats["items"][0]
-    assert set(ann) == {"chatId", "name", "isGroup", "lastMessage", "updatedAt", "unreadCount"}
+    assert set(ann) == {
+        "chatId", "name", "isGroup", "lastMessage", "updatedAt", "unreadCount", "picture", "phone", "participants",
+    }
     assert (ann["name"], ann["isGroup"]) == ("Ann", False)
     assert ann["lastMessage"] == {"id": "c2", "body": "latest", "fromMe": False, "timestamp": 50}
     assert ann["updatedAt"].endswith("+00:00")

@@ -278,3 +278,36 @@ def test_half_an_emoji_is_kept_as_a_replacement_character(waha):
 def test_invalid_json_is_still_refused_after_the_second_look():
     with pytest.raises(InvalidJson, match="not valid JSON"):
         parse_webhook(b'{"id": "\\ud83d", ')
+
+
+# --- groups (issue 18) ---------------------------------------------------------------------------
+
+GROUP = "120363000000000001@g.us"
+
+
+def test_a_group_joined_gives_its_subject_and_members(waha):
+    payload = {"timestamp": 1_795_000_000_123, "group": {"id": GROUP, "subject": "Family", "participants": [
+        {"id": "4915122222222@c.us", "pn": "4915122222222@c.us", "role": "participant"},
+        {"id": "169268823074802@lid", "pn": "4915133333333@c.us", "role": "superadmin"},
+    ]}, "_data": {}}
+    env = roundtrip(translate(hook(waha.webhook("group.v2.join", payload)), "alice"))
+    assert env.type == "chat.updated" and env.user_id == "alice"
+    assert env.data.chat_id == GROUP and env.data.name == "Family" and not env.data.left
+    assert [(p.id, p.phone, p.role) for p in env.data.participants] == [
+        ("4915122222222@c.us", "4915122222222@c.us", "participant"),
+        ("169268823074802@lid", "4915133333333@c.us", "superadmin"),
+    ]
+    assert env.data.updated_at_ms == 1_795_000_000_123
+
+
+def test_members_changing_and_the_user_leaving_a_group(waha):
+    payload = {"group": {"id": GROUP}, "type": "promote", "timestamp": 1, "participants": [{"id": "49151@c.us", "role": "admin"}]}
+    env = translate(hook(waha.webhook("group.v2.participants", payload)), "alice")
+    assert [(c.id, c.change) for c in env.data.member_changes] == [("49151@c.us", "promote")]
+    assert env.data.participants is None and env.data.name is None
+    left = translate(hook(waha.webhook("group.v2.leave", {"group": {"id": GROUP}, "timestamp": 2})), "alice")
+    assert left.data.left is True
+    with pytest.raises(ContractViolation):
+        translate(hook(waha.webhook("group.v2.participants", {**payload, "type": "vanish"})), "alice")
+    with pytest.raises(ContractViolation):
+        translate(hook(waha.webhook("group.v2.update", {"group": {"id": "not a group"}, "timestamp": 3})), "alice")

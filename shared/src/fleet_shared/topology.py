@@ -17,6 +17,7 @@ before its consumer ever ran still finds its queue.
     persister ──► <p>.stream ── user.<id>.<type> (each public event once stored, with its seq) ──► live WebSockets
                             └── user.<id>.# (bound per user while they have a webhook) ──► <p>.webhooks.stream
     gateway ──► <p>.queries ── user.*.webhook.* ──► <p>.webhooks.requests : webhook subscriptions, delivery logs
+    <p>.events ── user.*.message.*, user.*.chat.{read,updated}, user.*.contact.lids_mapped ──► <p>.persister.events (quorum)
     ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
     ingest, orchestrator ──► <p>.events ── user.*.media.available ──► <p>.orchestrator.media (quorum): copy media
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
@@ -283,6 +284,9 @@ class Topology:
             # Session events are stored only in the event stream (the orchestrator owns the sessions).
             Binding(self.events, self.persister_events, "user.*.session.status_changed"),
             Binding(self.events, self.persister_events, "user.*.session.qr_updated"),
+            # Names, pictures and participants of chats, and people's two ids (history import, group events).
+            Binding(self.events, self.persister_events, "user.*.chat.updated"),
+            Binding(self.events, self.persister_events, "user.*.contact.lids_mapped"),
             Binding(self.parked, self.ingest_parked, ""),
         ]
         b += [Binding(self.dlx, self.dead_letter_queue(q.name), q.name) for q in self.work_queues()]

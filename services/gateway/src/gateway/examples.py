@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from fleet_shared.contracts.admin import AdminSessionCount, AdminSessionItem, AdminSessionRecord, StatusEntry
+from fleet_shared.contracts.commands import HistoryImportView, PairingCodeView
 from fleet_shared.contracts.examples import (
     AT,
     CHAT_ACTION_VIEW,
@@ -27,7 +28,7 @@ from fleet_shared.contracts.examples import (
     TS,
     USER,
 )
-from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage
+from fleet_shared.contracts.pages import ChatItem, ChatPage, LastMessage, MessageItem, MessagePage, Participant
 from fleet_shared.contracts.webhooks import (
     CreatedWebhook,
     CreateWebhook,
@@ -37,11 +38,20 @@ from fleet_shared.contracts.webhooks import (
     WebhookView,
 )
 
-from .schemas import EditBody, EventsTicket, ReactionBody, ReadBody, SendMessageBody, SessionStatusView, TypingBody
+from .schemas import (
+    EditBody,
+    EventsTicket,
+    PairingCodeBody,
+    ReactionBody,
+    ReadBody,
+    SendMessageBody,
+    SessionStatusView,
+    TypingBody,
+)
 
 _RECEIVED = MessageItem(
     id=RECEIVED_ID, chat_id=CONTACT, from_me=False, from_=CONTACT, to=f"{PHONE}@c.us", participant=None,
-    body="Hi Alice!", type="chat", has_media=False, timestamp=TS, ack=2,
+    body="Hi Alice!", type="chat", has_media=False, timestamp=TS, ack=2, from_phone=CONTACT,
 )
 _SENT = MessageItem(
     id=SENT_ID, chat_id=CONTACT, from_me=True, from_=f"{PHONE}@c.us", to=CONTACT, participant=None,
@@ -54,6 +64,11 @@ _CHATS = [
     ),
     ChatItem(
         chat_id=GROUP, name="Family", is_group=True, updated_at=AT.isoformat(),
+        picture="https://pps.whatsapp.net/v/t61.24694-24/1.jpg",
+        participants=[
+            Participant(id=f"{PHONE}@c.us", phone=f"{PHONE}@c.us", role="superadmin"),
+            Participant(id="169268823074802@lid", phone=CONTACT, role="participant"),
+        ],
         last_message=LastMessage(id=f"false_{GROUP}_3EB05D2A7C_49151999@c.us", body="Dinner at 8?", from_me=False, timestamp=TS - 600),
     ),
 ]
@@ -75,6 +90,9 @@ _BY_SCHEMA: dict[str, BaseModel] = {
     "QrView": QR_VIEW,
     "SentView": SENT_VIEW,
     "SessionStatusView": SessionStatusView(status="STARTING"),
+    "PairingCodeBody": PairingCodeBody(phoneNumber="4915112345678"),
+    "PairingCodeView": PairingCodeView(code="ABCD-EFGH"),
+    "HistoryImportView": HistoryImportView(state="running", chats=12, messages=587, started_at=AT.isoformat()),
     "SendMessageBody": SendMessageBody(chatId=CONTACT, text="Hi! Got it.", replyTo=RECEIVED_ID),
     "MessageActionView": MESSAGE_ACTION_VIEW,
     "ChatActionView": CHAT_ACTION_VIEW,

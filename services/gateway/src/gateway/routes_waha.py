@@ -10,12 +10,16 @@ from fastapi.responses import Response
 from fleet_shared.contracts import Contract
 from fleet_shared.contracts.commands import (
     GetQr,
+    HistoryImportView,
+    ImportHistory,
     ListChats,
     ListContacts,
     ListGroups,
     ListMessages,
     LogoutSession,
+    PairingCodeView,
     QrView,
+    RequestPairingCode,
     RestartSession,
     SessionView,
     StartSession,
@@ -29,6 +33,7 @@ from .bus import Bus
 from .schemas import (
     MessagesQuery,
     PageQuery,
+    PairingCodeBody,
     QrQuery,
     SessionStatusView,
     error_responses,
@@ -80,6 +85,39 @@ async def qr(request: Request, user: CurrentUser, query: Annotated[QrQuery, Quer
     if not png:
         raise ApiError(502, "bad_reply", "the QR has no image")
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/pairing-code",
+    response_model=PairingCodeView,
+    summary="Pair by phone number: a code to type on the phone instead of scanning the QR",
+    description="On the phone: WhatsApp → Linked devices → Link a device → *Link with phone number instead*, "
+    "then type the code. Only while the session asks for a QR (start it first: `GET /qr` or "
+    "`POST /session/start`); the session becomes WORKING once the phone took the code.",
+    responses=error_responses(
+        404, 409, 502,
+        codes={
+            404: ("session_not_found", "no session yet: start it first (POST /session/start)"),
+            409: ("already_paired", "the session is WORKING: a phone is linked already"),
+        },
+    ),
+)
+async def pairing_code(request: Request, user: CurrentUser, body: PairingCodeBody) -> Any:
+    return await _bus(request).ask_for(PairingCodeView, user.user_id, RequestPairingCode(phone_number=body.phoneNumber))
+
+
+@router.post(
+    "/history/import",
+    status_code=202,
+    response_model=HistoryImportView,
+    summary="Import the chats and newest messages WhatsApp synced (again)",
+    description="Runs in the background (it also runs by itself after a new pairing); follow it in "
+    "`GET /status` → `historyImport`. Imported messages are stored once, whichever way they come; they are "
+    "not pushed on the live WebSocket. An import already running goes on (answered as it is).",
+    responses=error_responses(409, codes={409: ("session_not_working", "the session is SCAN_QR_CODE, not WORKING")}),
+)
+async def history_import(request: Request, user: CurrentUser) -> Any:
+    return await _bus(request).ask_for(HistoryImportView, user.user_id, ImportHistory())
 
 
 def _session_action(action: str, command: type[Contract]) -> None:

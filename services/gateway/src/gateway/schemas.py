@@ -69,6 +69,13 @@ class MessagesQuery(Strict):
     before: str | None = Field(default=None, max_length=512, description="`nextCursor` of the previous page")
 
 
+class PairingCodeBody(Strict):
+    phoneNumber: str = Field(
+        pattern=r"^[0-9]{7,15}$", description="the phone's number in international form, digits only (no `+`, no spaces)",
+        examples=["4915112345678"],
+    )
+
+
 class QrQuery(Strict):
     format: Literal["json", "image"] = Field(default="json", description="`image` answers the PNG itself")
 

@@ -8,8 +8,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import (
     ChatRead,
+    ChatUpdated,
+    ContactLidsMapped,
     MessageAck,
     MessageEdited,
+    MessageImported,
     MessageMediaUpdated,
     MessageReaction,
     MessageReceived,
@@ -30,8 +33,8 @@ log = logging.getLogger(__name__)
 STORED_TYPES = frozenset(
     m.TYPE
     for m in (
-        MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked, MessageMediaUpdated,
-        ChatRead, SessionStatusChanged, SessionQrUpdated,
+        MessageReceived, MessageSent, MessageImported, MessageAck, MessageReaction, MessageEdited, MessageRevoked,
+        MessageMediaUpdated, ChatRead, ChatUpdated, ContactLidsMapped, SessionStatusChanged, SessionQrUpdated,
     )
 )
 # Publishes the events once stored with their `seq` (on `<p>.stream`); raises `BrokerUnavailable`.

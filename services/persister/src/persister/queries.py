@@ -138,11 +138,14 @@ def _iso(value: Any) -> str | None:
     return value.isoformat()
 
 
-def chat_item(doc: dict) -> dict:
-    """A chat document as the fields of its `ChatItem`."""
+def chat_item(doc: dict, phones: dict[str, str]) -> dict:
+    """A chat document as the fields of its `ChatItem` (`phones`: lid -> phone id of the page's @lid chats)."""
     return {
         "chatId": doc["chatId"],
-        "name": doc.get("name"),
+        "name": doc.get("infoName") or doc.get("name"),
+        "picture": doc.get("picture"),
+        "phone": phones.get(doc["chatId"]),
+        "participants": doc.get("participants"),
         "isGroup": bool(doc.get("isGroup")),
         "lastMessage": doc.get("lastMessage"),
         "updatedAt": _iso(doc.get("updatedAt")),
@@ -180,7 +183,18 @@ class QueryService:
             self.store.messages, query, "sortMs", "id", limit, after, MESSAGE_PROJECTION, self.page_max_bytes
         )
         cursor = encode_cursor(MESSAGE_CURSOR, *more) if more else None
+        phones = await self.phones_of(user_id, {d["fromLid"] for d in docs if d.get("fromLid") and not d.get("fromPhone")})
+        for doc in docs:
+            if doc.get("fromLid") in phones and not doc.get("fromPhone"):
+                doc["fromPhone"] = phones[doc["fromLid"]]
         return MessagePage.model_validate({"items": message_items(docs), "nextCursor": cursor})
+
+    async def phones_of(self, user_id: str, lids: set[str]) -> dict[str, str]:
+        """lid -> phone id of those of `lids` the user's history import mapped (one indexed read)."""
+        if not lids:
+            return {}
+        found = self.store.lids.find({"userId": user_id, "lid": {"$in": sorted(lids)}}, {"_id": 0, "lid": 1, "phone": 1})
+        return {doc["lid"]: doc["phone"] async for doc in found}
 
     async def media(self, user_id: str, message_id: str) -> MediaRecord | None:
         """The message's media record, if the message is the user's and has one."""
@@ -198,7 +212,8 @@ class QueryService:
             self.store.chats, query, "lastMessageAt", "chatId", limit, after, max_bytes=self.page_max_bytes
         )
         next_cursor = encode_cursor(CHAT_CURSOR, *more) if more else None
-        return ChatPage.model_validate({"items": [chat_item(d) for d in docs], "nextCursor": next_cursor})
+        phones = await self.phones_of(user_id, {d["chatId"] for d in docs if d["chatId"].endswith("@lid")})
+        return ChatPage.model_validate({"items": [chat_item(d, phones) for d in docs], "nextCursor": next_cursor})
 
     async def run(self, env: Envelope) -> Reply:
         """Answer a validated query; the user is always the envelope's, never anything in `data`."""

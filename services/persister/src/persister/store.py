@@ -25,14 +25,24 @@ from pymongo.errors import (
 )
 
 from fleet_shared.contracts import Envelope, utcnow
-from fleet_shared.contracts.events import ChatRead, Message
+from fleet_shared.contracts.events import ChatRead, ChatUpdated, ContactLidsMapped, Message, MessageImported
 
-from .writes import MESSAGE_FACTS, chat_read, chat_update, message_insert, message_order, message_update
+from .writes import (
+    MESSAGE_FACTS,
+    chat_info,
+    chat_read,
+    chat_update,
+    lid_mappings,
+    message_insert,
+    message_order,
+    message_update,
+)
 
 log = logging.getLogger(__name__)
 
 MESSAGES = "messages"
 CHATS = "chats"
+LIDS = "lids"  # people's two ids: {userId, lid, phone}
 DUPLICATE_KEY = 11000
 # Server answers that mean "try again later", not "this write is wrong".
 _TRANSIENT_CODES = {6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
@@ -104,10 +114,15 @@ class Store:
     def chats(self) -> AsyncCollection:
         return self.db[CHATS]
 
+    @property
+    def lids(self) -> AsyncCollection:
+        return self.db[LIDS]
+
     async def ensure_indexes(self) -> None:
         """Idempotent: creating an index that exists with the same definition is a no-op."""
         await self.messages.create_indexes(MESSAGE_INDEXES)
         await self.chats.create_indexes(CHAT_INDEXES)
+        await self.lids.create_index([("userId", ASCENDING), ("lid", ASCENDING)], unique=True, name="user_lid_unique")
         retired = set(RETIRED_MESSAGE_INDEXES) & set(await self.messages.index_information())
         if retired:
             # The first start after an upgrade: messages stored before `sortMs` existed get it (their
@@ -136,7 +151,14 @@ class Store:
         try:
             result, new = await self._write_messages(on_messages, now)
             await self._write_chats(on_messages, new, now)
-            await _bulk_write(self.chats, [chat_read(env, now) for env in events if isinstance(env.data, ChatRead)])
+            chat_ops = [
+                chat_read(env, now) if isinstance(env.data, ChatRead) else chat_info(env, now)
+                for env in events
+                if isinstance(env.data, (ChatRead, ChatUpdated))
+            ]
+            await _bulk_write(self.chats, chat_ops, lambda i: chat_ops[i])
+            lid_ops = [op for env in events if isinstance(env.data, ContactLidsMapped) for op in lid_mappings(env)]
+            await _bulk_write(self.lids, lid_ops, lambda i: lid_ops[i])
         except PyMongoError as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
@@ -161,13 +183,17 @@ class Store:
             if isinstance(env.data, Message):
                 by_chat.setdefault((env.user_id, env.data.chat_id), []).append((i, env))
         # Only the newest message of each chat can become its `lastMessage`; the ones naming it go
-        # along, and the ones received for the first time count as unread.
+        # along, and the ones received for the first time count as unread (not imported history:
+        # the user saw it on the phone, and WhatsApp's sync does not say what was read).
         ops = [
             chat_update(
                 max((env for _, env in messages), key=message_order),
                 now,
                 naming=[env for _, env in messages if env.data.chat_name],
-                unread=[env.data.timestamp for i, env in messages if i in inserted and not env.data.from_me],
+                unread=[
+                    env.data.timestamp for i, env in messages
+                    if i in inserted and not env.data.from_me and not isinstance(env.data, MessageImported)
+                ],
             )
             for messages in by_chat.values()
         ]

@@ -21,6 +21,9 @@ from pymongo import InsertOne, UpdateOne
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import (
     ChatRead,
+    ChatUpdated,
+    ContactLidsMapped,
+    MemberChange,
     Message,
     MessageAck,
     MessageEdited,
@@ -64,7 +67,14 @@ def message_content(m: Message) -> dict:
         "hasMedia": m.has_media,
         "timestamp": m.timestamp,
         "replyTo": m.reply_to,
+        "fromPhone": m.from_phone,
+        "fromLid": m.from_lid,
     }
+
+
+# Known once, never forgotten: a later event without them (a webhook that did not resolve the lid)
+# keeps what an earlier one (the history import) said.
+KEPT_WHEN_MISSING = ("fromPhone", "fromLid")
 
 
 # ---- expressions over the stored document ----------------------------------------------------
@@ -127,6 +137,8 @@ def _message_fields(m: Message, now: datetime) -> dict:
     content["body"] = _kept_or("body", {"$or": [_EDITED, _REVOKED]}, m.body)
     fields: dict[str, Any] = {name: {"$literal": value} for name, value in content.items() if name != "body"}
     fields["body"] = content["body"]
+    for name in KEPT_WHEN_MISSING:
+        fields[name] = {"$ifNull": [{"$literal": content[name]}, {"$ifNull": [f"${name}", None]}]}
     fields["sortMs"] = {"$ifNull": ["$sortMs", sort_ms(m)]}
     fields["media"] = _media_expression(media_doc(m.media), replaces_pending=False)
     fields["storedAt"] = {"$ifNull": ["$storedAt", now]}
@@ -214,6 +226,57 @@ def chat_update(env: Envelope, now: datetime, *, naming: Sequence[Envelope] = ()
         changed = {"$or": [changed, {"$gt": [count, 0]}]}
     stage["updatedAt"] = {"$cond": [changed, now, "$updatedAt"]}
     return UpdateOne({"userId": env.user_id, "chatId": m.chat_id}, [{"$set": stage}], upsert=True)
+
+
+def chat_info(env: Envelope, now: datetime) -> UpdateOne:
+    """What WhatsApp says about the chat itself (`chat.updated`): its name (kept apart from the
+    name messages give, `infoName`, and preferred to it), picture, a group's participants. Each
+    field it tells replaces the stored one unless a newer word was stored already."""
+    info: ChatUpdated = env.data
+    kind = chat_kind(info.chat_id)
+    newer = {"$lt": [{"$ifNull": ["$infoAtMs", -1]}, info.updated_at_ms]}
+    told: dict[str, Any] = {"infoName": info.name, "picture": info.picture}
+    if info.participants is not None:
+        told["participants"] = [p.model_dump(mode="json", by_alias=True) for p in info.participants]
+    stage: dict[str, Any] = {
+        name: {"$cond": [newer, {"$ifNull": [{"$literal": value}, f"${name}"]}, f"${name}"]}
+        for name, value in told.items()
+    }
+    stage["left"] = {"$cond": [newer, info.left, {"$ifNull": ["$left", False]}]}
+    if info.member_changes:
+        stage["participants"] = _members_after(info.member_changes)
+    stage.update({
+        "infoAtMs": {"$max": [{"$ifNull": ["$infoAtMs", -1]}, info.updated_at_ms]},
+        "kind": {"$ifNull": ["$kind", kind]},
+        "isGroup": {"$ifNull": ["$isGroup", kind == GROUP]},
+        "createdAt": {"$ifNull": ["$createdAt", now]},
+        "updatedAt": {"$cond": [newer, now, "$updatedAt"]},
+    })
+    return UpdateOne({"userId": env.user_id, "chatId": info.chat_id}, [{"$set": stage}], upsert=True)
+
+
+def _members_after(changes: Sequence[MemberChange]) -> dict:
+    """A group's participants after people joined, left, were promoted or demoted (applied as they
+    come: each webhook is one change, WAHA sends them in order)."""
+    by = {kind: [c.id for c in changes if c.change == kind] for kind in ("join", "leave", "promote", "demote")}
+    joined = [{"id": c.id, "phone": c.phone, "role": "participant"} for c in changes if c.change == "join"]
+    stored = {"$ifNull": ["$participants", []]}
+    kept = {"$filter": {"input": stored, "cond": {"$not": [{"$in": ["$$this.id", {"$literal": by["leave"] + by["join"]}]}]}}}
+
+    def role(ids: list[str], value: str, otherwise: Any) -> dict:
+        return {"$cond": [{"$in": ["$$this.id", {"$literal": ids}]}, {"$mergeObjects": ["$$this", {"role": value}]}, otherwise]}
+
+    roles = {"$map": {"input": kept, "in": role(by["promote"], "admin", role(by["demote"], "participant", "$$this"))}}
+    return {"$concatArrays": [roles, {"$literal": joined}]}
+
+
+def lid_mappings(env: Envelope) -> list[UpdateOne]:
+    """People's two ids (`contact.lids_mapped`): one document per (user, lid)."""
+    mapped: ContactLidsMapped = env.data
+    return [
+        UpdateOne({"userId": env.user_id, "lid": item.lid}, {"$set": {"phone": item.phone}}, upsert=True)
+        for item in mapped.items
+    ]
 
 
 def chat_read(env: Envelope, now: datetime) -> UpdateOne:

@@ -25,6 +25,7 @@ from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
 from fleet_shared.topology import Topology
 
 from .adapters.broker import BrokerEvents, PartitionCommands
+from .adapters.mongo_history import MongoHistoryImports
 from .adapters.mongo_registry import MongoSessionRegistry
 from .adapters.mongo_sends import MongoSendLedger
 from .adapters.waha_http import RetryPolicy, WahaClient
@@ -68,6 +69,11 @@ def waha_client(settings: Settings) -> WahaClient:
             base=settings.waha_backoff_base.total_seconds(),
             cap=settings.media_fetch_backoff_max.total_seconds(),
         ),
+        history_retry=RetryPolicy(
+            attempts=max(1, settings.history_waha_attempts),
+            base=settings.waha_backoff_base.total_seconds(),
+            cap=settings.history_backoff_max.total_seconds(),
+        ),
     )
 
 
@@ -83,8 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = mongo[settings.mongodb_database]
         registry = MongoSessionRegistry(db, activity_precision=settings.session_idle_timeout * ACTIVITY_PRECISION_SHARE)
         sends = MongoSendLedger(db)
+        history = MongoHistoryImports(db)
         await registry.ensure_indexes()
         await sends.ensure_indexes()
+        await history.ensure_indexes()
         waha = waha_client(settings)
         broker = make_broker(settings, SERVICE_NAME, prefetch=settings.command_prefetch)
         link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
@@ -98,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upkeep=PartitionCommands(broker, topology),
             media=media,
             connected=lambda: link.connection.connected,
+            history=history,
         )
         SESSION_LIMIT.set(settings.max_sessions)
         register_subscribers(broker, topology, orchestrator, UserSerializer(), settings)
@@ -106,11 +115,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await link.start(wait=STARTUP_WAIT)
             orchestrator.jobs.start()
+            if orchestrator.history is not None:
+                orchestrator.history.start_resuming()
             with startup_objects_frozen():
                 yield
         finally:
             log.info("shutting down: draining the commands in hand; WAHA sessions keep running")
             await orchestrator.jobs.stop()
+            if orchestrator.history is not None:
+                await orchestrator.history.stop()
             await link.stop()
             await orchestrator.admission.close()
             await dead_letters.close()

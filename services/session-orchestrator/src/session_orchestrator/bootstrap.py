@@ -22,9 +22,11 @@ from fleet_shared.contracts.commands import (
     EditMessage,
     GetQr,
     GetSession,
+    ImportHistory,
     LogoutSession,
     MarkChatRead,
     ReactToMessage,
+    RequestPairingCode,
     RestartSession,
     RetryMedia,
     SendMessage,
@@ -34,7 +36,7 @@ from fleet_shared.contracts.commands import (
 )
 from fleet_shared.media import MediaStore
 
-from .adapters.ports import CommandPublisher, EventPublisher, SendLedger, SessionRegistry, Waha
+from .adapters.ports import CommandPublisher, EventPublisher, HistoryImports, SendLedger, SessionRegistry, Waha
 from .config import Settings
 from .domain.session_config import WebhookTarget, session_config
 from .entrypoints.jobs import UpkeepJobs
@@ -42,6 +44,7 @@ from .handlers import Dispatcher
 from .handlers.actions import MessageActions
 from .handlers.admission import Admission
 from .handlers.errors import CommandFailures
+from .handlers.history import HistoryImporter, HistoryPolicy
 from .handlers.media import MediaCopier
 from .handlers.queries import SessionQueries
 from .handlers.reports import Reports
@@ -58,6 +61,7 @@ class Orchestrator:
     media: MediaCopier
     admission: Admission
     jobs: UpkeepJobs
+    history: HistoryImporter | None = None
 
 
 def bootstrap(
@@ -71,8 +75,10 @@ def bootstrap(
     media: MediaStore,
     connected: Callable[[], bool] = lambda: True,
     clock: Callable[[], datetime] = utcnow,
+    history: HistoryImports | None = None,
 ) -> Orchestrator:
-    """`connected`: whether the broker is reachable (the jobs wait for it before their first round)."""
+    """`connected`: whether the broker is reachable (the jobs wait for it before their first round).
+    `history`: where history imports keep their cursor (None: no history import)."""
     webhook = WebhookTarget(settings.webhook_url, settings.webhook_hmac_key)
     recorder = StatusRecorder(registry, events, clock)
     admission = Admission(registry, settings.max_sessions, clock)
@@ -80,7 +86,10 @@ def bootstrap(
         registry, waha, recorder, webhook, clock, admission, qr_poll_interval=settings.qr_poll_interval.total_seconds()
     )
     repairs = UpkeepCommands(registry, waha, recorder, webhook, settings.session_idle_timeout, clock)
-    queries = SessionQueries(registry, registry, settings.max_sessions)
+    queries = SessionQueries(registry, registry, settings.max_sessions, history)
+    importer = (
+        HistoryImporter(history, registry, waha, events, history_policy(settings), clock) if history is not None else None
+    )
     actions = MessageActions(registry, waha, events, clock)
     copier = MediaCopier(waha, media, events, settings.media_max_bytes)
     dispatcher = Dispatcher(
@@ -90,6 +99,8 @@ def bootstrap(
             RestartSession.TYPE: sessions.restart,
             LogoutSession.TYPE: sessions.logout,
             GetQr.TYPE: sessions.qr,
+            RequestPairingCode.TYPE: sessions.pairing_code,
+            **({ImportHistory.TYPE: importer.command} if importer is not None else {}),
             SendMessage.TYPE: SendCommand(registry, sends, waha, events, media, clock),
             ReactToMessage.TYPE: actions.react,
             EditMessage.TYPE: actions.edit,
@@ -120,4 +131,16 @@ def bootstrap(
         desired_config=lambda user_id: session_config(user_id, webhook),
         rollout_interval=settings.config_rollout_interval,
     )
-    return Orchestrator(dispatcher, Reports(registry, recorder, waha, events, clock), copier, admission, jobs)
+    reports = Reports(registry, recorder, waha, events, clock, on_paired=importer.paired if importer else None)
+    return Orchestrator(dispatcher, reports, copier, admission, jobs, importer)
+
+
+def history_policy(settings: Settings) -> HistoryPolicy:
+    return HistoryPolicy(
+        messages_per_chat=settings.history_messages_per_chat,
+        chats_page=settings.history_chats_page,
+        concurrency=max(1, settings.history_concurrency),
+        lease=settings.history_lease,
+        resume_interval=settings.history_resume_interval,
+        timeout=settings.history_import_timeout,
+    )

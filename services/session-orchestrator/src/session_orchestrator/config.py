@@ -52,4 +52,17 @@ class Settings(FleetSettings, MongoSettings, MediaSettings):
     # How often a QR request looks at the session while waiting for its QR.
     qr_poll_interval: Duration = timedelta(milliseconds=250)
 
+    # The history import (docs/sessions.md): the newest messages of each chat it takes, chats read
+    # per overview page, chats read at once, the lease a replica holds on an import (another one
+    # resumes it when it runs out), how often each replica looks for such imports, and its bound.
+    history_messages_per_chat: int = 50
+    history_chats_page: int = 50
+    history_concurrency: int = 4
+    history_lease: Duration = timedelta(seconds=30)
+    history_resume_interval: Duration = timedelta(seconds=5)
+    history_import_timeout: Duration = timedelta(minutes=30)
+    # WAHA calls of the import are tried this often, waiting out 429s (Retry-After) up to the cap.
+    history_waha_attempts: int = 8
+    history_backoff_max: Duration = timedelta(seconds=30)
+
     secret_fields: ClassVar[tuple[str, ...]] = ("waha_api_key", "webhook_hmac_key")

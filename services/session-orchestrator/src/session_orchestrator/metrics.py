@@ -29,6 +29,10 @@ IDLE_STOPS = Counter("orchestrator_idle_stops_total", "Sessions stopped after SE
 REPAIRS = Counter("orchestrator_reconcile_repairs_total", "Reconciliation repairs applied, by kind", ["repair"])
 ACTIVITY = Counter("orchestrator_activity_events_total", "Activity reports (session.active) noted as user activity")
 RECONFIGURED = Counter("orchestrator_sessions_reconfigured_total", "WAHA sessions given the current config")
+HISTORY_IMPORTS = Counter(
+    "orchestrator_history_imports_total", "History imports started, resumed, done and failed", ["event"]
+)
+HISTORY_MESSAGES = Counter("orchestrator_history_messages_total", "Messages published by history imports")
 MEDIA_COPIES = Counter("orchestrator_media_copies_total", "Media files copied out of WAHA, by outcome", ["status"])
 
 

@@ -9,7 +9,10 @@ from pydantic import ValidationError
 
 from fleet_shared.contracts import Contract, Envelope, deterministic_id, envelope
 from fleet_shared.contracts.events import (
+    ChatUpdated,
+    GroupParticipant,
     MediaAvailable,
+    MemberChange,
     MessageAck,
     MessageEdited,
     MessageReaction,
@@ -18,17 +21,30 @@ from fleet_shared.contracts.events import (
     MessageSent,
     SessionStatusReported,
 )
-from fleet_shared.contracts.media import MessageMedia, media_kind
 from fleet_shared.errors import describe
 from fleet_shared.ids import CHAT_ID_RE, MESSAGE_ID_RE
 from fleet_shared.waha import is_group_chat, parse_serialized_id, phone_number, serialized_id, session_owner
+from fleet_shared.wamessage import message_fields
 
-from .waha import WaAck, WahaWebhook, WaMessage, WaReaction, WaRevoked, WaSessionStatus, parse_payload
+from .waha import (
+    WaAck,
+    WaGroupEvent,
+    WahaWebhook,
+    WaMessage,
+    WaReaction,
+    WaRevoked,
+    WaSessionStatus,
+    parse_payload,
+)
 
 MESSAGE_EVENTS = frozenset({"message", "message.any"})
 MESSAGE_FACTS = (MessageReceived, MessageSent, MessageAck, MessageReaction, MessageEdited, MessageRevoked)
-HANDLED_EVENTS = MESSAGE_EVENTS | {"message.ack", "message.reaction", "message.edited", "message.revoked", "session.status"}
-NOT_DOWNLOADED = "WAHA did not download the file"
+GROUP_EVENTS = frozenset({"group.v2.join", "group.v2.update", "group.v2.leave", "group.v2.participants"})
+HANDLED_EVENTS = (
+    MESSAGE_EVENTS | GROUP_EVENTS | {"message.ack", "message.reaction", "message.edited", "message.revoked", "session.status"}
+)
+ROLES = {"admin": "admin", "superadmin": "superadmin"}
+MEMBER_CHANGES = ("join", "leave", "promote", "demote")
 
 
 class ContractViolation(ValueError):
@@ -73,6 +89,8 @@ def _translated(hook: WahaWebhook, user_id: str) -> Envelope:
         return _revoked(hook, user_id, parse_payload(WaRevoked, hook))
     if hook.event == "session.status":
         return _status(hook, user_id, parse_payload(WaSessionStatus, hook))
+    if hook.event in GROUP_EVENTS:
+        return _group(hook, user_id, parse_payload(WaGroupEvent, hook))
     raise ValueError(f"not a handled event: {hook.event!r}")
 
 
@@ -103,23 +121,10 @@ def _message(hook: WahaWebhook, user_id: str, msg: WaMessage) -> Envelope:
     # same fact as `message.any` and gets the same type, so the two never disagree about one id.
     model = MessageSent if msg.from_me else MessageReceived
     chat_id = _chat_of(hook, msg)
-    media = _media(msg)
     payload = model(
-        id=msg.id,
-        chat_id=chat_id,
-        from_me=msg.from_me,
-        from_=msg.from_,
-        to=msg.to,
-        participant=msg.participant,
-        body=msg.body,
-        type=msg.type or (media.kind if media else "chat"),
-        has_media=bool(msg.has_media),
-        timestamp=msg.timestamp,
-        ack=msg.ack,
+        **message_fields(msg, chat_id),
         # A private chat is named after the person; a group's name is not in the message.
         chat_name=None if msg.from_me or is_group_chat(chat_id) else msg.sender_name,
-        media=media,
-        reply_to=msg.reply_to.id if msg.reply_to else None,
         received_at_ms=hook.timestamp,
     )
     return _envelope(hook, user_id, payload, message_event_id(user_id, msg.id), _from_s(msg.timestamp))
@@ -143,23 +148,10 @@ def media_to_copy(hook: WahaWebhook, event: Envelope) -> Envelope | None:
 
 
 def _chat_of(hook: WahaWebhook, msg: WaMessage) -> str:
-    chat_id = msg.to if msg.from_me else msg.from_
+    chat_id = msg.chat_id
     if not chat_id:
         raise ContractViolation(f"{hook.event}: payload.{'to' if msg.from_me else 'from'} is required")
     return chat_id
-
-
-def _media(msg: WaMessage) -> MessageMedia | None:
-    """The message's media as waha-fleet tracks it: pending while WAHA holds the file for us to
-    copy, failed when WAHA could not get it (the user may retry)."""
-    if not msg.has_media:
-        return None
-    wa = msg.media
-    kind = media_kind(wa.mimetype if wa else None, msg.type or (msg.data or {}).get("type"))
-    if wa is None or not wa.url:
-        error = str(wa.error)[:500] if wa is not None and wa.error else NOT_DOWNLOADED
-        return MessageMedia(kind=kind, mimetype=wa.mimetype if wa else None, status="failed", error=error)
-    return MessageMedia(kind=kind, mimetype=wa.mimetype, filename=wa.filename, status="pending")
 
 
 def _target(hook: WahaWebhook, action: WaMessage, raw_id: str) -> str:
@@ -221,6 +213,31 @@ def _ack(hook: WahaWebhook, user_id: str, ack: WaAck) -> Envelope:
         correlation_id=hook.id,
         occurred_at=_from_ms(hook.timestamp),
     )
+
+
+def _group(hook: WahaWebhook, user_id: str, g: WaGroupEvent) -> Envelope:
+    """A group's subject, members or the user leaving it, as `chat.updated`."""
+    members = None
+    if hook.event == "group.v2.join" and g.group.participants is not None:
+        members = [
+            GroupParticipant(id=m.id, phone=m.pn, role=ROLES.get(m.role or "", "participant")) for m in g.group.participants
+        ]
+    changes = None
+    if hook.event == "group.v2.participants":
+        if g.type not in MEMBER_CHANGES:
+            raise ContractViolation(f"group.v2.participants: unknown type {g.type!r}")
+        changes = [MemberChange(id=m.id, phone=m.pn, change=g.type) for m in g.participants or []]
+    payload = ChatUpdated(
+        chat_id=g.group.id,
+        name=g.group.subject if hook.event in ("group.v2.join", "group.v2.update") else None,
+        participants=members,
+        member_changes=changes,
+        left=hook.event == "group.v2.leave",
+        updated_at_ms=g.timestamp or hook.timestamp,
+    )
+    if not CHAT_ID_RE.fullmatch(payload.chat_id):
+        raise ContractViolation(f"{hook.event}: {payload.chat_id[:80]!r} is not a WhatsApp chat id")
+    return _envelope(hook, user_id, payload, deterministic_id(user_id, "group", hook.id), _from_ms(hook.timestamp))
 
 
 def _status(hook: WahaWebhook, user_id: str, status: WaSessionStatus) -> Envelope:

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from fleet_shared.errors import describe
+from fleet_shared.wamessage import MAX_MS, MAX_SECONDS, WaMedia, WaMessage, WaReplyTo
+from fleet_shared.wamessage import SHORT as _SHORT
 
-MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-MAX_SECONDS = MAX_MS // 1000
-_SHORT = 256
+__all__ = ["MAX_MS", "MAX_SECONDS", "WaMedia", "WaMessage", "WaReplyTo"]
 
 
 class InvalidJson(ValueError):
@@ -45,49 +45,6 @@ class WahaWebhook(_Waha):
     me: Me | None = None
     payload: Any = None
     engine: str | None = Field(default=None, max_length=64)
-
-
-class WaMedia(_Waha):
-    """A message's `media`: where WAHA keeps the file for a while, or why it has none."""
-
-    url: str | None = Field(default=None, max_length=2048)
-    mimetype: str | None = Field(default=None, max_length=255)
-    filename: str | None = Field(default=None, max_length=255)
-    error: Any = None
-
-
-class WaReplyTo(_Waha):
-    id: str | None = Field(default=None, max_length=512)
-
-
-class WaMessage(_Waha):
-    """Payload of `message` and `message.any` (and of `message.edited`, which adds `editedMessageId`)."""
-
-    id: str = Field(min_length=1)
-    timestamp: int = Field(ge=0, le=MAX_SECONDS)  # seconds
-    from_: str | None = Field(default=None, alias="from")
-    to: str | None = None
-    from_me: StrictBool = Field(alias="fromMe")
-    participant: str | None = None
-    body: str | None = None
-    has_media: bool | None = Field(default=False, alias="hasMedia")
-    ack: int | None = None
-    type: str | None = Field(default=None, max_length=64)
-    media: WaMedia | None = None
-    reply_to: WaReplyTo | None = Field(default=None, alias="replyTo")
-    source: str | None = Field(default=None, max_length=32)  # "api": sent through WAHA's API; "app": from the phone
-    edited_message_id: str | None = Field(default=None, alias="editedMessageId", max_length=512)
-    data: dict[str, Any] | None = Field(default=None, alias="_data")  # raw engine object
-
-    @property
-    def sender_name(self) -> str | None:
-        """The sender's WhatsApp profile name, where the engine's raw object has it.
-
-        NOWEB/GOWS (Baileys, whatsmeow) call it `pushName`, WEBJS `notifyName`.
-        """
-        raw = self.data or {}
-        name = raw.get("pushName") or raw.get("notifyName")
-        return name[:_SHORT] if isinstance(name, str) and name.strip() else None
 
 
 class WaAck(_Waha):
@@ -125,6 +82,27 @@ class WaRevoked(_Waha):
     revoked_message_id: str = Field(alias="revokedMessageId", min_length=1, max_length=512)
 
 
+class WaGroupMember(_Waha):
+    id: str = Field(min_length=1, max_length=_SHORT)
+    pn: str | None = Field(default=None, max_length=_SHORT)
+    role: str | None = Field(default=None, max_length=32)
+
+
+class WaGroupInfo(_Waha):
+    id: str = Field(min_length=1, max_length=_SHORT)
+    subject: str | None = None
+    participants: list[WaGroupMember] | None = None
+
+
+class WaGroupEvent(_Waha):
+    """Payload of `group.v2.join`, `.update`, `.leave` and `.participants` (WAHA's GroupV2*Event)."""
+
+    timestamp: int | None = Field(default=None, ge=0, le=MAX_MS)  # ms
+    group: WaGroupInfo
+    type: str | None = Field(default=None, max_length=32)  # participants: join, leave, promote, demote
+    participants: list[WaGroupMember] | None = None
+
+
 class WaSessionStatus(_Waha):
     """Payload of `session.status`."""
 
@@ -132,7 +110,7 @@ class WaSessionStatus(_Waha):
     status: str = Field(min_length=1, max_length=64)
 
 
-M = TypeVar("M", bound=_Waha)
+M = TypeVar("M", bound=BaseModel)
 
 
 def parse_webhook(raw: bytes) -> WahaWebhook:

@@ -40,6 +40,20 @@ class GetQr(Contract):
     TYPE = "session.qr"
 
 
+class RequestPairingCode(Contract):
+    """Pair by phone number instead of a QR (WAHA's request-code): only while the session asks for a QR."""
+
+    TYPE = "session.pairing_code"
+
+    phone_number: str = Field(pattern=r"^[0-9]{7,15}$")  # international, digits only (E.164 without +)
+
+
+class ImportHistory(Contract):
+    """Import the chats and newest messages WhatsApp synced (again): runs in the background."""
+
+    TYPE = "session.import_history"
+
+
 class OutgoingMedia(Contract):
     """A file to send, already in the media store (the gateway put it there: ADR 0010)."""
 
@@ -151,6 +165,24 @@ class ListMessages(Contract):
 # Reply payloads
 
 
+HistoryImportState = Literal["idle", "running", "done", "failed"]
+
+
+class HistoryImportView(Contract):
+    """How far the import of the user's history is: chats done and messages imported so far."""
+
+    state: HistoryImportState = "idle"
+    chats: int = 0
+    messages: int = 0
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class PairingCodeView(Contract):
+    code: str  # e.g. `ABCD-EFGH`: typed on the phone (Linked devices, link with phone number)
+
+
 class SessionView(Contract):
     user_id: str
     session: str
@@ -159,6 +191,7 @@ class SessionView(Contract):
     last_error: str | None = None
     last_activity: str | None = None
     updated_at: str | None = None
+    history_import: HistoryImportView = Field(default_factory=HistoryImportView)
 
 
 class QrView(Contract):
@@ -195,7 +228,7 @@ class MediaRecord(Contract):
 COMMAND_TYPES: dict[str, type[Contract]] = {
     c.TYPE: c
     for c in (
-        StartSession, StopSession, RestartSession, LogoutSession, GetQr, SendMessage, ReactToMessage, EditMessage,
+        StartSession, StopSession, RestartSession, LogoutSession, GetQr, RequestPairingCode, ImportHistory, SendMessage, ReactToMessage, EditMessage,
         DeleteMessage, MarkChatRead, SetTyping, RetryMedia,
     )
 }

@@ -32,6 +32,10 @@ class Message(Contract):
     # When waha-fleet first heard of it (WAHA's webhook time, or the send's), in ms: it orders the
     # messages of one second (WhatsApp's timestamps are whole seconds).
     received_at_ms: int | None = Field(default=None, ge=0)
+    # The sender as both WhatsApp ids, where known: WAHA may name a person by a hidden `<digits>@lid`
+    # id; `from_phone` is then their `<digits>@c.us` (resolved through WAHA's lids), `from_lid` the lid.
+    from_phone: str | None = Field(default=None, max_length=256)
+    from_lid: str | None = Field(default=None, max_length=256)
 
 
 class MessageReceived(Message):
@@ -40,6 +44,59 @@ class MessageReceived(Message):
 
 class MessageSent(Message):
     TYPE = "message.sent"
+
+
+class MessageImported(Message):
+    """A message of the history WhatsApp synced at pairing, read by the orchestrator's history
+    import: stored like any other, never pushed live, never counted as unread."""
+
+    TYPE = "message.imported"
+
+
+class GroupParticipant(Contract):
+    id: str = Field(max_length=256)
+    phone: str | None = Field(default=None, max_length=256)  # `<digits>@c.us`, when WAHA knows it
+    role: Literal["participant", "admin", "superadmin"] = "participant"
+
+
+MAX_PARTICIPANTS = 2048
+
+
+class MemberChange(Contract):
+    """Someone joined or left a group, or became an admin or no longer is one."""
+
+    id: str = Field(max_length=256)
+    phone: str | None = Field(default=None, max_length=256)
+    change: Literal["join", "leave", "promote", "demote"]
+
+
+class ChatUpdated(Contract):
+    """What WhatsApp says about a chat itself: its name, picture, a group's participants. A field
+    left out (None) is unknown and keeps what is stored; `removed` drops the chat (left the group)."""
+
+    TYPE = "chat.updated"
+
+    chat_id: str = Field(max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+    picture: str | None = Field(default=None, max_length=2048)
+    participants: list[GroupParticipant] | None = Field(default=None, max_length=MAX_PARTICIPANTS)
+    member_changes: list[MemberChange] | None = Field(default=None, max_length=MAX_PARTICIPANTS)
+    left: bool = False  # the user is no longer in this group
+    updated_at_ms: int = Field(ge=0)  # when WhatsApp said it: an older word never replaces a newer one
+
+
+class ContactLid(Contract):
+    lid: str = Field(max_length=256)
+    phone: str = Field(max_length=256)  # `<digits>@c.us`
+
+
+class ContactLidsMapped(Contract):
+    """People WAHA knows under both ids (`/api/{session}/lids`): the persister fills in `fromPhone`
+    of their messages with it."""
+
+    TYPE = "contact.lids_mapped"
+
+    items: list[ContactLid] = Field(max_length=1000)
 
 
 class MessageAck(Contract):
@@ -160,12 +217,15 @@ EVENT_TYPES: dict[str, type[Contract]] = {
     for c in (
         MessageReceived,
         MessageSent,
+        MessageImported,
         MessageAck,
         MessageReaction,
         MessageEdited,
         MessageRevoked,
         MessageMediaUpdated,
         ChatRead,
+        ChatUpdated,
+        ContactLidsMapped,
         MediaAvailable,
         SessionStatusReported,
         SessionActive,
@@ -175,6 +235,9 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 }
 
 # Facts only the services act on: never forwarded to clients (the gateway's live WebSocket).
-INTERNAL_EVENT_TYPES = frozenset({SessionStatusReported.TYPE, SessionActive.TYPE, MediaAvailable.TYPE})
+# Imported history is stored, never pushed live (a client reads it from the message list).
+INTERNAL_EVENT_TYPES = frozenset(
+    {SessionStatusReported.TYPE, SessionActive.TYPE, MediaAvailable.TYPE, MessageImported.TYPE, ContactLidsMapped.TYPE}
+)
 # What a client may be told about its own account.
 PUBLIC_EVENT_TYPES: dict[str, type[Contract]] = {t: m for t, m in EVENT_TYPES.items() if t not in INTERNAL_EVENT_TYPES}

@@ -16,6 +16,8 @@ from .commands import (
     GetMedia,
     GetQr,
     GetSession,
+    HistoryImportView,
+    ImportHistory,
     ListChats,
     ListContacts,
     ListGroups,
@@ -25,6 +27,7 @@ from .commands import (
     MessageActionView,
     QrView,
     ReactToMessage,
+    RequestPairingCode,
     RestartSession,
     RetryMedia,
     SendMessage,
@@ -36,9 +39,14 @@ from .commands import (
 )
 from .events import (
     ChatRead,
+    ChatUpdated,
+    ContactLid,
+    ContactLidsMapped,
+    GroupParticipant,
     MediaAvailable,
     MessageAck,
     MessageEdited,
+    MessageImported,
     MessageMediaUpdated,
     MessageReaction,
     MessageReceived,
@@ -98,6 +106,20 @@ EVENT_EXAMPLES: dict[str, Contract] = {
         MessageRevoked(id=RECEIVED_ID, chat_id=CONTACT, revoked_at=TS + 50),
         MessageMediaUpdated(id=PHOTO_ID, chat_id=CONTACT, media=PHOTO),
         ChatRead(chat_id=CONTACT, read_at=TS + 60),
+        MessageImported(
+            id="false_4915112345678@c.us_3EB0D1A2B3C4", chat_id=CONTACT, from_me=False, from_=CONTACT,
+            to=f"{PHONE}@c.us", body="See you tomorrow", type="chat", has_media=False, timestamp=TS - 86_400, ack=3,
+            from_phone=CONTACT,
+        ),
+        ChatUpdated(
+            chat_id=GROUP, name="Family", picture="https://pps.whatsapp.net/v/t61.24694-24/1.jpg",
+            participants=[
+                GroupParticipant(id=f"{PHONE}@c.us", phone=f"{PHONE}@c.us", role="superadmin"),
+                GroupParticipant(id="169268823074802@lid", phone=CONTACT),
+            ],
+            updated_at_ms=TS * 1000,
+        ),
+        ContactLidsMapped(items=[ContactLid(lid="169268823074802@lid", phone=CONTACT)]),
         MediaAvailable(
             message_id=PHOTO_ID, chat_id=CONTACT, kind="image", url=f"http://waha:3000/api/files/{SESSION}/3EB0F00D.jpeg",
             mimetype="image/jpeg",
@@ -113,6 +135,8 @@ COMMAND_EXAMPLES: dict[str, Contract] = {
         RestartSession(),
         LogoutSession(),
         GetQr(),
+        RequestPairingCode(phone_number="4915112345678"),
+        ImportHistory(),
         SendMessage(chat_id=CONTACT, text="Hi! Got it.", idempotency_key="order-42"),
         ReactToMessage(message_id=RECEIVED_ID, reaction="❤️"),
         EditMessage(message_id=SENT_ID, text="Hi! Got it, thanks."),
@@ -143,6 +167,9 @@ QUERY_EXAMPLES: dict[str, Contract] = {
 SESSION_VIEW = SessionView(
     user_id=USER, session=SESSION, status="WORKING", phone_number=PHONE, last_error=None,
     last_activity=AT.isoformat(), updated_at=AT.isoformat(),
+    history_import=HistoryImportView(
+        state="done", chats=42, messages=1873, started_at=AT.isoformat(), finished_at=AT.replace(minute=1).isoformat()
+    ),
 )
 QR_VIEW = QrView(status="SCAN_QR_CODE", qr={"value": QR_VALUE, "mimetype": "image/png", "data": PNG_BASE64})
 SENT_VIEW = SentView(id=SENT_ID, chat_id=CONTACT, timestamp=TS + 30)

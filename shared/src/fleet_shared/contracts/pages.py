@@ -38,6 +38,10 @@ class MessageItem(Contract):
     from_: str | None = Field(default=None, alias="from")
     to: str | None = None
     participant: str | None = Field(default=None, description="the sender inside a group")
+    from_phone: str | None = Field(
+        default=None, description="the sender's phone-number id (`<digits>@c.us`), also when WhatsApp named them by a @lid"
+    )
+    from_lid: str | None = Field(default=None, description="the sender's hidden `<digits>@lid` id, when WhatsApp used it")
     body: str | None = None
     type: str
     has_media: bool
@@ -61,9 +65,20 @@ class LastMessage(Contract):
     timestamp: int = Field(description=UNIX_SECONDS)
 
 
+class Participant(Contract):
+    id: str = Field(description="`<digits>@c.us` or `<digits>@lid`")
+    phone: str | None = Field(default=None, description="their phone-number id, when WhatsApp tells it")
+    role: str = Field(description="participant, admin or superadmin")
+
+
 class ChatItem(Contract):
     chat_id: str
-    name: str | None = Field(default=None, description="the chat's name when a message told it, else null")
+    name: str | None = Field(
+        default=None, description="the group's subject, the contact's name or push name; null when WhatsApp did not tell"
+    )
+    picture: str | None = Field(default=None, description="URL of the profile or group picture (WhatsApp's, expires)")
+    phone: str | None = Field(default=None, description="for a `@lid` chat, the person's phone-number id when known")
+    participants: list[Participant] | None = Field(default=None, description="a group's members (null: not known)")
     is_group: bool
     last_message: LastMessage | None = None
     unread_count: int = Field(default=0, description="messages received since the user last read the chat")

@@ -5,6 +5,7 @@ import { Unauthorized, clearError, report, reportSession, showError } from "./ap
 import { forgetChats } from "./chats.js";
 import { forgetConversation } from "./conversation.js";
 import { closeEvents, openEvents, poll, setLive } from "./live.js";
+import { forgetPairing, startPairing } from "./pairing.js";
 import { clearChosenFile, send, showChosenFile } from "./send.js";
 import { QR_STATES, connect, hideQr, refreshQr, refreshStatus } from "./session.js";
 import { $, later, onSignOut, resetState, state } from "./state.js";
@@ -45,6 +46,7 @@ function signOut(message) {
   forgetChats();
   forgetConversation();
   clearChosenFile();
+  forgetPairing();
   $("user").textContent = "";
   $("send-to").value = "";
   $("console").hidden = true;
@@ -69,5 +71,6 @@ $("connect").addEventListener("click", () => connect().catch(reportSession));
 $("send-form").addEventListener("submit", (event) => send(event).catch((error) => showError("send-error", error)));
 $("send-file").addEventListener("change", showChosenFile);
 $("send-file-clear").addEventListener("click", clearChosenFile);
+startPairing();
 const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) signIn(saved).catch(report);

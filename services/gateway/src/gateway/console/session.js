@@ -1,6 +1,7 @@
 // The user's WhatsApp session: its status, the QR to scan, Connect.
 import { api, clearError, report, reportSession } from "./api.js";
 import { loadChats } from "./chats.js";
+import { showHistoryImport } from "./pairing.js";
 import { $, later, state } from "./state.js";
 
 // WAHA's logout and restart stop the session, then start it again (WAHA itself pauses ~3 s between):
@@ -56,6 +57,7 @@ export async function refreshStatus(options) {
   state.userId = view.userId;
   $("user").textContent = view.userId;
   setStatus(view, options);
+  showHistoryImport(view.historyImport);
 }
 
 // GET /qr starts the session if needed and answers the current QR (or none once WORKING).

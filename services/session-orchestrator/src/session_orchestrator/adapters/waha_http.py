@@ -140,6 +140,7 @@ class WahaClient:
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         media_retry: RetryPolicy | None = None,
+        history_retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"X-Api-Key": api_key} if api_key else {}
@@ -147,6 +148,8 @@ class WahaClient:
         self._retry = retry or RetryPolicy()
         # Copying a media file may wait longer: WAHA keeps it for minutes (WHATSAPP_FILES_LIFETIME).
         self._media_retry = media_retry or self._retry
+        # The history import is in no hurry: it waits out WAHA's rate limits (429 + Retry-After).
+        self._history_retry = history_retry or self._retry
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -418,6 +421,46 @@ class WahaClient:
         )
         return cast(bytes, body)
 
+    async def request_code(self, name: str, phone_number: str, *, deadline: float | None = None) -> str:
+        """A pairing code for `phone_number` (WAHA's 422 when the session does not ask for a QR)."""
+        body = await self._call(
+            "POST", f"/api/{name}/auth/request-code", op="auth.request_code", json={"phoneNumber": phone_number},
+            idempotent=False, deadline=deadline,
+        )
+        code = body.get("code") if isinstance(body, dict) else None
+        if not isinstance(code, str) or not code:
+            raise WahaBadResponse("WAHA's request-code answer carries no code", None, body)
+        return code
+
+    # ---- the synced history (read by the history import, paced by its own retry policy) ---------
+
+    async def chats_overview(self, session: str, limit: int, offset: int) -> list[dict]:
+        """A page of the session's chats, newest first (`merge=false`: a person's @lid chat is its own)."""
+        params = {"limit": str(limit), "offset": str(offset), "merge": "false"}
+        body = await self._call("GET", f"/api/{session}/chats/overview", op="history.chats", params=params,
+                                retry=self._history_retry)
+        return _list_of_objects(body, "chats overview")
+
+    async def chat_messages(self, session: str, chat_id: str, limit: int) -> list[dict]:
+        """The chat's newest `limit` messages, without downloading their media."""
+        params = {"limit": str(limit), "downloadMedia": "false", "merge": "false"}
+        body = await self._call("GET", f"/api/{session}/chats/{chat_id}/messages", op="history.messages",
+                                params=params, retry=self._history_retry)
+        return _list_of_objects(body, "message list")
+
+    async def lids(self, session: str, limit: int, offset: int) -> list[dict]:
+        """A page of the people WAHA knows under both ids: `[{lid, pn}]`."""
+        params = {"limit": str(limit), "offset": str(offset)}
+        body = await self._call("GET", f"/api/{session}/lids", op="history.lids", params=params, retry=self._history_retry)
+        return _list_of_objects(body, "lid list")
+
+    async def groups(self, session: str) -> list[dict]:
+        """The groups the account is in, with their participants (NOWEB: an object keyed by id)."""
+        body = await self._call("GET", f"/api/{session}/groups", op="history.groups", retry=self._history_retry)
+        if isinstance(body, dict):
+            body = list(body.values())
+        return _list_of_objects(body, "group list")
+
     async def update_session(self, name: str, config: dict, *, deadline: float | None = None) -> dict:
         """Replace the session's config (WAHA restarts a running session, keeping its pairing)."""
         body = await self._call("PUT", f"/api/sessions/{name}", op="session.update", json={"config": config}, deadline=deadline)
@@ -430,6 +473,12 @@ def _sent(answer: Any, chat_id: str) -> SentMessage:
         raise WahaBadResponse("WAHA's answer carries no message id", None, answer)
     now = int(datetime.now(UTC).timestamp())
     return SentMessage(message_id, sent_message_timestamp(answer, now), sent_message_ack(answer))
+
+
+def _list_of_objects(body: Any, what: str) -> list[dict]:
+    if not isinstance(body, list):
+        raise WahaBadResponse(f"WAHA's {what} is not a list", None, body)
+    return [item for item in body if isinstance(item, dict)]
 
 
 def _body(response: httpx.Response) -> Any:

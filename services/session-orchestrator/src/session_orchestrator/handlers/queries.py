@@ -13,9 +13,10 @@ from fleet_shared.contracts.admin import (
 )
 from fleet_shared.ids import session_name_for
 
-from ..adapters.ports import FleetRecords, SessionRecords
+from ..adapters.ports import FleetRecords, HistoryImports, SessionRecords
 from ..domain.records import iso, view_of
 from ..domain.statuses import RUNNING, SOURCE_WAHA, STATUSES, STOPPED
+from .history import view_of_import
 
 
 def record_of(doc: dict) -> AdminSessionRecord:
@@ -27,7 +28,7 @@ def record_of(doc: dict) -> AdminSessionRecord:
     ]
     return AdminSessionRecord(
         # The fields a user's own status shows, read the same way; then what only operators see.
-        **view_of(user_id, doc).model_dump(),
+        **view_of(user_id, doc).model_dump(exclude={"history_import"}),
         desired=doc.get("desired"),
         idle_stopped_at=iso(doc.get("idleStoppedAt")),
         created_at=iso(doc.get("createdAt")),
@@ -50,10 +51,14 @@ class SessionQueries:
     records: SessionRecords
     fleet: FleetRecords
     max_sessions: int | None
+    imports: HistoryImports | None = None
 
     async def status(self, env: Envelope) -> Reply:
-        """The user's own status (`session.get`): one indexed lookup."""
-        return Reply.success(await self.records.view(env.user_id))
+        """The user's own status (`session.get`): one indexed lookup, and one for the history import."""
+        view = await self.records.view(env.user_id)
+        if self.imports is not None:
+            view = view.model_copy(update={"history_import": view_of_import(await self.imports.view(env.user_id))})
+        return Reply.success(view)
 
     async def admin_get(self, env: Envelope) -> Reply:
         doc = await self.records.get(env.user_id)

@@ -10,7 +10,7 @@ registry or the broker failed, so the broker delivers them again.
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from fleet_shared.contracts.events import SessionQrUpdated, SessionStatusReporte
 from fleet_shared.ids import session_name_for
 
 from ..adapters.ports import EventPublisher, SessionRecords, Waha, WahaError
-from ..domain.statuses import SCAN_QR_CODE, StatusReport, UnknownStatus, decide_report, normalize_status
+from ..domain.statuses import SCAN_QR_CODE, WORKING, StatusReport, UnknownStatus, decide_report, normalize_status
 from ..metrics import ACTIVITY, STALE_REPORTS, STATUS_CHANGES
 from .errors import Retry
 from .statuses import StatusConflict, StatusRecorder
@@ -39,6 +39,8 @@ class Reports:
     waha: Waha
     events: EventPublisher
     clock: Callable[[], datetime]
+    # Called when a session became WORKING after a new pairing (the history import starts).
+    on_paired: Callable[[str], Awaitable[None]] | None = None
 
     async def status_reported(self, env: Envelope, *, redelivered: bool) -> None:
         """WAHA's `session.status` webhook, via webhook-ingest: the truth, if it is the newest word."""
@@ -72,6 +74,18 @@ class Reports:
                 raise Retry(str(exc)) from exc
         if decision.apply and status == SCAN_QR_CODE:
             await self._publish_qr(env)
+        change = decision.change
+        if decision.apply and change is not None and change.status == WORKING and change.previous_status == SCAN_QR_CODE:
+            await self._paired(user_id)
+
+    async def _paired(self, user_id: str) -> None:
+        if self.on_paired is None:
+            return
+        try:
+            await self.on_paired(user_id)
+        except PyMongoError as exc:
+            # The status is recorded; the import can be asked for again (POST /history/import).
+            log.warning("history import of %s not started: %r", user_id, exc)
 
     async def _publish_qr(self, env: Envelope) -> None:
         """A new QR to scan (each rotation is reported as SCAN_QR_CODE again): best effort."""

@@ -1,4 +1,4 @@
-"""The user's session commands: `session.start`, `.qr`, `.stop`, `.restart`, `.logout`.
+"""The user's session commands: `session.start`, `.qr`, `.pairing_code`, `.stop`, `.restart`, `.logout`.
 
 `start` / `qr`: WAHA's session is created if unknown, started if stopped, restarted if FAILED
 (`bring_up.ensure_running`), taking a slot under MAX_SESSIONS first; `qr` then waits for the QR.
@@ -11,16 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fleet_shared.contracts import Envelope, Reply
+from fleet_shared.contracts.commands import PairingCodeView, RequestPairingCode
 from fleet_shared.ids import session_name_for
 
-from ..adapters.ports import SessionRecords, Waha, WahaNotFound
+from ..adapters.ports import SessionRecords, Waha, WahaNotFound, WahaRejected
 from ..domain.session_config import WebhookTarget, session_config
 from ..domain.statuses import (
     DESIRED_RUNNING,
     DESIRED_STOPPED,
     RUNNING,
+    SCAN_QR_CODE,
     SOURCE_ORCHESTRATOR,
+    STARTING,
     STOPPED,
+    WORKING,
     SessionStatus,
     normalize_status,
 )
@@ -48,6 +52,27 @@ class SessionCommands:
             self.waha, session_name_for(env.user_id), status, deadline=deadline, poll_interval=self.qr_poll_interval
         )
         return Reply.success(view)
+
+    async def pairing_code(self, env: Envelope, deadline: float) -> Reply:
+        """A code to type on the phone instead of scanning the QR: only while the session asks for one."""
+        command: RequestPairingCode = env.data
+        name = session_name_for(env.user_id)
+        await self.records.touch(env.user_id, self.clock())
+        try:
+            status = normalize_status((await self.waha.get_session(name, deadline=deadline))["status"])
+        except WahaNotFound:
+            return Reply.failure("session_not_found", "no session yet: start it first (POST /session/start)", 404)
+        if status == WORKING:
+            return Reply.failure("already_paired", "the session is WORKING: a phone is linked already", 409)
+        if status not in (STARTING, SCAN_QR_CODE):
+            return Reply.failure("no_pairing", f"the session is {status}: start it, then ask while it shows a QR", 409)
+        try:
+            code = await self.waha.request_code(name, command.phone_number, deadline=deadline)
+        except WahaRejected as exc:
+            if exc.status == 422:  # WAHA: "Can request code only in SCAN_QR_CODE status"
+                return Reply.failure("no_pairing", exc.message, 409)
+            raise
+        return Reply.success(PairingCodeView(code=code))
 
     async def stop(self, env: Envelope, deadline: float) -> Reply:
         """Stop, keeping the phone linked: the next start needs no QR."""
