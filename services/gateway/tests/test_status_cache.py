@@ -105,7 +105,9 @@ async def test_a_status_read_again_is_answered_without_asking_the_orchestrator(t
     assert asked(responder, "alice") == 2  # once per gateway
     body = (await a.get(STATUS, headers=tokens.auth("alice"))).json()
     assert body == {"userId": "alice", "session": "wf_alice", "status": "WORKING", "phoneNumber": None,
-                    "lastError": None, "lastActivity": None, "updatedAt": None}
+                    "lastError": None, "lastActivity": None, "updatedAt": None,
+                    "historyImport": {"state": "idle", "chats": 0, "messages": 0, "error": None, "startedAt": None,
+                                      "finishedAt": None}}
 
 
 async def test_no_gateway_shows_the_old_status_right_after_a_change_was_published(two_gateways, orchestrator, tokens):
