@@ -214,6 +214,7 @@ async def test_a_file_too_large_or_of_the_wrong_kind_is_refused_in_plain_words(c
     await expect(error).to_contain_text("That file cannot be sent as chosen: a image must be image/*")
     await alice.page.get_by_role("button", name="remove").click()
     await expect(alice.page.get_by_test_id("send-file-name")).to_have_text("")
+    await expect(error).to_be_hidden()  # said of the file just removed
     assert (await waha.get(f"/_emulator/sessions/{session}/sent")).json() == before  # nothing went out
 
 

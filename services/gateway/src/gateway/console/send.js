@@ -61,12 +61,13 @@ function clearForm() {
   $("send-file").value = "";
   $("send-kind").value = "";
   showChosenFile();
-  clearError("send-error");
 }
 
-// The chosen file's name beside the picker, and the text box turned into its caption.
+// The chosen file's name beside the picker, and the text box turned into its caption. Another file
+// (or none) is another send: what was said about the last one goes.
 export function showChosenFile() {
   const file = $("send-file").files[0];
+  clearError("send-error");
   $("send-file-name").textContent = file ? file.name : "";
   $("send-kind").hidden = !file;
   $("send-file-clear").hidden = !file;
