@@ -191,6 +191,11 @@ async def test_a_photo_sent_from_the_file_picker_reaches_whatsapp_once(consoles,
     assert [(p["sha256"], p.get("caption")) for p in photos] == [(hashlib.sha256(PHOTO).hexdigest(), "our trip")]
     assert [s for s in (await waha.get(f"/_emulator/sessions/{session_name_for(BOB)}/sent")).json() if s["kind"] != "text"] == []
     await expect(bob.page.get_by_text("our trip")).to_have_count(0)
+    # Shown at once from the chosen file; after a reload, from the copy the API keeps.
+    await alice.page.reload()
+    await open_chat(alice, FRIEND)
+    kept = alice.page.get_by_test_id("messages").locator("li.out", has_text="our trip").get_by_role("img")
+    await wait_until(lambda: decoded(kept), timeout=15, what="the sent photo from the API")
 
 
 async def test_a_file_too_large_or_of_the_wrong_kind_is_refused_in_plain_words(consoles, waha):
@@ -209,6 +214,7 @@ async def test_a_file_too_large_or_of_the_wrong_kind_is_refused_in_plain_words(c
     await expect(error).to_contain_text("That file cannot be sent as chosen: a image must be image/*")
     await alice.page.get_by_role("button", name="remove").click()
     await expect(alice.page.get_by_test_id("send-file-name")).to_have_text("")
+    await expect(error).to_be_hidden()  # said of the file just removed
     assert (await waha.get(f"/_emulator/sessions/{session}/sent")).json() == before  # nothing went out
 
 

@@ -132,7 +132,10 @@ export function onRevoked(r) {
   change(r.chatId, r.id, () => ({ body: null, media: null, type: "revoked", revokedAt: r.revokedAt }));
 }
 
-const retried = (m) => change(m.chatId, m.id, (known) => ({ media: { ...known.media, status: "pending", error: null } }));
+// The user's retry was taken: pending again, unless its events (which can come before the answer
+// to the retry) already said more.
+const retried = (m) => change(m.chatId, m.id, (known) =>
+  (known.media?.status === "failed" ? { media: { ...known.media, status: "pending", error: null } } : {}));
 
 export const onMediaUpdated = (m) => change(m.chatId, m.id, (known) => (known.revokedAt ? {} : { media: newerMedia(known.media, m.media) }));
 

@@ -9,16 +9,18 @@ const urls = new Map(); // message id -> Promise of its object URL
 
 const mediaPath = (id) => `/api/v1/waha/messages/${encodeURIComponent(id)}/media`;
 
-// The live `message.media` event can come before the message store has taken the news in, which
-// answers 409 media_not_stored for a moment: asked again a few times, a little later each.
+// A live event can come before the message store has taken the news in, which answers 409
+// media_not_stored (or 404 media_not_found: the message itself not stored yet) for a moment: asked
+// again a few times, a little later each.
 const NOT_STORED_RETRIES = 6;
+const NOT_YET = new Set(["media_not_stored", "media_not_found"]);
 
 async function download(id) {
   for (let attempt = 0; ; attempt++) {
     try {
       return await apiBlob(mediaPath(id));
     } catch (error) {
-      if (!(error instanceof ApiError && error.code === "media_not_stored") || attempt >= NOT_STORED_RETRIES) throw error;
+      if (!(error instanceof ApiError && NOT_YET.has(error.code)) || attempt >= NOT_STORED_RETRIES) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 200 * 2 ** attempt)));
     }
   }
@@ -31,6 +33,11 @@ function objectUrl(id) {
     urls.set(id, url);
   }
   return urls.get(id);
+}
+
+// A file the user just sent is shown from the chosen file itself, with no download.
+export function sentFile(id, file) {
+  urls.set(id, Promise.resolve(URL.createObjectURL(file)));
 }
 
 function size(bytes) {

@@ -1,6 +1,7 @@
 // The send form: a text, or a file (image, document, voice note, video) with an optional caption.
 import { api, clearError } from "./api.js";
 import { onMessage, selectChat } from "./conversation.js";
+import { sentFile } from "./media.js";
 import { $, randomKey, state } from "./state.js";
 
 // What the server will call the file when no kind is chosen (gateway media_intake.kind_for).
@@ -44,6 +45,7 @@ export async function send(event) {
       // The gateway stored the file before sending it: it can be shown at once.
       media: file ? { kind, mimetype: file.type, filename: file.name, size: file.size, status: "stored", error: null } : null,
     };
+    if (file) sentFile(sent.id, file);
     onMessage(message);
     if (state.selected !== sent.chatId) {
       await selectChat(sent.chatId);
@@ -59,12 +61,13 @@ function clearForm() {
   $("send-file").value = "";
   $("send-kind").value = "";
   showChosenFile();
-  clearError("send-error");
 }
 
-// The chosen file's name beside the picker, and the text box turned into its caption.
+// The chosen file's name beside the picker, and the text box turned into its caption. Another file
+// (or none) is another send: what was said about the last one goes.
 export function showChosenFile() {
   const file = $("send-file").files[0];
+  clearError("send-error");
   $("send-file-name").textContent = file ? file.name : "";
   $("send-kind").hidden = !file;
   $("send-file-clear").hidden = !file;
