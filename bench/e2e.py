@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import aio_pika
 from pymongo import AsyncMongoClient
@@ -257,6 +259,15 @@ async def raw_drive(spec: dict) -> dict:
 
 
 def _raw_baseline(ctx: Context, rate: int, duration: float, warmup: float, tag: str) -> dict:
+    with mongodb(ctx, "e2e-raw") as mongodb_url, raw_hops(ctx, mongodb_url, warmup + duration) as (spec, _):
+        return run_loadgen("bench.e2e:raw_drive", {**spec, "tag": tag, "rate": rate, "duration": duration,
+                                                   "warmup": warmup})
+
+
+@contextmanager
+def raw_hops(ctx: Context, mongodb_url: str, seconds: float) -> Iterator[tuple[dict, subprocess.Popen]]:
+    """The baseline's quorum queue, database and consumer process, for a load of `seconds`: the
+    spec `raw_drive` takes, and the consumer; all gone afterwards."""
     queue = f"benchraw.{uuid.uuid4().hex[:8]}"
     database = fresh_prefix("raw")
 
@@ -269,30 +280,23 @@ def _raw_baseline(ctx: Context, rate: int, duration: float, warmup: float, tag: 
             else:
                 await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
 
-    with mongodb(ctx, "e2e-raw") as mongodb_url:
-        asyncio.run(declare())
-        try:
-            with scratch_database(mongodb_url, database):
-                return _raw_run(ctx, queue, mongodb_url, database, rate, duration, warmup, tag)
-        finally:
-            asyncio.run(declare(delete=True))
-
-
-def _raw_run(ctx: Context, queue: str, mongodb_url: str, database: str, rate: int, duration: float, warmup: float,
-             tag: str) -> dict:
-    spec = {"url": ctx.rabbitmq_url, "queue": queue, "mongodb_url": mongodb_url, "database": database,
-            "seconds": warmup + duration + SETTLE + 5}
-    consumer = subprocess.Popen([sys.executable, "-m", "bench.loadgen", "bench.e2e:raw_consumer"],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    asyncio.run(declare())
     try:
-        consumer.stdin.write(json.dumps(spec))
-        consumer.stdin.close()
-        time.sleep(2.0)  # let it import and start consuming
-        return run_loadgen("bench.e2e:raw_drive", {**spec, "tag": tag, "rate": rate, "duration": duration,
-                                                   "warmup": warmup})
+        with scratch_database(mongodb_url, database):
+            spec = {"url": ctx.rabbitmq_url, "queue": queue, "mongodb_url": mongodb_url, "database": database,
+                    "seconds": seconds + SETTLE + 5}
+            consumer = subprocess.Popen([sys.executable, "-m", "bench.loadgen", "bench.e2e:raw_consumer"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            try:
+                consumer.stdin.write(json.dumps(spec))
+                consumer.stdin.close()
+                time.sleep(2.0)  # let it import and start consuming
+                yield spec, consumer
+            finally:
+                consumer.terminate()
+                consumer.wait(10)
     finally:
-        consumer.terminate()
-        consumer.wait(10)
+        asyncio.run(declare(delete=True))
 
 
 def run(ctx: Context) -> list[Row]:

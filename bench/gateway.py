@@ -219,9 +219,12 @@ def run(ctx: Context) -> list[Row]:
 def _record(ctx: Context, into: dict[str, list], label: str, s: dict, b: dict) -> None:
     into["sut"].append(s)
     into["base"].append(b)
-    ctx.say(f"    {label}: {s['per_second']:.0f}/s p50 {s['p50_ms']:.1f} ms p99 {s['p99_ms']:.1f} ms "
-            f"(baseline {b['per_second']:.0f}/s, p99 {b['p99_ms']:.1f} ms) {s['statuses']} "
-            f"{s['errors']} errors")
+    ctx.say(f"    {label}: {s['per_second']:.0f}/s p50 {_ms(s['p50_ms'])} p99 {_ms(s['p99_ms'])} "
+            f"(baseline {b['per_second']:.0f}/s, p99 {_ms(b['p99_ms'])}) {s['statuses']} {s['errors']} errors")
+
+
+def _ms(value: float | None) -> str:
+    return "— (none answered in the window)" if value is None else f"{value:.1f} ms"
 
 
 def _rows(results: dict[str, dict[str, list]], cpu: dict[str, list[dict[str, float]]], errors: int) -> list[Row]:

@@ -57,6 +57,12 @@ def _bus(request: Request) -> Bus:
     return request.app.state.bus
 
 
+def _json(model: Contract) -> Response:
+    """A validated reply as the API answers it, encoded once: FastAPI would validate and encode the
+    returned model again against `response_model` (which stays, for the documentation)."""
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
+
+
 @router.get("/status", response_model=SessionView, summary="The caller's session and its status")
 async def status(request: Request, user: CurrentUser) -> Any:
     # Encoded once per change (`status_cache`), so answered as it is rather than through `response_model`.
@@ -152,17 +158,17 @@ _PAGED: dict[str, Any] = {
 
 @router.get("/chats", response_model=ChatPage, summary="The caller's chats, newest first", **_PAGED)
 async def chats(request: Request, user: CurrentUser, query: Annotated[PageQuery, Query()]) -> Any:
-    return await _bus(request).ask_for(ChatPage, user.user_id, ListChats(limit=query.limit, cursor=query.cursor))
+    return _json(await _bus(request).ask_for(ChatPage, user.user_id, ListChats(limit=query.limit, cursor=query.cursor)))
 
 
 @router.get("/groups", response_model=ChatPage, summary="The caller's group chats, newest first", **_PAGED)
 async def groups(request: Request, user: CurrentUser, query: Annotated[PageQuery, Query()]) -> Any:
-    return await _bus(request).ask_for(ChatPage, user.user_id, ListGroups(limit=query.limit, cursor=query.cursor))
+    return _json(await _bus(request).ask_for(ChatPage, user.user_id, ListGroups(limit=query.limit, cursor=query.cursor)))
 
 
 @router.get("/contacts", response_model=ChatPage, summary="The caller's one-to-one chats, newest first", **_PAGED)
 async def contacts(request: Request, user: CurrentUser, query: Annotated[PageQuery, Query()]) -> Any:
-    return await _bus(request).ask_for(ChatPage, user.user_id, ListContacts(limit=query.limit, cursor=query.cursor))
+    return _json(await _bus(request).ask_for(ChatPage, user.user_id, ListContacts(limit=query.limit, cursor=query.cursor)))
 
 
 @router.get(
@@ -176,4 +182,4 @@ async def contacts(request: Request, user: CurrentUser, query: Annotated[PageQue
 )
 async def messages(request: Request, user: CurrentUser, query: Annotated[MessagesQuery, Query()]) -> Any:
     page_query = ListMessages(chat_id=query.chatId, limit=query.limit, before=query.before)
-    return await _bus(request).ask_for(MessagePage, user.user_id, page_query)
+    return _json(await _bus(request).ask_for(MessagePage, user.user_id, page_query))
