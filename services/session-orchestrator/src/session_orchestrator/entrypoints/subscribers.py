@@ -25,7 +25,7 @@ from faststream.rabbit.message import RabbitMessage
 
 from fleet_shared.broker import answer, consume
 from fleet_shared.contracts import Envelope, Reply, utcnow
-from fleet_shared.contracts.events import MediaAvailable, SessionActive, SessionStatusReported
+from fleet_shared.contracts.events import ContactLidSeen, MediaAvailable, SessionActive, SessionStatusReported
 from fleet_shared.inbound import BadDelivery, is_replay, read_delivery, routing_user
 from fleet_shared.topology import Topology
 
@@ -50,6 +50,7 @@ def register_subscribers(
     consume(broker, topology.queue(topology.orchestrator_activity), subscribers.on_activity)
     media = topology.queue(topology.orchestrator_media)
     consume(broker, media, subscribers.on_media, prefetch=settings.media_prefetch)
+    consume(broker, topology.queue(topology.orchestrator_contacts), subscribers.on_lid_seen)
 
 
 class Subscribers:
@@ -63,6 +64,7 @@ class Subscribers:
         self._dispatcher = orchestrator.dispatcher
         self._reports = orchestrator.reports
         self._media = orchestrator.media
+        self._lids = orchestrator.lids
         self._serializer = serializer
         self._request_timeout = settings.request_timeout
         self._max_reply_bytes = settings.broker_max_reply_bytes
@@ -112,6 +114,19 @@ class Subscribers:
             raise RejectMessage(requeue=False) from exc
         try:
             await self._media.copy(env)
+        except Retry as exc:
+            await redeliver_later(message, exc)
+
+    async def on_lid_seen(self, message: Any) -> None:
+        try:
+            env = read(message, types={ContactLidSeen.TYPE})
+        except BadDelivery as exc:
+            log.warning("lid event %s refused: %s", message.message_id, exc)
+            raise RejectMessage(requeue=False) from exc
+        if self._lids is None:
+            return
+        try:
+            await self._lids.seen(env)
         except Retry as exc:
             await redeliver_later(message, exc)
 
