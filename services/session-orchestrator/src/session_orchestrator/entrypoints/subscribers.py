@@ -15,7 +15,7 @@ to the dead-letter queue). Fleet-wide admin queries come as `system.admin.<type>
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,26 +107,22 @@ class Subscribers:
             await redeliver_later(message, exc)
 
     async def on_media(self, message: Any) -> None:
-        try:
-            env = read(message, types={MediaAvailable.TYPE})
-        except BadDelivery as exc:
-            log.warning("media event %s refused: %s", message.message_id, exc)
-            raise RejectMessage(requeue=False) from exc
-        try:
-            await self._media.copy(env)
-        except Retry as exc:
-            await redeliver_later(message, exc)
+        await self._event(message, MediaAvailable.TYPE, self._media.copy)
 
     async def on_lid_seen(self, message: Any) -> None:
+        if self._lids is not None:
+            await self._event(message, ContactLidSeen.TYPE, self._lids.seen)
+
+    async def _event(self, message: Any, type_: str, handle: Callable[[Envelope], Awaitable[None]]) -> None:
+        """An event of one type on a queue of its own: refused to the DLQ if it is not one, handed
+        back later when its handler says `Retry`."""
         try:
-            env = read(message, types={ContactLidSeen.TYPE})
+            env = read(message, types={type_})
         except BadDelivery as exc:
-            log.warning("lid event %s refused: %s", message.message_id, exc)
+            log.warning("%s %s refused: %s", type_, message.message_id, exc)
             raise RejectMessage(requeue=False) from exc
-        if self._lids is None:
-            return
         try:
-            await self._lids.seen(env)
+            await handle(env)
         except Retry as exc:
             await redeliver_later(message, exc)
 
