@@ -194,3 +194,27 @@ async def test_a_message_by_webhook_and_by_import_is_stored_once_keeping_the_new
     assert next(m for m in got if m["id"] == message_id)["body"] == "edited"
     stored = await stored_messages_of(stack, user)
     assert [d["id"] for d in stored].count(message_id) == 1
+
+
+async def test_a_sender_named_by_a_lid_gets_their_phone_number_too(stack, gateway, waha):
+    user = unique_user("lid")
+    await pair_by_code(gateway, waha, user, "4915100000005")
+    await import_finished(gateway, user)
+    sender = "4915155555555"
+    r = await waha.post(f"/_emulator/sessions/{session_name_for(user)}/inbound",
+                        json={"from": sender, "body": "from my lid", "asLid": True})
+    assert r.status_code == 201, r.text
+    lid_chat = r.json()["from"]
+    assert lid_chat.endswith("@lid")
+
+    async def both_ids() -> dict | None:
+        items = await messages_of(gateway, user, lid_chat)
+        return items[0] if items and items[0].get("fromPhone") else None
+
+    message = await wait_until(both_ids, timeout=15, what="the lid sender's phone number")
+    assert (message["fromLid"], message["fromPhone"]) == (lid_chat, f"{sender}@c.us")
+    chat = next(c for c in await chat_list(gateway, user) if c["chatId"] == lid_chat)
+    assert chat["phone"] == f"{sender}@c.us"
+    # Another user sees neither the message nor the mapping.
+    other = unique_user("lidx")
+    assert await messages_of(gateway, other, lid_chat) == []

@@ -160,6 +160,11 @@ async def test_user_b_gets_nothing_of_user_as_through_any_endpoint_or_the_live_s
         a_items = (await gateway.get("/api/v1/waha/messages", params={"chatId": f"{contact}@c.us"}, headers=auth(a))).json()
         assert all(m["reactions"] == [] and m["editedAt"] is None and m["revokedAt"] is None for m in a_items["items"])
 
+        # Pairing and the history import: B's own session only (B is WORKING: no code to ask for).
+        r = await b_calls("POST", "/api/v1/waha/pairing-code", json={"phoneNumber": a_phone}, echo=a_phone)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "already_paired", r.text
+        assert (await b_calls("POST", "/api/v1/waha/history/import")).status_code == 202
+
         # B's session commands act on B's session only.
         for action in ("restart", "stop", "start", "logout"):
             assert (await b_calls("POST", f"/api/v1/waha/session/{action}")).status_code == 202

@@ -25,15 +25,15 @@ async def session_view(env: dict) -> Reply:
 
 
 CHAT = {
-    "chatId": "4915112345678@c.us", "name": "Max", "picture": None, "phone": None, "participants": None, "isGroup": False, "updatedAt": "2026-11-28T10:00:00+00:00",
+    "chatId": "4915112345678@c.us", "name": "Max", "isGroup": False, "updatedAt": "2026-11-28T10:00:00+00:00",
     "lastMessage": {"id": "false_4915112345678@c.us_A1", "body": "hi", "fromMe": False, "timestamp": 1_700_000_000},
-    "unreadCount": 1,
+    "unreadCount": 1, "picture": None, "phone": None, "participants": None,
 }
 MESSAGE = {
     "id": "false_4915112345678@c.us_A1", "chatId": "4915112345678@c.us", "fromMe": False, "from": "4915112345678@c.us",
-    "fromPhone": None, "fromLid": None, "to": "15550001111@c.us", "participant": None, "body": "hi", "type": "chat", "hasMedia": False,
+    "to": "15550001111@c.us", "participant": None, "body": "hi", "type": "chat", "hasMedia": False,
     "timestamp": 1_700_000_000, "ack": 2, "media": None, "replyTo": None, "reactions": [], "editedAt": None,
-    "revokedAt": None,
+    "revokedAt": None, "fromPhone": None, "fromLid": None,
 }
 
 
@@ -64,8 +64,7 @@ async def test_status_is_asked_for_the_token_user_two_users_at_once(gateway, res
     assert alice.json() == {
         "userId": "alice", "session": "wf_alice", "status": "STOPPED",
         "phoneNumber": None, "lastError": None, "lastActivity": None, "updatedAt": None,
-        "historyImport": {"state": "idle", "chats": 0, "messages": 0, "error": None, "startedAt": None,
-                          "finishedAt": None},
+        "historyImport": {"state": "idle", "chats": 0, "messages": 0, "error": None, "startedAt": None, "finishedAt": None},
     }
     assert bob.json()["userId"] == "bob"
 

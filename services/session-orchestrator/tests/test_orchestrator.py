@@ -132,6 +132,7 @@ async def test_a_user_never_seen_is_stopped(orchestrator):
         "lastError": None,
         "lastActivity": None,
         "updatedAt": None,
+        "historyImport": {"state": "idle", "chats": 0, "messages": 0, "error": None, "startedAt": None, "finishedAt": None},
     }
     # reading the status is not activity: still nothing recorded
     assert await orchestrator.runtime.registry.get("nobody") is None

@@ -66,3 +66,23 @@ def test_a_forgotten_user_is_reported_again():
     for n in range(1, 11):
         report_after(reports, message(f"u{n}", n, T0))
     assert report_after(reports, message("u0", 11, T0 + timedelta(seconds=1))) is not None
+
+
+def test_a_lid_sender_is_asked_for_once_per_user_and_lid():
+    from fleet_shared.contracts import envelope
+    from fleet_shared.contracts.events import MessageReceived
+    from webhook_ingest.lids import LidsSeen
+
+    def message(user: str, lid: str | None, phone: str | None = None):
+        data = MessageReceived(id=f"false_{lid or '1@c.us'}_3EB0", chat_id=lid or "1@c.us", from_me=False, timestamp=1,
+                               from_lid=lid, from_phone=phone)
+        return envelope(data, user)
+
+    lids = LidsSeen(memory=10)
+    first = lids.due(message("alice", "1692@lid"))
+    assert first is not None and first.type == "contact.lid_seen" and first.data.lid == "1692@lid"
+    lids.published(first)
+    assert lids.due(message("alice", "1692@lid")) is None
+    assert lids.due(message("bob", "1692@lid")) is not None  # another user's own lookup
+    assert lids.due(message("alice", None)) is None
+    assert lids.due(message("alice", "1693@lid", phone="4915111111111@c.us")) is None  # known already

@@ -20,6 +20,7 @@ before its consumer ever ran still finds its queue.
     <p>.events ── user.*.message.*, user.*.chat.{read,updated}, user.*.contact.lids_mapped ──► <p>.persister.events (quorum)
     ingest ──► <p>.events ── user.*.session.active ──► <p>.orchestrator.activity (quorum): idle clock
     ingest, orchestrator ──► <p>.events ── user.*.media.available ──► <p>.orchestrator.media (quorum): copy media
+    ingest ──► <p>.events ── user.*.contact.lid_seen ──► <p>.orchestrator.contacts (quorum): a @lid's phone number
     ingest ──► <p>.parked (fanout) ──► <p>.ingest.parked : webhooks of unknown sessions
     dead letters ──► <p>.dlx (direct, key = source queue) ──► <queue>.dlq
 
@@ -137,6 +138,7 @@ class Topology:
         self.orchestrator_queries = f"{p}.orchestrator.queries"
         self.orchestrator_activity = f"{p}.orchestrator.activity"
         self.orchestrator_media = f"{p}.orchestrator.media"
+        self.orchestrator_contacts = f"{p}.orchestrator.contacts"
         self.persister_events = f"{p}.persister.events"
         self.persister_queries = f"{p}.persister.queries"
         self.ingest_parked = f"{p}.ingest.parked"
@@ -215,6 +217,10 @@ class Topology:
                 description="Media files WAHA holds for a while (`media.available`), to copy into the media store.",
             ),
             self._work_queue(
+                self.orchestrator_contacts, consumer=ORCHESTRATOR,
+                description="People seen under a `@lid` (`contact.lid_seen`), whose phone number to ask WAHA.",
+            ),
+            self._work_queue(
                 self.persister_events, consumer=PERSISTER,
                 description="Every user's message events, to be stored, and every public event, to be numbered "
                 "(`seq`) into the user's event stream.",
@@ -272,6 +278,7 @@ class Topology:
             # keep the session from being stopped as idle.
             Binding(self.events, self.orchestrator_activity, "user.*.session.active"),
             Binding(self.events, self.orchestrator_media, "user.*.media.available"),
+            Binding(self.events, self.orchestrator_contacts, "user.*.contact.lid_seen"),
             *(
                 Binding(self.queries, self.persister_queries, f"user.*.{aggregate}.list")
                 for aggregate in ("chat", "message", "group", "contact")

@@ -45,6 +45,7 @@ from .handlers.actions import MessageActions
 from .handlers.admission import Admission
 from .handlers.errors import CommandFailures
 from .handlers.history import HistoryImporter, HistoryPolicy
+from .handlers.lids import LidResolver
 from .handlers.media import MediaCopier
 from .handlers.queries import SessionQueries
 from .handlers.reports import Reports
@@ -62,6 +63,7 @@ class Orchestrator:
     admission: Admission
     jobs: UpkeepJobs
     history: HistoryImporter | None = None
+    lids: LidResolver | None = None
 
 
 def bootstrap(
@@ -132,7 +134,7 @@ def bootstrap(
         rollout_interval=settings.config_rollout_interval,
     )
     reports = Reports(registry, recorder, waha, events, clock, on_paired=importer.paired if importer else None)
-    return Orchestrator(dispatcher, reports, copier, admission, jobs, importer)
+    return Orchestrator(dispatcher, reports, copier, admission, jobs, importer, LidResolver(waha, events))
 
 
 def history_policy(settings: Settings) -> HistoryPolicy:

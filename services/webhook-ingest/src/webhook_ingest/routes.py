@@ -35,6 +35,7 @@ from . import mapping
 from .activity import ActivityReports
 from .body import BadContentLength, BodyTooLarge, IncompleteBody, read_capped_body
 from .config import Settings
+from .lids import LidsSeen
 from .link import PublisherLink
 from .metrics import count, count_event
 from .publishing import park, publish_event
@@ -74,6 +75,7 @@ class WebhookEndpoint:
         self._link = link
         self._topology = topology
         self._activity = ActivityReports(settings.activity_report_interval)
+        self._lids = LidsSeen()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = None
@@ -144,6 +146,9 @@ class WebhookEndpoint:
                 self._activity.published(report)
             for env in events:
                 await publish_event(self._link, self._topology, env)
+            if lid := self._lids.due(events[0]):
+                await publish_event(self._link, self._topology, lid)
+                self._lids.published(lid)
         except BrokerUnavailable as exc:
             raise _unavailable(exc) from exc
         count("published")

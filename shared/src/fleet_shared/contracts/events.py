@@ -99,6 +99,15 @@ class ContactLidsMapped(Contract):
     items: list[ContactLid] = Field(max_length=1000)
 
 
+class ContactLidSeen(Contract):
+    """A message came from a person WhatsApp named by a `@lid` (webhook-ingest, at most once per
+    lid and process): the orchestrator asks WAHA for their phone number (`contact.lids_mapped`)."""
+
+    TYPE = "contact.lid_seen"
+
+    lid: str = Field(max_length=256)
+
+
 class MessageAck(Contract):
     TYPE = "message.ack"
 
@@ -226,6 +235,7 @@ EVENT_TYPES: dict[str, type[Contract]] = {
         ChatRead,
         ChatUpdated,
         ContactLidsMapped,
+        ContactLidSeen,
         MediaAvailable,
         SessionStatusReported,
         SessionActive,
@@ -237,7 +247,8 @@ EVENT_TYPES: dict[str, type[Contract]] = {
 # Facts only the services act on: never forwarded to clients (the gateway's live WebSocket).
 # Imported history is stored, never pushed live (a client reads it from the message list).
 INTERNAL_EVENT_TYPES = frozenset(
-    {SessionStatusReported.TYPE, SessionActive.TYPE, MediaAvailable.TYPE, MessageImported.TYPE, ContactLidsMapped.TYPE}
+    {SessionStatusReported.TYPE, SessionActive.TYPE, MediaAvailable.TYPE, MessageImported.TYPE, ContactLidsMapped.TYPE,
+     ContactLidSeen.TYPE}
 )
 # What a client may be told about its own account.
 PUBLIC_EVENT_TYPES: dict[str, type[Contract]] = {t: m for t, m in EVENT_TYPES.items() if t not in INTERNAL_EVENT_TYPES}

@@ -41,6 +41,7 @@ from .events import (
     ChatRead,
     ChatUpdated,
     ContactLid,
+    ContactLidSeen,
     ContactLidsMapped,
     GroupParticipant,
     MediaAvailable,
@@ -120,6 +121,7 @@ EVENT_EXAMPLES: dict[str, Contract] = {
             updated_at_ms=TS * 1000,
         ),
         ContactLidsMapped(items=[ContactLid(lid="169268823074802@lid", phone=CONTACT)]),
+        ContactLidSeen(lid="169268823074802@lid"),
         MediaAvailable(
             message_id=PHOTO_ID, chat_id=CONTACT, kind="image", url=f"http://waha:3000/api/files/{SESSION}/3EB0F00D.jpeg",
             mimetype="image/jpeg",

@@ -39,7 +39,10 @@ def build_config() -> StackConfig:
         mongo_storage=str(STATE_DIR / "mongodb"),
         waha_url=os.environ.get("WAHA_URL") or None,
         # As NOWEB runs: no store unless a session enables it (the orchestrator does, docs/sessions.md).
-        emulator_args=["--state-file", str(STATE_DIR / "waha-emulator-sessions.json"), "--store-default", "off"],
+        # A session paired anew gets a synced history (30 chats of 20 messages), which the history
+        # import brings in: a realistic inbox on first connect (WAHA_EMULATOR_SEED_HISTORY=0: none).
+        emulator_args=["--state-file", str(STATE_DIR / "waha-emulator-sessions.json"), "--store-default", "off",
+                       "--seed-history", os.environ.get("WAHA_EMULATOR_SEED_HISTORY", "30")],
         log_dir=STATE_DIR / "logs",
     )
 

@@ -454,6 +454,13 @@ class WahaClient:
         body = await self._call("GET", f"/api/{session}/lids", op="history.lids", params=params, retry=self._history_retry)
         return _list_of_objects(body, "lid list")
 
+    async def lid(self, session: str, lid: str) -> dict:
+        """One person's two ids: `{lid, pn}` (`pn` null when WAHA does not know it)."""
+        body = await self._call("GET", f"/api/{session}/lids/{lid}", op="lids.get")
+        if not isinstance(body, dict):
+            raise WahaBadResponse("WAHA's lid answer is not an object", None, body)
+        return body
+
     async def groups(self, session: str) -> list[dict]:
         """The groups the account is in, with their participants (NOWEB: an object keyed by id)."""
         body = await self._call("GET", f"/api/{session}/groups", op="history.groups", retry=self._history_retry)

@@ -15,7 +15,7 @@ to the dead-letter queue). Fleet-wide admin queries come as `system.admin.<type>
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from faststream.rabbit.message import RabbitMessage
 
 from fleet_shared.broker import answer, consume
 from fleet_shared.contracts import Envelope, Reply, utcnow
-from fleet_shared.contracts.events import MediaAvailable, SessionActive, SessionStatusReported
+from fleet_shared.contracts.events import ContactLidSeen, MediaAvailable, SessionActive, SessionStatusReported
 from fleet_shared.inbound import BadDelivery, is_replay, read_delivery, routing_user
 from fleet_shared.topology import Topology
 
@@ -50,6 +50,7 @@ def register_subscribers(
     consume(broker, topology.queue(topology.orchestrator_activity), subscribers.on_activity)
     media = topology.queue(topology.orchestrator_media)
     consume(broker, media, subscribers.on_media, prefetch=settings.media_prefetch)
+    consume(broker, topology.queue(topology.orchestrator_contacts), subscribers.on_lid_seen)
 
 
 class Subscribers:
@@ -63,6 +64,7 @@ class Subscribers:
         self._dispatcher = orchestrator.dispatcher
         self._reports = orchestrator.reports
         self._media = orchestrator.media
+        self._lids = orchestrator.lids
         self._serializer = serializer
         self._request_timeout = settings.request_timeout
         self._max_reply_bytes = settings.broker_max_reply_bytes
@@ -105,13 +107,22 @@ class Subscribers:
             await redeliver_later(message, exc)
 
     async def on_media(self, message: Any) -> None:
+        await self._event(message, MediaAvailable.TYPE, self._media.copy)
+
+    async def on_lid_seen(self, message: Any) -> None:
+        if self._lids is not None:
+            await self._event(message, ContactLidSeen.TYPE, self._lids.seen)
+
+    async def _event(self, message: Any, type_: str, handle: Callable[[Envelope], Awaitable[None]]) -> None:
+        """An event of one type on a queue of its own: refused to the DLQ if it is not one, handed
+        back later when its handler says `Retry`."""
         try:
-            env = read(message, types={MediaAvailable.TYPE})
+            env = read(message, types={type_})
         except BadDelivery as exc:
-            log.warning("media event %s refused: %s", message.message_id, exc)
+            log.warning("%s %s refused: %s", type_, message.message_id, exc)
             raise RejectMessage(requeue=False) from exc
         try:
-            await self._media.copy(env)
+            await handle(env)
         except Retry as exc:
             await redeliver_later(message, exc)
 

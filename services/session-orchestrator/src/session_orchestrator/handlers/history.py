@@ -195,20 +195,26 @@ class HistoryImporter:
                 if info is not None:
                     await self._publish(user_id, info, deterministic_id(user_id, "group", info.chat_id, str(info.updated_at_ms)))
         gate = asyncio.Semaphore(self.policy.concurrency)
-        while True:
-            page = await self.waha.chats_overview(session, self.policy.chats_page, offset)
-            todo = [chat for chat in page if (chat_id_of(chat) or "") not in done and chat_id_of(chat)]
 
+        async def chats(page: list[dict]) -> None:
             async def one(chat: dict) -> None:
                 async with gate:
                     await self._chat(user_id, session, chat, lids)
+                done.add(chat["id"])
 
-            await asyncio.gather(*(one(chat) for chat in todo))
+            await asyncio.gather(*(one(chat) for chat in page if chat_id_of(chat) and chat["id"] not in done))
+
+        while True:
+            page = await self.waha.chats_overview(session, self.policy.chats_page, offset)
+            await chats(page)
             offset += len(page)
             if not await self.imports.page_done(user_id, self.owner, offset):
                 raise LeaseLost()
             if len(page) < self.policy.chats_page:
-                return
+                break
+        # A chat that got a message while the pages were read moved to the first page, perhaps past
+        # the page it was on: the first page once more, for the chats not done yet.
+        await chats(await self.waha.chats_overview(session, self.policy.chats_page, 0))
 
     async def _lids(self, user_id: str, session: str) -> dict[str, str]:
         """lid -> phone id of everyone WAHA knows under both (published for the persister too)."""
