@@ -12,7 +12,7 @@ import pytest
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts import Reply, envelope
-from fleet_shared.contracts.commands import SessionView
+from fleet_shared.contracts.commands import HistoryImportView, SessionView
 from fleet_shared.contracts.events import SessionStatusChanged
 from fleet_shared.ids import session_name_for
 from fleet_shared.routing import user_key
@@ -28,6 +28,7 @@ class Orchestrator:
 
     def __init__(self, responder, channel: aio_pika.abc.AbstractChannel, events: str) -> None:
         self.statuses: dict[str, str] = {}
+        self.imports: dict[str, HistoryImportView] = {}
         self.channel = channel
         self.events = events
         responder.handlers["session.get"] = self.get
@@ -37,7 +38,8 @@ class Orchestrator:
     async def get(self, env: dict) -> Reply:
         user = env["userId"]
         status = self.statuses.get(user, "STOPPED")
-        return Reply.success(SessionView(user_id=user, session=session_name_for(user), status=status))
+        return Reply.success(SessionView(user_id=user, session=session_name_for(user), status=status,
+                                         history_import=self.imports.get(user, HistoryImportView())))
 
     def command(self, status: str):
         """WAHA's answer to the command; the registry changes only with WAHA's webhook, later."""
@@ -179,3 +181,18 @@ async def test_with_no_ttl_every_read_asks_the_orchestrator(gateway_factory, orc
         for _ in range(3):
             assert await status_of(gateway, tokens, "alice") == "STOPPED"
     assert asked(responder, "alice") == 3
+
+
+async def test_a_running_history_import_is_read_afresh_each_time(two_gateways, orchestrator, responder, tokens):
+    a, _ = two_gateways
+    orchestrator.statuses["alice"] = "WORKING"
+    counts = []
+    for chats in (1, 2, 3):  # the import's counts move with no event to say so
+        orchestrator.imports["alice"] = HistoryImportView(state="running", chats=chats, messages=10 * chats)
+        counts.append((await a.get(STATUS, headers=tokens.auth("alice"))).json()["historyImport"]["chats"])
+    assert counts == [1, 2, 3]
+    orchestrator.imports["alice"] = HistoryImportView(state="done", chats=3, messages=30)
+    before = asked(responder, "alice")
+    assert [(await a.get(STATUS, headers=tokens.auth("alice"))).json()["historyImport"]["state"]
+            for _ in range(3)] == ["done"] * 3
+    assert asked(responder, "alice") == before + 1  # a finished import is kept again

@@ -2,7 +2,8 @@
 without a round trip to the orchestrator (and its database) while nothing changed.
 
 What is kept: the orchestrator's whole answer to `session.get`, per user (at most `max_users`, the
-least recently read forgotten first), for at most `ttl`. What makes it go: a
+least recently read forgotten first), for at most `ttl`; not while the user's history import
+runs (its counts move with no event to say so). What makes it go: a
 `session.status_changed` event of the user (one temporary subscription per gateway process,
 every user's), and any command of the user through this gateway (it moves
 `lastActivity`); the next read asks the orchestrator again.
@@ -192,7 +193,11 @@ class StatusReadModel:
     async def _asked(self, user_id: str, ask: Callable[[], Awaitable[SessionView]]) -> bytes:
         asked_at, at = self._counter, self._clock()
         kept = Kept(view := await ask(), encoded(view), at)
-        if self.serving and asked_at >= self._floor and self._changes.get(user_id, 0) <= asked_at:
+        if (
+            self.serving and asked_at >= self._floor and self._changes.get(user_id, 0) <= asked_at
+            # A running history import counts up with no event to say so: asked again each time.
+            and view.history_import.state != "running"
+        ):
             self._entries[user_id] = kept
             self._entries.move_to_end(user_id)
             if len(self._entries) > self._max_users:

@@ -65,6 +65,11 @@ class Reports:
             return
         if decision.unexpected:
             log.warning("status of %s went %s -> %s (a report was probably lost)", user_id, previous.status, status)
+        change = decision.change
+        if decision.apply and change is not None and change.status == WORKING and change.previous_status == SCAN_QR_CODE:
+            # Before the change is announced: whoever hears of WORKING (a gateway's status read
+            # model among them) then reads the import as running, not as idle.
+            await self._paired(user_id)
         if decision.change is not None and (decision.apply or redelivered):
             if decision.apply:
                 STATUS_CHANGES.labels(decision.change.status).inc()
@@ -74,9 +79,6 @@ class Reports:
                 raise Retry(str(exc)) from exc
         if decision.apply and status == SCAN_QR_CODE:
             await self._publish_qr(env)
-        change = decision.change
-        if decision.apply and change is not None and change.status == WORKING and change.previous_status == SCAN_QR_CODE:
-            await self._paired(user_id)
 
     async def _paired(self, user_id: str) -> None:
         if self.on_paired is None:
