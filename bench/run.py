@@ -26,7 +26,7 @@ from pymongo.errors import PyMongoError
 
 from fleet_devtools.localdev import port_open
 
-from . import e2e, gateway, ingest, media, persister, sessions
+from . import e2e, gateway, ingest, media, persister, sessions, webhooks
 from .common import Context, Row, database_version, load_average, machine_info, wait_for_low_load
 
 BENCHMARKS = {
@@ -36,6 +36,7 @@ BENCHMARKS = {
     "gateway": gateway,
     "sessions": sessions,
     "media": media,
+    "webhooks": webhooks,
 }
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

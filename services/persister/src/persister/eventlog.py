@@ -5,12 +5,13 @@ removed `EVENT_RETENTION` after it was stored (TTL index on `storedAt`). `event_
 the highest `seq` handed out, so numbering goes on after every stored event has expired.
 
 There is no separate counter to increment and then use: an event's `seq` is taken by inserting
-it. The next number is one past the user's highest stored `seq` (or the counter, whichever is
-higher), and the insert fails on the unique `(userId, seq)` index if another writer took that
-number first; the writer then reads again and renumbers what is left. So:
+it. The next number is one past the counter (which only ever records numbers already inserted),
+and the insert fails on the unique `(userId, seq)` index if that number is taken (another writer,
+or a counter a crash left behind); the writer then reads the highest stored `seq` and renumbers
+what is left. So:
 
-- **assigned once**: an event whose envelope id is stored already keeps the `seq` it has (read
-  first, and the unique `(userId, eventId)` index refuses a second copy); a crash before the
+- **assigned once**: an event whose envelope id is stored already keeps the `seq` it has (the
+  unique `(userId, eventId)` index refuses a second copy, and the writer reads it); a crash before the
   insert leaves no number behind, one after it leaves the event stored, found by the redelivery;
 - **no holes, in commit order**: `seq` n+1 can only be inserted once n is stored (it is computed
   from n), so a reader who saw n+1 will always find n, whatever the number of persisters.
@@ -126,18 +127,16 @@ class EventLog:
     async def _append_user(self, user_id: str, envs: list[Envelope]) -> list[tuple[str, str, int]]:
         unique = list({env.id: env for env in reversed(envs)}.values())[::-1]  # first copy of each id, in order
         seqs: dict[str, int] = {}
+        # The common case costs three operations: the counter, one insert, the counter again. Only
+        # an insert that meets an existing event (a redelivery) or a taken number (another writer,
+        # or a counter left behind by a crash) reads which, and the highest stored `seq`.
+        exact = False
         async with self._locks.hold(user_id):
             for _ in range(MAX_ROUNDS):
                 todo = [env for env in unique if env.id not in seqs]
-                found = self.events.find(
-                    {"userId": user_id, "eventId": {"$in": [env.id for env in todo]}}, {"_id": 0, "eventId": 1, "seq": 1}
-                )
-                async for doc in found:
-                    seqs[doc["eventId"]] = doc["seq"]
-                todo = [env for env in todo if env.id not in seqs]
                 if not todo:
                     break
-                last = await self.last_seq(user_id)
+                last = await self.last_seq(user_id) if exact else await self._counter(user_id)
                 now = self.clock()
                 docs = [self._doc(env, last + 1 + i, now) for i, env in enumerate(todo)]
                 try:
@@ -146,12 +145,25 @@ class EventLog:
                 except BulkWriteError as exc:
                     if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                         raise
-                    inserted = exc.details.get("nInserted", 0)  # the rest: another writer took the number
+                    inserted = exc.details.get("nInserted", 0)
                 seqs.update((d["eventId"], d["seq"]) for d in docs[:inserted])
+                if inserted < len(docs):
+                    await self._stored_already(user_id, [d["eventId"] for d in docs[inserted:]], seqs)
+                    exact = True
             else:
                 raise StoreUnavailable(f"could not number {user_id}'s events: other writers kept taking the numbers")
             await self.counters.update_one({"_id": user_id}, {"$max": {"seq": max(seqs.values())}}, upsert=True)
         return [(user_id, event_id, seq) for event_id, seq in seqs.items()]
+
+    async def _stored_already(self, user_id: str, event_ids: list[str], seqs: dict[str, int]) -> None:
+        """Add the `seq`s of those of `event_ids` that are stored (they keep theirs)."""
+        found = self.events.find({"userId": user_id, "eventId": {"$in": event_ids}}, {"_id": 0, "eventId": 1, "seq": 1})
+        async for doc in found:
+            seqs[doc["eventId"]] = doc["seq"]
+
+    async def _counter(self, user_id: str) -> int:
+        counter = await self.counters.find_one({"_id": user_id})
+        return counter["seq"] if counter else 0
 
     @staticmethod
     def _doc(env: Envelope, seq: int, now: datetime) -> dict[str, Any]:
@@ -162,8 +174,7 @@ class EventLog:
     async def last_seq(self, user_id: str) -> int:
         """The highest `seq` the user's stream has handed out (0: none yet)."""
         newest = await self.events.find_one({"userId": user_id}, {"_id": 0, "seq": 1}, sort=[("seq", DESCENDING)])
-        counter = await self.counters.find_one({"_id": user_id})
-        return max(newest["seq"] if newest else 0, counter["seq"] if counter else 0)
+        return max(newest["seq"] if newest else 0, await self._counter(user_id))
 
     async def page(self, user_id: str, after: int, limit: int, max_bytes: int) -> list[dict[str, Any]]:
         """The user's stored events with `seq` > `after`, oldest first: at most `limit`, at most about

@@ -32,16 +32,20 @@ class Intake:
         self.store = store
         self.dispatcher = dispatcher
         self.ask_events = ask_events
+        # The cursors this process moved (it is the stream's one consumer): read from MongoDB once.
+        self._cursors: dict[str, int] = {}
 
     async def take(self, event: StoredEvent) -> None:
         user = event.user_id
-        cursor = await self.store.cursor(user)
+        cursor = self._cursors.get(user)
+        if cursor is None:
+            cursor = await self.store.cursor(user)
         if cursor is not None and event.seq <= cursor:
             return  # scheduled already (a redelivery, or filled in from the store)
         events = [event]
         if cursor is not None and event.seq > cursor + 1:
             events = [*await self._missing(user, cursor, event.seq - 1), event]
-        subs = await self.store.subscriptions(user)
+        subs = self.dispatcher.subscriptions(user)
         rows = [
             (sub, e.seq, e.id, e.type, _body(e), e.occurred_at)
             for e in events
@@ -50,6 +54,7 @@ class Intake:
         ]
         SCHEDULED.inc(await self.store.schedule(rows))
         await self.store.advance(user, event.seq)
+        self._cursors[user] = event.seq
         for sub in subs:
             self.dispatcher.wake(sub.id)
 
