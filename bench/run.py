@@ -26,7 +26,7 @@ from pymongo.errors import PyMongoError
 
 from fleet_devtools.localdev import port_open
 
-from . import e2e, gateway, history, ingest, media, persister, sessions
+from . import e2e, gateway, history, ingest, media, persister, sessions, webhooks
 from .common import Context, Row, database_version, load_average, machine_info, wait_for_low_load
 
 BENCHMARKS = {
@@ -37,6 +37,7 @@ BENCHMARKS = {
     "sessions": sessions,
     "media": media,
     "history": history,
+    "webhooks": webhooks,
 }
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -17,12 +17,13 @@ DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"
 RENDER_DEFINITIONS = DEPLOY / "rabbitmq" / "render-definitions.sh"
 K8S = DEPLOY / "k8s"
 
-# The four services: compose/k8s name -> (python module, RabbitMQ user, password variable in .env).
+# The five services: compose/k8s name -> (python module, RabbitMQ user, password variable in .env).
 SERVICES = {
     "gateway": ("gateway", "gateway", "RABBITMQ_GATEWAY_PASSWORD"),
     "session-orchestrator": ("session_orchestrator", "session-orchestrator", "RABBITMQ_ORCHESTRATOR_PASSWORD"),
     "webhook-ingest": ("webhook_ingest", "webhook-ingest", "RABBITMQ_INGEST_PASSWORD"),
     "persister": ("persister", "persister", "RABBITMQ_PERSISTER_PASSWORD"),
+    "webhook-dispatcher": ("webhook_dispatcher", "webhook-dispatcher", "RABBITMQ_DISPATCHER_PASSWORD"),
 }
 DEPLOY_SECRETS = (
     "JWT_SECRET",

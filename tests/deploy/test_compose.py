@@ -110,7 +110,7 @@ def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies(rea
     for name in SERVICES:
         assert "rabbitmq" in real["services"][name]["depends_on"]
         assert "/readyz" in " ".join(real["services"][name]["healthcheck"]["test"])
-    for name in ("session-orchestrator", "persister"):
+    for name in ("session-orchestrator", "persister", "webhook-dispatcher"):
         assert "mongodb" in real["services"][name]["depends_on"]
     assert "waha" in real["services"]["session-orchestrator"]["depends_on"]
 
@@ -128,7 +128,7 @@ def test_mongodb_is_a_one_node_replica_set(real):
     mongo = real["services"]["mongodb"]
     assert mongo["command"][:2] == ["--replSet", "rs0"]
     assert "rs.initiate" in " ".join(mongo["healthcheck"]["test"])
-    for name in ("session-orchestrator", "persister"):
+    for name in ("session-orchestrator", "persister", "webhook-dispatcher"):
         url = real["services"][name]["environment"]["MONGODB_URL"]
         assert "replicaSet=rs0" in url and urlsplit(url).hostname == "mongodb"
 
@@ -174,7 +174,7 @@ def test_secrets_go_only_where_they_are_needed(real, secrets_env):
         have = {n for n, s in real["services"].items() if s.get("environment", {}).get(secret) == secrets_env[secret]}
         assert have == who, secret
     mongo_users = {n for n, s in real["services"].items() if "MONGODB_URL" in s.get("environment", {})}
-    assert mongo_users == {"session-orchestrator", "persister"}
+    assert mongo_users == {"session-orchestrator", "persister", "webhook-dispatcher"}
     for name in SERVICES:
         assert real["services"][name]["environment"]["ENVIRONMENT"] == "production"
 

@@ -143,6 +143,7 @@ def test_secrets_go_only_where_they_are_needed(production):
         },
         "webhook-ingest": {"RABBITMQ_URL_WEBHOOK_INGEST", "WEBHOOK_HMAC_KEY"},
         "persister": {"RABBITMQ_URL_PERSISTER", "MONGODB_URL"},
+        "webhook-dispatcher": {"RABBITMQ_URL_WEBHOOK_DISPATCHER", "MONGODB_URL"},
     }
 
 

@@ -63,6 +63,13 @@ def own_needs(service: str, t: Topology) -> set[tuple[str, str]]:
         return {
             ("read", t.persister_events), ("read", t.persister_queries), ("write", t.stream), ("write", DEFAULT_EXCHANGE)
         }
+    if service == "webhook-dispatcher":
+        # Its queues; the persister's `event.list` (replies on direct reply-to), dead letters; and
+        # binding a user's stream to its queue.
+        return {
+            ("read", t.webhooks_stream), ("read", t.webhooks_requests), ("write", t.queries), ("write", DEFAULT_EXCHANGE),
+            ("write", t.dlx), ("read", t.stream), ("write", t.webhooks_stream),
+        }
     raise AssertionError(service)
 
 
@@ -83,6 +90,13 @@ FORBIDDEN = {
         ("write", TOPOLOGY.queries),
         ("write", DEFAULT_EXCHANGE),
         ("write", TOPOLOGY.stream),
+        ("configure", LIVE_QUEUE),
+    },
+    "webhook-dispatcher": {
+        ("write", TOPOLOGY.commands),
+        ("write", TOPOLOGY.events),
+        ("write", TOPOLOGY.stream),
+        ("write", TOPOLOGY.parked),
         ("configure", LIVE_QUEUE),
     },
     "persister": {

@@ -5,10 +5,10 @@ import json
 import time
 
 import pytest
-from webhook_dispatcher.signing import verify
 
 from fleet_devtools.localdev import wait_until
 from waha_emulator.testing import WebhookReceiver
+from webhook_dispatcher.signing import verify
 
 from ..conftest import auth, token_for
 from ..helpers import connect, inbound, unique_user

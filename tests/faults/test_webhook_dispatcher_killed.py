@@ -44,13 +44,20 @@ async def test_a_dispatcher_killed_mid_delivery_delivers_every_event_in_order_af
             await inbound(waha, user, SENDER, f"during {n}")
         await asyncio.to_thread(healthy.start_again, "webhook-dispatcher")
 
+        seen: dict[str, object] = {}
+
         async def every_one() -> list[dict] | None:
             expected = await stream_after(gateway, user, start)
             bodies = sum(1 for e in expected if e["type"] == "message.received")
             ids = {r.headers["webhook-id"] for r in receiver.to("/hook")}
-            return expected if bodies == BEFORE + DURING and {e["id"] for e in expected} <= ids else None
+            missing = [e["seq"] for e in expected if e["id"] not in ids]
+            seen.update(stored=len(expected), messages_stored=bodies, missing_seqs=missing)
+            return expected if bodies == BEFORE + DURING and not missing else None
 
-        expected = await wait_until(every_one, timeout=60, interval=0.5, what="every event delivered")
+        try:
+            expected = await wait_until(every_one, timeout=90, interval=0.5, what="every event delivered")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {seen}") from exc
 
     got = receiver.to("/hook")
     first_seen: dict[str, int] = {}

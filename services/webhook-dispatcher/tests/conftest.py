@@ -7,14 +7,14 @@ from typing import Any
 import aio_pika
 import pytest
 from asgi_lifespan import LifespanManager
-from webhook_dispatcher.app import create_app
-from webhook_dispatcher.config import Settings
 
 from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import Contract, Reply, envelope
 from fleet_shared.contracts.events import MessageReceived
 from fleet_shared.routing import user_key
 from waha_emulator.testing import WebhookReceiver
+from webhook_dispatcher.app import create_app
+from webhook_dispatcher.config import Settings
 
 
 def dispatcher_settings(topology, rabbitmq_url: str, mongodb_url: str, database: str, **kw: Any) -> Settings:

@@ -5,10 +5,10 @@ import json
 import time
 
 import pytest
-from webhook_dispatcher.signing import verify
 
 from fleet_devtools.localdev import wait_until
 from fleet_shared.contracts.webhooks import CreateWebhook, DeleteWebhook, ListDeliveries, ListWebhooks
+from webhook_dispatcher.signing import verify
 
 from .conftest import message
 
@@ -121,6 +121,7 @@ async def _async(value):
 
 async def test_private_targets_are_refused_unless_allowed(topology, rabbitmq_url, mongodb_url, mongo_db, ask):
     from asgi_lifespan import LifespanManager
+
     from webhook_dispatcher.app import create_app
 
     from .conftest import dispatcher_settings

@@ -5,18 +5,19 @@ removed `EVENT_RETENTION` after it was stored (TTL index on `storedAt`). `event_
 the highest `seq` handed out, so numbering goes on after every stored event has expired.
 
 There is no separate counter to increment and then use: an event's `seq` is taken by inserting
-it. The next number is one past the user's highest stored `seq` (or the counter, whichever is
-higher), and the insert fails on the unique `(userId, seq)` index if another writer took that
-number first; the writer then reads again and renumbers what is left. So:
+it. The next number is one past the counter (which only ever records numbers already inserted),
+and the insert fails on the unique `(userId, seq)` index if that number is taken (another writer,
+or a counter a crash left behind); the writer then reads the highest stored `seq` and renumbers
+what is left. So:
 
-- **assigned once**: an event whose envelope id is stored already keeps the `seq` it has (read
-  first, and the unique `(userId, eventId)` index refuses a second copy); a crash before the
+- **assigned once**: an event whose envelope id is stored already keeps the `seq` it has (the
+  unique `(userId, eventId)` index refuses a second copy, and the writer reads it); a crash before the
   insert leaves no number behind, one after it leaves the event stored, found by the redelivery;
 - **no holes, in commit order**: `seq` n+1 can only be inserted once n is stored (it is computed
   from n), so a reader who saw n+1 will always find n, whatever the number of persisters.
 
 Within one process the writes of one user are serialised (`KeyedLock`), so renumbering only
-happens between replicas. A page re-reads once when it finds a hole (an event committed while the
+happens between replicas; a whole batch, of many users, is three operations. A page re-reads once when it finds a hole (an event committed while the
 read passed its place, or the oldest expired): that second read began after everything the first
 one saw was committed, and nothing is numbered below a committed `seq` later.
 """
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
@@ -115,43 +116,77 @@ class EventLog:
         for env in events:
             by_user.setdefault(env.user_id, []).append(env)
         try:
-            numbered = await asyncio.gather(*(self._append_user(user, envs) for user, envs in by_user.items()))
+            seqs = await self._append(by_user)
         except PyMongoError as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
-        seqs = {(user, event_id): seq for per_user in numbered for user, event_id, seq in per_user}
         return [as_stored(env, seqs[(env.user_id, env.id)]) for env in events]
 
-    async def _append_user(self, user_id: str, envs: list[Envelope]) -> list[tuple[str, str, int]]:
-        unique = list({env.id: env for env in reversed(envs)}.values())[::-1]  # first copy of each id, in order
-        seqs: dict[str, int] = {}
-        async with self._locks.hold(user_id):
+    async def _append(self, by_user: dict[str, list[Envelope]]) -> dict[tuple[str, str], int]:
+        """The whole batch in three operations in the common case: every user's counter (one read),
+        every event (one ordered insert: each user's events in order, so what an error leaves
+        inserted is a prefix of each user's), every counter again (one bulk write). Only an insert
+        that meets an existing event (a redelivery) or a taken number (another writer, or a counter
+        a crash left behind) reads which, and that user's highest stored `seq`."""
+        # The first copy of each id, in order.
+        unique = {user: list({e.id: e for e in reversed(envs)}.values())[::-1] for user, envs in by_user.items()}
+        seqs: dict[tuple[str, str], int] = {}
+        exact: set[str] = set()
+        async with contextlib.AsyncExitStack() as held:
+            for user in sorted(unique):  # always in one order: two batches never wait for each other in a circle
+                await held.enter_async_context(self._locks.hold(user))
             for _ in range(MAX_ROUNDS):
-                todo = [env for env in unique if env.id not in seqs]
-                found = self.events.find(
-                    {"userId": user_id, "eventId": {"$in": [env.id for env in todo]}}, {"_id": 0, "eventId": 1, "seq": 1}
-                )
-                async for doc in found:
-                    seqs[doc["eventId"]] = doc["seq"]
-                todo = [env for env in todo if env.id not in seqs]
+                todo = {u: [e for e in envs if (u, e.id) not in seqs] for u, envs in unique.items()}
+                todo = {u: envs for u, envs in todo.items() if envs}
                 if not todo:
                     break
-                last = await self.last_seq(user_id)
+                lasts = await self._counters([u for u in todo if u not in exact])
+                for user in exact & todo.keys():
+                    lasts[user] = await self.last_seq(user)
                 now = self.clock()
-                docs = [self._doc(env, last + 1 + i, now) for i, env in enumerate(todo)]
+                docs = [self._doc(env, lasts[u] + 1 + i, now) for u, envs in todo.items() for i, env in enumerate(envs)]
                 try:
                     await self.events.insert_many(docs, ordered=True)
                     inserted = len(docs)
                 except BulkWriteError as exc:
                     if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                         raise
-                    inserted = exc.details.get("nInserted", 0)  # the rest: another writer took the number
-                seqs.update((d["eventId"], d["seq"]) for d in docs[:inserted])
+                    inserted = exc.details.get("nInserted", 0)
+                seqs.update(((d["userId"], d["eventId"]), d["seq"]) for d in docs[:inserted])
+                if inserted < len(docs):
+                    exact.add(docs[inserted]["userId"])
+                    rest: dict[str, list[str]] = {}
+                    for d in docs[inserted:]:
+                        rest.setdefault(d["userId"], []).append(d["eventId"])
+                    await asyncio.gather(*(self._stored_already(u, ids, seqs) for u, ids in rest.items()))
             else:
-                raise StoreUnavailable(f"could not number {user_id}'s events: other writers kept taking the numbers")
-            await self.counters.update_one({"_id": user_id}, {"$max": {"seq": max(seqs.values())}}, upsert=True)
-        return [(user_id, event_id, seq) for event_id, seq in seqs.items()]
+                raise StoreUnavailable("could not number the events: other writers kept taking the numbers")
+            highest: dict[str, int] = {}
+            for (user, _), seq in seqs.items():
+                highest[user] = max(seq, highest.get(user, 0))
+            if highest:
+                await self.counters.bulk_write(
+                    [UpdateOne({"_id": u}, {"$max": {"seq": seq}}, upsert=True) for u, seq in highest.items()],
+                    ordered=False,
+                )
+        return seqs
+
+    async def _stored_already(self, user_id: str, event_ids: list[str], seqs: dict[tuple[str, str], int]) -> None:
+        """Add the `seq`s of those of `event_ids` that are stored (they keep theirs)."""
+        found = self.events.find({"userId": user_id, "eventId": {"$in": event_ids}}, {"_id": 0, "eventId": 1, "seq": 1})
+        async for doc in found:
+            seqs[(user_id, doc["eventId"])] = doc["seq"]
+
+    async def _counters(self, users: list[str]) -> dict[str, int]:
+        found = {u: 0 for u in users}
+        if users:
+            async for doc in self.counters.find({"_id": {"$in": users}}):
+                found[doc["_id"]] = doc["seq"]
+        return found
+
+    async def _counter(self, user_id: str) -> int:
+        return (await self._counters([user_id]))[user_id]
 
     @staticmethod
     def _doc(env: Envelope, seq: int, now: datetime) -> dict[str, Any]:
@@ -162,8 +197,7 @@ class EventLog:
     async def last_seq(self, user_id: str) -> int:
         """The highest `seq` the user's stream has handed out (0: none yet)."""
         newest = await self.events.find_one({"userId": user_id}, {"_id": 0, "seq": 1}, sort=[("seq", DESCENDING)])
-        counter = await self.counters.find_one({"_id": user_id})
-        return max(newest["seq"] if newest else 0, counter["seq"] if counter else 0)
+        return max(newest["seq"] if newest else 0, await self._counter(user_id))
 
     async def page(self, user_id: str, after: int, limit: int, max_bytes: int) -> list[dict[str, Any]]:
         """The user's stored events with `seq` > `after`, oldest first: at most `limit`, at most about

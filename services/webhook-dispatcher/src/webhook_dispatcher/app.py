@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             resources.push_async_callback(binder.close)
             await dispatcher.start()
             resources.push_async_callback(dispatcher.stop)
+            await intake.start()
+            resources.push_async_callback(intake.stop)
             await link.start(wait=STARTUP_WAIT)
             resources.push_async_callback(link.stop)
             resources.push_async_callback(dead_letters.close)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -115,8 +115,11 @@ class Store:
         doc = await self.cursors.find_one({"_id": user_id})
         return doc["seq"] if doc else None
 
-    async def advance(self, user_id: str, seq: int) -> None:
-        await self.cursors.update_one({"_id": user_id}, {"$max": {"seq": seq}}, upsert=True)
+    async def advance(self, cursors: dict[str, int]) -> None:
+        """Move each user's cursor up to the `seq` given (never back)."""
+        if cursors:
+            ops = [UpdateOne({"_id": user}, {"$max": {"seq": seq}}, upsert=True) for user, seq in cursors.items()]
+            await self.cursors.bulk_write(ops, ordered=False)
 
     async def schedule(self, rows: Sequence[tuple[Subscription, int, str, str, bytes, datetime]]) -> int:
         """One pending delivery per (subscription, seq, event id, type, body, occurred at); those

@@ -8,9 +8,10 @@ import contextlib
 import inspect
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -45,6 +46,7 @@ class Received:
     headers: dict[str, str]  # lower-case names
     body: bytes
     status: int  # what the receiver answered
+    at: float = field(default_factory=time.time)  # when it arrived (its body read)
 
     @property
     def json(self) -> Any:
