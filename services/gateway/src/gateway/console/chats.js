@@ -9,12 +9,24 @@ export const chatLabel = (chat) => chat.name || chat.chatId.replace(/@.*$/, "");
 export const newer = (a, b) => !b || a.timestamp > b.timestamp || (a.timestamp === b.timestamp && a.id > b.id);
 const reading = new Set(); // chats with a mark-read scheduled
 
+const loading = new Set(); // per page being read: the chats whose unread count live events raised meanwhile
+
 export async function loadChats() {
-  const page = await api("/api/v1/waha/chats?limit=100");
+  const counted = new Set();
+  loading.add(counted);
+  let page;
+  try {
+    page = await api("/api/v1/waha/chats?limit=100");
+  } finally {
+    loading.delete(counted);
+  }
   for (const chat of page.items) {
     const known = state.chats.get(chat.chatId);
     // A live event may already have brought a newer message than the stored one.
     if (known && newer(known.lastMessage || {}, chat.lastMessage)) chat.lastMessage = known.lastMessage;
+    // The page may have been read before a message counted live meanwhile was stored (or after): the
+    // higher count has them all.
+    if (known && counted.has(chat.chatId)) chat.unreadCount = Math.max(known.unreadCount || 0, chat.unreadCount || 0);
     state.chats.set(chat.chatId, chat);
   }
   renderChats();
@@ -53,7 +65,10 @@ export function noteMessage(m, { received = false } = {}) {
   if (newer(m, chat.lastMessage)) chat.lastMessage = { id: m.id, body: m.body, fromMe: m.fromMe, type: m.type, timestamp: m.timestamp };
   if (received && !m.fromMe) {
     if (m.chatId === state.selected && document.visibilityState === "visible") scheduleRead(m.chatId);
-    else chat.unreadCount = (chat.unreadCount || 0) + 1;
+    else {
+      chat.unreadCount = (chat.unreadCount || 0) + 1;
+      for (const counted of loading) counted.add(m.chatId);
+    }
   }
   state.chats.set(m.chatId, chat);
   renderChats();
@@ -92,5 +107,6 @@ export function onChatRead(chatId) {
 
 export function forgetChats() {
   reading.clear();
+  loading.clear();
   $("chats").replaceChildren();
 }
