@@ -15,7 +15,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from fleet_devtools.localdev import free_port, wait_until
+from fleet_devtools.testing.streams import event_page
 from fleet_shared.contracts import Reply
+from fleet_shared.contracts.stream import ListEvents
 from gateway.app import create_app
 from gateway.config import Settings
 
@@ -185,3 +187,20 @@ class Tokens:
 @pytest.fixture
 def tokens() -> type[Tokens]:
     return Tokens
+
+
+@pytest.fixture
+def stored() -> dict[str, list[dict]]:
+    """Each user's stored events (envelope + `seq`), as the persister keeps them."""
+    return {}
+
+
+@pytest.fixture
+async def persister(responder, stored) -> dict[str, list[dict]]:
+    """The persister's answers to `event.list` (a socket's head, catch-up and holes), from `stored`."""
+
+    async def list_events(env: dict) -> Reply:
+        return Reply.success(event_page(stored.get(env["userId"], []), env["data"]["after"], env["data"]["limit"]))
+
+    responder.handlers[ListEvents.TYPE] = list_events
+    return stored

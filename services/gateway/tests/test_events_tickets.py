@@ -73,7 +73,9 @@ async def publish(rabbitmq_url: str, exchange_name: str, env: Envelope, seq: int
         await exchange.publish(aio_pika.Message(body), routing_key=user_key(env.user_id, env.type))
 
 
-async def test_a_browser_opens_its_socket_with_a_ticket_once_and_the_ticket_is_no_token(gateway, tokens, rabbitmq_url, topology):
+async def test_a_browser_opens_its_socket_with_a_ticket_once_and_the_ticket_is_no_token(
+    gateway, tokens, rabbitmq_url, topology, persister
+):
     app, base = gateway
     async with httpx.AsyncClient(base_url=f"http://{base}") as client:
         issued = await client.post("/api/v1/events/ticket", headers=tokens.auth("erin"))

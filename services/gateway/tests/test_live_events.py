@@ -78,8 +78,13 @@ async def amqp(rabbitmq_url):
         yield connection
 
 
+@pytest.fixture(autouse=True)
+def _persister(persister):
+    """Every socket here asks the persister for its head."""
+
+
 @pytest.fixture
-def publish(amqp, topology):
+def publish(amqp, topology, stored):
     """Publish as the persister does once it stored an event: on `<p>.stream`, with the user's next `seq`."""
     seqs: dict[str, int] = {}
 
@@ -87,6 +92,8 @@ def publish(amqp, topology):
         if seq is None:
             seq = seqs[env.user_id] = seqs.get(env.user_id, 0) + 1
         body = {**env.wire(), "seq": seq}
+        if all(e["seq"] != seq for e in stored.get(env.user_id, [])):
+            stored.setdefault(env.user_id, []).append(body)
         channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
         try:
             exchange = await channel.get_exchange(topology.stream, ensure=False)
@@ -304,6 +311,21 @@ async def test_a_live_event_already_sent_is_not_sent_again(gateway, publish, tok
         second = await publish(received("hana", 2), seq=8)
         assert (await frame(ws))["seq"] == 7
         assert await frame(ws) == second
+
+
+async def test_a_socket_without_after_starts_at_the_head_whichever_event_comes_first(gateway, publish, stored, tokens):
+    """Two persisters publish independently: the first live event may have overtaken an earlier one,
+    which must still be sent, before it."""
+    app, base = gateway
+    await publish(received("iris", 1))  # before the socket: not sent
+    async with connect(events_url(base, tokens.make("iris"))) as ws:
+        second, third = received("iris", 2), received("iris", 3)
+        stored["iris"].append({**second.wire(), "seq": 2})  # stored first, published last
+        await publish(third, seq=3)
+        await publish(second, seq=2)
+        assert [(await frame(ws))["seq"] for _ in range(2)] == [2, 3]
+        fourth = await publish(received("iris", 4), seq=4)
+        assert await frame(ws) == fourth
 
 
 async def test_a_bad_after_closes_with_1008(gateway, tokens):

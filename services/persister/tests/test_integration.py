@@ -1,5 +1,6 @@
 """The persister in-process (FastAPI lifespan) against the real RabbitMQ and SecantusDB."""
 
+import asyncio
 import json
 
 import aio_pika
@@ -222,16 +223,43 @@ async def test_public_events_are_numbered_published_and_replayed_per_user(
         return len(published) == 4
 
     await wait_until(four_published, DEADLINE, what="alice's 4 stream messages")
-    assert [(p["seq"], p["type"]) for p in published] == [
-        (1, "message.received"), (2, "session.status_changed"), (3, "message.ack"), (1, "message.received")
-    ]
-    assert published[1]["key"] == f"user.{ALICE}.session.status_changed"
+    # Numbered in the order they were stored (concurrent batches may store them either way) and
+    # published in that order; the redelivery is published again with the number it had.
+    numbered = [p for n, p in enumerate(published) if p["id"] not in {q["id"] for q in published[:n]}]
+    assert [p["seq"] for p in numbered] == [1, 2, 3]
+    assert {p["type"] for p in numbered} == {"message.received", "session.status_changed", "message.ack"}
+    seq_of = {p["id"]: p["seq"] for p in numbered}
+    assert [p["seq"] for p in published if p["id"] == first.id] == [seq_of[first.id]] * 2
+    assert all(p["key"] == f"user.{ALICE}.{p['type']}" for p in published)
 
     reply = await rpc.request(topology.queries, envelope(ListEvents(after=1, limit=10), ALICE), timeout=10)
     assert reply.ok, reply
-    assert [(e["seq"], e["type"]) for e in reply.data["items"]] == [(2, "session.status_changed"), (3, "message.ack")]
+    assert [(e["seq"], e["type"]) for e in reply.data["items"]] == [(p["seq"], p["type"]) for p in numbered[1:]]
     assert reply.data["next"] == 3
     bob = await rpc.request(topology.queries, envelope(ListEvents(), BOB), timeout=10)
     assert [e["userId"] for e in bob.data["items"]] == [BOB] * 3 and bob.data["next"] == 3
     empty = await rpc.request(topology.queries, envelope(ListEvents(after=3), ALICE), timeout=10)
-    assert empty.data == {"items": [], "next": 3}
+    assert empty.data == {"items": [], "next": 3, "last": 3}
+
+
+async def test_a_burst_of_one_users_events_reaches_the_stream_in_seq_order(
+    running, publisher, topology, amqp_channel, events
+):
+    """Many of a user's events at once are written in several concurrent batches: each batch's
+    numbers are published before the next batch's, and a batch's in order (a consumer starting
+    from the first one it sees must not meet a lower one after it)."""
+    stream = await amqp_channel.get_exchange(topology.stream)
+    seen = await amqp_channel.declare_queue(exclusive=True)
+    await seen.bind(stream, "user.alice.#")
+    burst = [events.received(ALICE, f"burst-{i}") for i in range(200)]
+    await asyncio.gather(*(publish_envelope(publisher, topology.events, env) for env in burst))
+
+    seqs: list[int] = []
+
+    async def all_published():
+        while (message := await seen.get(no_ack=True, fail=False)) is not None:
+            seqs.append(json.loads(message.body)["seq"])
+        return len(seqs) >= len(burst)
+
+    await wait_until(all_published, DEADLINE, what="the burst on the stream")
+    assert seqs == list(range(1, len(burst) + 1))

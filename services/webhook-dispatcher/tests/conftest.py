@@ -1,5 +1,6 @@
 """The dispatcher in-process against the real RabbitMQ and SecantusDB, a receiver on a real port,
-and stored events published on `<p>.stream` as the persister publishes them."""
+and stored events published on `<p>.stream` as the persister publishes them (and answered to
+`event.list` as the persister answers it)."""
 
 import json
 from typing import Any
@@ -8,6 +9,7 @@ import aio_pika
 import pytest
 from asgi_lifespan import LifespanManager
 
+from fleet_devtools.testing.streams import event_page
 from fleet_shared.broker import RpcClient
 from fleet_shared.contracts import Contract, Reply, envelope
 from fleet_shared.contracts.events import MessageReceived
@@ -33,7 +35,30 @@ def settings(topology, rabbitmq_url, mongodb_url, mongo_db) -> Settings:
 
 
 @pytest.fixture
-async def dispatcher(settings):
+async def stored(rabbitmq_url, topology):
+    """The persister's side of `event.list` over the real broker: answers from the stored events the
+    test put here (by user), as the persister would from MongoDB."""
+    events: dict[str, list[dict]] = {}
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(topology.persister_queries, ensure=False)
+
+        async def answer(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                env = json.loads(message.body)
+                reply = Reply.success(event_page(events.get(env["userId"], []), env["data"]["after"], env["data"]["limit"]))
+                await channel.default_exchange.publish(
+                    aio_pika.Message(reply.model_dump_json().encode(), correlation_id=message.correlation_id),
+                    routing_key=message.reply_to or "",
+                )
+
+        await queue.consume(answer)
+        yield events
+
+
+@pytest.fixture
+async def dispatcher(settings, stored):
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         yield app
@@ -68,7 +93,7 @@ def message(user: str, n: int, body: str | None = None):
 
 
 @pytest.fixture
-async def stream(rabbitmq_url, topology):
+async def stream(rabbitmq_url, topology, stored):
     """Publish `(envelope, seq)` on `<p>.stream`, as the persister does once it stored the event."""
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection:
@@ -77,6 +102,8 @@ async def stream(rabbitmq_url, topology):
 
         async def publish(env, seq: int) -> dict:
             body = {**env.wire(), "seq": seq}
+            if all(e["seq"] != seq for e in stored.get(env.user_id, [])):
+                stored.setdefault(env.user_id, []).append(body)
             await exchange.publish(
                 aio_pika.Message(json.dumps(body).encode(), message_id=env.id), routing_key=user_key(env.user_id, env.type)
             )

@@ -119,7 +119,7 @@ async def _async(value):
     return value
 
 
-async def test_private_targets_are_refused_unless_allowed(topology, rabbitmq_url, mongodb_url, mongo_db, ask):
+async def test_private_targets_are_refused_unless_allowed(topology, rabbitmq_url, mongodb_url, mongo_db, ask, stored):
     from asgi_lifespan import LifespanManager
 
     from webhook_dispatcher.app import create_app
@@ -132,3 +132,29 @@ async def test_private_targets_are_refused_unless_allowed(topology, rabbitmq_url
                     "http://[::1]/x"):
             reply = await ask(ALICE, CreateWebhook(url=url))
             assert (reply.ok, reply.error.code, reply.error.status) == (False, "invalid_url", 400), url
+
+
+async def test_a_new_webhook_starts_at_the_streams_head_whichever_event_comes_first(
+    dispatcher, ask, stream, stored, receiver
+):
+    def stored_event(n: int) -> dict:
+        return {**message(ALICE, n).wire(), "seq": n}
+
+    stored[ALICE] = [stored_event(n) for n in range(1, 4)]  # before the webhook: not its business
+    hook = await subscribe(ask, ALICE, receiver.url_for("/first"))
+    # Two persisters: 5 is published before 4, which was stored first (5 is numbered after it).
+    stored[ALICE].append(stored_event(4))
+    await stream(message(ALICE, 5), 5)
+    await stream(message(ALICE, 4), 4)
+    await stream(message(ALICE, 6), 6)
+    assert [json.loads(r.body)["seq"] for r in await received(receiver, "/first", 3)] == [4, 5, 6]
+
+    # Deleted, then made again: what came in between is not the new webhook's either.
+    assert (await ask(ALICE, DeleteWebhook(webhook_id=hook["id"]))).ok
+    for n in (7, 8):
+        await stream(message(ALICE, n), n)
+    await subscribe(ask, ALICE, receiver.url_for("/again"))
+    await stream(message(ALICE, 9), 9)
+    assert [json.loads(r.body)["seq"] for r in await received(receiver, "/again", 1)] == [9]
+    await stream(message(ALICE, 10), 10)
+    assert [json.loads(r.body)["seq"] for r in await received(receiver, "/again", 2)] == [9, 10]

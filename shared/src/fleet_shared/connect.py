@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 from faststream.rabbit import RabbitBroker
 
-from .broker import BrokerUnavailable
+from .broker import BrokerUnavailable, ConfirmedPublisher
 from .topology import Topology, declare_topology_at
 
 log = logging.getLogger(__name__)
@@ -117,3 +117,19 @@ class BrokerLink(Link[RabbitBroker]):
     async def stop(self) -> None:
         await super().stop()
         await self.resource.stop()
+
+
+class PublisherLink(Link[ConfirmedPublisher]):
+    """A `ConfirmedPublisher` connected in the background (after the topology is declared), for a
+    service that publishes on its hot path without FastStream."""
+
+    def __init__(self, url: str, topology: Topology, name: str) -> None:
+        publisher = ConfirmedPublisher(url, name)
+        super().__init__(publisher, publisher.connect, url, topology, name)
+
+    async def ready(self) -> bool:
+        return self.connection.connected and self.resource.connected
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.resource.close()

@@ -1,5 +1,6 @@
 """API calls -> RabbitMQ request/reply: one envelope per call, scoped to the caller's user id."""
 
+import contextlib
 import functools
 import logging
 import time
@@ -59,14 +60,21 @@ class Bus:
         raise ValueError(f"{payload.TYPE} is neither a command nor a query")
 
     async def ask(
-        self, user_id: str, payload: Contract, *, envelope_id: str | None = None, routing_key: str | None = None
+        self,
+        user_id: str,
+        payload: Contract,
+        *,
+        envelope_id: str | None = None,
+        routing_key: str | None = None,
+        limited: bool = True,
     ) -> Any:
         """Send `payload` for `user_id` and return the reply's `data`, or raise `ApiError` (429
         when the user is over their limits: `limits.UserLimits`).
 
         `routing_key`: a fleet-wide question (`routing.admin_key`) instead of `user.<user_id>.<type>`;
-        `user_id` is then who asks, and the envelope names no session."""
-        with self._limits.admit(user_id):
+        `user_id` is then who asks, and the envelope names no session. `limited=False`: a question
+        the gateway asks on its own (not the user's), which their limits must not refuse."""
+        with self._limits.admit(user_id) if limited else contextlib.nullcontext():
             try:
                 reply = await self._request(user_id, payload, envelope_id, routing_key)
             finally:

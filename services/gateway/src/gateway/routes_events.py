@@ -23,7 +23,7 @@ from fleet_shared.subscribe import SubscriptionLost
 
 from .auth import CurrentUser, Principal, TokenVerifier, principal_from_header
 from .bus import Bus
-from .catchup import Sequencer, frame
+from .catchup import Sequencer, frame, stream_head
 from .live import (
     CLOSE_POLICY,
     CLOSE_SLOW_CONSUMER,
@@ -56,12 +56,15 @@ in the order they were stored, never renumbered, without holes but where events 
 `EVENT_RETENTION`, 7 days by default, are gone).
 
 **A plain GET** answers a page of stored events with `seq` > `after`, oldest first:
-`{{"items": [<envelope + seq>, …], "next": <seq>}}`; pass `next` back as `after` (an empty page
-answers `next` = `after`: nothing new yet). At most `limit` items and about PAGE_MAX_BYTES.
+`{{"items": [<envelope + seq>, …], "next": <seq>, "last": <seq>}}`; pass `next` back as `after` (an
+empty page answers `next` = `after`: nothing new yet). `last` is the newest `seq` of your stream
+when the page was read (`next` < `last`: more to read). At most `limit` items and about PAGE_MAX_BYTES.
 
 **A WebSocket** here (`ws://…/api/v1/events`, `wss://` behind TLS) receives them as they happen.
 With `?after=<seq>` it first sends every stored event after that `seq`, then the live ones, with
 no gap and no duplicate at the seam: remember the last `seq` you handled and reconnect with it.
+Without `after` it starts at the stream's newest `seq` when the socket opened: every event after
+that one, in order.
 
 **Authentication**: `Authorization: Bearer <JWT>`; where headers cannot be set (browsers),
 `?ticket=<ticket>` from `POST /api/v1/events/ticket` (single use, 30 s), or `?token=<JWT>`
@@ -88,6 +91,7 @@ _STREAMED_EXAMPLES = [e for t, e in EVENT_EXAMPLES.items() if t in PUBLIC_EVENT_
 _PAGE_EXAMPLE = {
     "items": [{**example_envelope(e), "seq": 41 + n} for n, e in enumerate(_STREAMED_EXAMPLES[:2])],
     "next": 42,
+    "last": 42,
 }
 
 
@@ -130,10 +134,12 @@ async def events(websocket: WebSocket) -> None:
         principal = _principal(websocket)
         after = _after(websocket)
         async with hub.stream(principal.user_id) as stream:
+            bus: Bus = websocket.app.state.bus
+            start = after if after is not None else await _head(bus, principal.user_id)
             # Accepted once the socket's queue is bound: every event published after the client saw
             # the socket open reaches it (a client catching up at `open` misses nothing in between).
             await websocket.accept()
-            sequencer = Sequencer(websocket.app.state.bus, principal.user_id, _sender(websocket), after)
+            sequencer = Sequencer(bus, principal.user_id, _sender(websocket), start)
             closing = await _pump(websocket, stream, principal, sequencer)
     except ApiError as exc:
         closing = Closing(CLOSE_POLICY, exc.code, exc.message)
@@ -167,6 +173,13 @@ def _after(websocket: WebSocket) -> int | None:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise ApiError(400, "invalid_after", "after must be a seq: a whole number, 0 or more")
     return int(raw)
+
+
+async def _head(bus: Bus, user_id: str) -> int:
+    try:
+        return await stream_head(bus, user_id)
+    except ApiError as exc:  # the store could not answer
+        raise LiveRefused(Closing(CLOSE_TRY_AGAIN_LATER, exc.code, exc.message)) from exc
 
 
 def _sender(websocket: WebSocket):

@@ -19,14 +19,16 @@ from faststream.rabbit import RabbitBroker, RabbitResponse
 from faststream.rabbit.message import RabbitMessage as RabbitMessageType
 from pymongo.errors import PyMongoError
 
-from fleet_shared.broker import BrokerUnavailable, answer, consume, make_broker, publish_envelope
+from fleet_shared.broker import BrokerUnavailable, answer, consume, make_broker
+from fleet_shared.connect import PublisherLink
 from fleet_shared.contracts.stream import StoredEvent
 from fleet_shared.deadletter import dead_letter
 from fleet_shared.topology import Topology
 
 from .batching import EventBatcher
 from .config import SERVICE_NAME, Settings
-from .handlers import EventHandler, MalformedEvent, PublishStored, parse_event
+from .eventlog import PublishStored
+from .handlers import EventHandler, MalformedEvent, parse_event
 from .metrics import EVENTS_REJECTED, EVENTS_REQUEUED
 from .queries import QueryService
 from .store import StoreUnavailable
@@ -38,12 +40,16 @@ def make_persister_broker(settings: Settings) -> RabbitBroker:
     return make_broker(settings, SERVICE_NAME, prefetch=settings.prefetch)
 
 
-def stream_publisher(broker: RabbitBroker, topology: Topology) -> PublishStored:
+def stream_publisher(link: PublisherLink, topology: Topology) -> PublishStored:
     """What `EventHandler` publishes stored events with: each to `<p>.stream` as `user.<id>.<type>`,
-    confirmed (nobody bound is fine: not mandatory)."""
+    confirmed (nobody bound is fine: not mandatory), in the order given. They are published at once
+    and still reach the broker in that order: `ConfirmedPublisher.publish` queues its frame before
+    its first wait, and `gather` starts them in order (FastStream's publish waits before that, so
+    a burst of one user's events reached consumers out of order through it)."""
 
     async def publish(stored: Sequence[StoredEvent]) -> None:
-        await asyncio.gather(*(publish_envelope(broker, topology.stream, env) for env in stored))
+        publisher = link.require()
+        await asyncio.gather(*(publisher.publish_envelope(topology.stream, env) for env in stored))
 
     return publish
 

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from fleet_shared.connect import BrokerLink
+from fleet_shared.connect import BrokerLink, PublisherLink
 from fleet_shared.http import install_error_handlers, ops_router, startup_objects_frozen
 from fleet_shared.mongo import make_mongo_client
 from fleet_shared.queue_depth import DEAD_LETTERS, QueueDepths
@@ -38,31 +38,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             event_log = EventLog(store.db, settings.event_retention)
             await event_log.ensure_indexes()
             broker = make_persister_broker(settings)
+            # The stream's own connection: its publishes keep their order (`stream_publisher`).
+            stream = PublisherLink(settings.rabbitmq_url, topology, f"{SERVICE_NAME}-stream")
             handler = EventHandler(
                 store,
                 retry_timeout=settings.write_retry_timeout.total_seconds(),
                 backoff=settings.write_retry_backoff.total_seconds(),
                 max_backoff=settings.write_retry_max_backoff.total_seconds(),
                 event_log=event_log,
-                publish=stream_publisher(broker, topology),
+                publish=stream_publisher(stream, topology),
             )
             queries = QueryService(store, settings.page_max_bytes, event_log)
             build_broker(settings, topology, handler, queries, broker)
             link = BrokerLink(broker, settings.rabbitmq_url, topology, SERVICE_NAME)
+            await stream.start(wait=STARTUP_WAIT)
             await link.start(wait=STARTUP_WAIT)
-            app.state.store, app.state.link = store, link
+            app.state.store, app.state.links = store, (stream, link)
             try:
                 with startup_objects_frozen():
                     yield
             finally:
                 await link.stop()
+                await stream.stop()
                 await dead_letters.close()
         finally:
             await client.close()
 
     async def broker_ready() -> bool:
-        link = getattr(app.state, "link", None)
-        return link is not None and await link.ready()
+        links = getattr(app.state, "links", ())
+        return bool(links) and all([await link.ready() for link in links])
 
     async def mongo_ready() -> bool:
         store = getattr(app.state, "store", None)

@@ -24,7 +24,7 @@ one saw was committed, and nothing is numbered below a committed `seq` later.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,8 @@ COUNTERS = "event_counters"
 MAX_ROUNDS = 50
 INDEX_OPTIONS_CONFLICT = (85, 86)
 DEFAULT_RETENTION = timedelta(days=7)
+# Publishes the events once stored with their `seq` (on `<p>.stream`); raises `BrokerUnavailable`.
+PublishStored = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 
 
 def event_indexes(retention: timedelta) -> list[IndexModel]:
@@ -109,67 +111,73 @@ class EventLog:
                 index={"name": "retention", "expireAfterSeconds": int(self.retention.total_seconds())},
             )
 
-    async def append(self, events: Sequence[Envelope]) -> list[StoredEvent]:
+    async def append(self, events: Sequence[Envelope], then: PublishStored | None = None) -> list[StoredEvent]:
         """Store `events` in their users' streams (each user's in the given order); answer them with
-        their `seq`, the one they already had for those stored before."""
+        their `seq`, the one they already had for those stored before. `then` (publishing them) gets
+        them, each user's by `seq`, while their users' streams are still held: so this process hands
+        each user's events on in `seq` order, also when several batches of theirs are written at once."""
         by_user: dict[str, list[Envelope]] = {}
         for env in events:
             by_user.setdefault(env.user_id, []).append(env)
-        try:
-            seqs = await self._append(by_user)
-        except PyMongoError as exc:
-            if is_transient(exc):
-                raise StoreUnavailable(str(exc)) from exc
-            raise
-        return [as_stored(env, seqs[(env.user_id, env.id)]) for env in events]
+        async with contextlib.AsyncExitStack() as held:
+            for user in sorted(by_user):  # always in one order: two batches never wait for each other in a circle
+                await held.enter_async_context(self._locks.hold(user))
+            try:
+                seqs = await self._append(by_user)
+            except PyMongoError as exc:
+                if is_transient(exc):
+                    raise StoreUnavailable(str(exc)) from exc
+                raise
+            stored = [as_stored(env, seqs[(env.user_id, env.id)]) for env in events]
+            if then is not None and stored:
+                await then(sorted(stored, key=lambda e: e.seq))
+        return stored
 
     async def _append(self, by_user: dict[str, list[Envelope]]) -> dict[tuple[str, str], int]:
         """The whole batch in three operations in the common case: every user's counter (one read),
         every event (one ordered insert: each user's events in order, so what an error leaves
         inserted is a prefix of each user's), every counter again (one bulk write). Only an insert
         that meets an existing event (a redelivery) or a taken number (another writer, or a counter
-        a crash left behind) reads which, and that user's highest stored `seq`."""
+        a crash left behind) reads which, and that user's highest stored `seq`. The caller holds
+        the users' streams."""
         # The first copy of each id, in order.
         unique = {user: list({e.id: e for e in reversed(envs)}.values())[::-1] for user, envs in by_user.items()}
         seqs: dict[tuple[str, str], int] = {}
         exact: set[str] = set()
-        async with contextlib.AsyncExitStack() as held:
-            for user in sorted(unique):  # always in one order: two batches never wait for each other in a circle
-                await held.enter_async_context(self._locks.hold(user))
-            for _ in range(MAX_ROUNDS):
-                todo = {u: [e for e in envs if (u, e.id) not in seqs] for u, envs in unique.items()}
-                todo = {u: envs for u, envs in todo.items() if envs}
-                if not todo:
-                    break
-                lasts = await self._counters([u for u in todo if u not in exact])
-                for user in exact & todo.keys():
-                    lasts[user] = await self.last_seq(user)
-                now = self.clock()
-                docs = [self._doc(env, lasts[u] + 1 + i, now) for u, envs in todo.items() for i, env in enumerate(envs)]
-                try:
-                    await self.events.insert_many(docs, ordered=True)
-                    inserted = len(docs)
-                except BulkWriteError as exc:
-                    if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                        raise
-                    inserted = exc.details.get("nInserted", 0)
-                seqs.update(((d["userId"], d["eventId"]), d["seq"]) for d in docs[:inserted])
-                if inserted < len(docs):
-                    exact.add(docs[inserted]["userId"])
-                    rest: dict[str, list[str]] = {}
-                    for d in docs[inserted:]:
-                        rest.setdefault(d["userId"], []).append(d["eventId"])
-                    await asyncio.gather(*(self._stored_already(u, ids, seqs) for u, ids in rest.items()))
-            else:
-                raise StoreUnavailable("could not number the events: other writers kept taking the numbers")
-            highest: dict[str, int] = {}
-            for (user, _), seq in seqs.items():
-                highest[user] = max(seq, highest.get(user, 0))
-            if highest:
-                await self.counters.bulk_write(
-                    [UpdateOne({"_id": u}, {"$max": {"seq": seq}}, upsert=True) for u, seq in highest.items()],
-                    ordered=False,
-                )
+        for _ in range(MAX_ROUNDS):
+            todo = {u: [e for e in envs if (u, e.id) not in seqs] for u, envs in unique.items()}
+            todo = {u: envs for u, envs in todo.items() if envs}
+            if not todo:
+                break
+            lasts = await self._counters([u for u in todo if u not in exact])
+            for user in exact & todo.keys():
+                lasts[user] = await self.last_seq(user)
+            now = self.clock()
+            docs = [self._doc(env, lasts[u] + 1 + i, now) for u, envs in todo.items() for i, env in enumerate(envs)]
+            try:
+                await self.events.insert_many(docs, ordered=True)
+                inserted = len(docs)
+            except BulkWriteError as exc:
+                if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                    raise
+                inserted = exc.details.get("nInserted", 0)
+            seqs.update(((d["userId"], d["eventId"]), d["seq"]) for d in docs[:inserted])
+            if inserted < len(docs):
+                exact.add(docs[inserted]["userId"])
+                rest: dict[str, list[str]] = {}
+                for d in docs[inserted:]:
+                    rest.setdefault(d["userId"], []).append(d["eventId"])
+                await asyncio.gather(*(self._stored_already(u, ids, seqs) for u, ids in rest.items()))
+        else:
+            raise StoreUnavailable("could not number the events: other writers kept taking the numbers")
+        highest: dict[str, int] = {}
+        for (user, _), seq in seqs.items():
+            highest[user] = max(seq, highest.get(user, 0))
+        if highest:
+            await self.counters.bulk_write(
+                [UpdateOne({"_id": u}, {"$max": {"seq": seq}}, upsert=True) for u, seq in highest.items()],
+                ordered=False,
+            )
         return seqs
 
     async def _stored_already(self, user_id: str, event_ids: list[str], seqs: dict[tuple[str, str], int]) -> None:

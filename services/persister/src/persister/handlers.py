@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from fleet_shared.contracts import Envelope
 from fleet_shared.contracts.events import (
@@ -21,10 +21,10 @@ from fleet_shared.contracts.events import (
     SessionQrUpdated,
     SessionStatusChanged,
 )
-from fleet_shared.contracts.stream import STREAMED_TYPES, StoredEvent
+from fleet_shared.contracts.stream import STREAMED_TYPES
 from fleet_shared.inbound import BadDelivery, UnexpectedType, read_delivery
 
-from .eventlog import EventLog
+from .eventlog import EventLog, PublishStored
 from .metrics import EVENTS_DUPLICATE, EVENTS_RECEIVED, EVENTS_STREAMED, EVENTS_WRITTEN, WRITE_FAILURES
 from .store import ApplyResult, Store, StoreUnavailable
 
@@ -37,8 +37,6 @@ STORED_TYPES = frozenset(
         MessageMediaUpdated, ChatRead, ChatUpdated, ContactLidsMapped, SessionStatusChanged, SessionQrUpdated,
     )
 )
-# Publishes the events once stored with their `seq` (on `<p>.stream`); raises `BrokerUnavailable`.
-PublishStored = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 
 
 class MalformedEvent(ValueError):
@@ -85,7 +83,7 @@ class EventHandler:
         while True:
             try:
                 result = await self.store.apply(events)
-                stored = await self.event_log.append(streamed)
+                stored = await self.event_log.append(streamed, then=self.publish)
                 break
             except StoreUnavailable as exc:
                 WRITE_FAILURES.inc()
@@ -99,7 +97,5 @@ class EventHandler:
             EVENTS_RECEIVED.labels(env.type).inc()
         EVENTS_WRITTEN.inc(result.written)
         EVENTS_DUPLICATE.inc(result.duplicates)
-        if self.publish is not None and stored:
-            await self.publish(stored)
         EVENTS_STREAMED.inc(len(stored))
         return result

@@ -171,7 +171,10 @@ class QueryService:
 
     async def list_events(self, user_id: str, after: int, limit: int) -> EventPage:
         items = await self.event_log.page(user_id, after, limit, self.page_max_bytes)
-        return EventPage.model_construct(items=items, next=items[-1]["seq"] if items else after)
+        newest = items[-1]["seq"] if items else 0
+        return EventPage.model_construct(
+            items=items, next=newest or after, last=max(newest, await self.event_log.last_seq(user_id))
+        )
 
     async def list_messages(self, user_id: str, chat_id: str, limit: int, before: str | None) -> MessagePage:
         after = None

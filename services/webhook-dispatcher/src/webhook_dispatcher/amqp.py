@@ -23,17 +23,13 @@ from fleet_shared.inbound import BadDelivery, is_replay, read_stored_delivery
 from fleet_shared.topology import Topology
 
 from .config import SERVICE_NAME, Settings
-from .intake import Intake
+from .intake import EventsUnavailable, Intake
 from .requests import Requests
 
 log = logging.getLogger(__name__)
 
 RETRY_WINDOW = 30.0
 RETRY_PAUSE = 0.5
-
-
-class EventsUnavailable(Exception):
-    """The persister did not answer `event.list`."""
 
 
 def events_asker(rpc: RpcClient, topology: Topology, timeout: float):

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             binder = Binder(settings.rabbitmq_url, topology)
             intake = Intake(store, dispatcher, events_asker(rpc, topology, settings.request_timeout.total_seconds()))
             requests = Requests(
-                store, dispatcher, binder, allow_private=settings.webhook_allow_private_targets,
+                store, dispatcher, binder, intake, allow_private=settings.webhook_allow_private_targets,
                 max_per_user=settings.webhook_max_per_user,
             )
             rpc_link = BackgroundConnection(settings.rabbitmq_url, topology, rpc.connect, f"{SERVICE_NAME}-rpc")

@@ -7,7 +7,8 @@ moves to its `seq`, and only then is the event acked: a crash anywhere in betwee
 and schedules nothing twice. An event at or below the cursor was scheduled already. An event past
 `cursor + 1` means the stream skipped some (published out of order by two persisters): they are
 read from the persister (`event.list`) and scheduled first, so every subscription sees every
-`seq` in order. A user's first event starts their cursor.
+`seq` in order. A user's cursor starts at their stream's head when their first webhook is made
+(`start_at`), not at the first event that comes: that one may have overtaken earlier ones.
 
 The cursors are kept in memory (this process is the stream's one consumer) and written to MongoDB
 every `CURSOR_FLUSH`: one write per event fewer on the hot path. A crash may lose the last second
@@ -35,8 +36,12 @@ log = logging.getLogger(__name__)
 
 CURSOR_FLUSH = 1.0
 
-# Asks the persister for one page of a user's stream (`event.list`).
+# Asks the persister for one page of a user's stream (`event.list`); raises `EventsUnavailable`.
 AskEvents = Callable[[str, ListEvents], Awaitable[EventPage]]
+
+
+class EventsUnavailable(Exception):
+    """The persister did not answer `event.list`."""
 
 
 class Intake:
@@ -76,6 +81,20 @@ class Intake:
                 self._unwritten[user] = max(seq, self._unwritten.get(user, 0))
             raise
 
+    async def start_at(self, user: str) -> None:
+        """Begin the user's cursor at their stream's head, unless it is further on already."""
+        head = (await self.ask_events(user, ListEvents(limit=1))).last
+        cursor = self._cursors.get(user)
+        if cursor is None:
+            cursor = await self.store.cursor(user)
+        if cursor is None or cursor < head:
+            await self.store.advance({user: head})
+            self._move(user, head)
+
+    def _move(self, user: str, seq: int) -> None:
+        seq = max(seq, self._cursors.get(user, 0))
+        self._cursors[user] = self._unwritten[user] = seq
+
     async def take(self, event: StoredEvent) -> None:
         user = event.user_id
         cursor = self._cursors.get(user)
@@ -94,7 +113,7 @@ class Intake:
             if matches(sub.events, e.type)
         ]
         SCHEDULED.inc(await self.store.schedule(rows))
-        self._cursors[user] = self._unwritten[user] = event.seq
+        self._move(user, event.seq)
         for sub in subs:
             self.dispatcher.wake(sub.id)
 

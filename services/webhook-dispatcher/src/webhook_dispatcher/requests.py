@@ -26,6 +26,7 @@ from fleet_shared.outbound import RefusedUrl, check_url
 
 from .binder import Binder
 from .delivery import Dispatcher
+from .intake import EventsUnavailable, Intake
 from .signing import new_secret
 from .store import Store, Subscription
 
@@ -55,11 +56,12 @@ def _delivery(doc: dict) -> dict:
 
 class Requests:
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, binder: Binder, *, allow_private: bool, max_per_user: int
+        self, store: Store, dispatcher: Dispatcher, binder: Binder, intake: Intake, *, allow_private: bool, max_per_user: int
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.binder = binder
+        self.intake = intake
         self.allow_private = allow_private
         self.max_per_user = max_per_user
 
@@ -77,6 +79,9 @@ class Requests:
         except (AMQPError, ConnectionError) as exc:  # binding the user's stream
             log.warning("%s for %s failed: %r", env.type, env.user_id, exc)
             return Reply.failure("broker_unavailable", "the message broker is unavailable, retry later", 503)
+        except EventsUnavailable as exc:  # reading where the user's stream is
+            log.warning("%s for %s failed: %r", env.type, env.user_id, exc)
+            return Reply.failure("storage_unavailable", "the event store is unavailable, retry later", 503)
         except Exception:
             log.exception("%s for %s failed", env.type, env.user_id)
             return Reply.failure("internal_error", "internal error", 500)
@@ -109,8 +114,9 @@ class Requests:
         if len(await self.store.subscriptions(user)) >= self.max_per_user:
             return Reply.failure("too_many_webhooks", f"at most {self.max_per_user} webhooks per user", 409)
         sub = Subscription(uuid.uuid4().hex, user, q.url, q.events, new_secret(), utcnow())
-        # Bound first: every event stored after this answer reaches the new subscription.
+        # Bound first, then the cursor placed: every event stored after this answer reaches the new subscription.
         await self.binder.bind(user)
+        await self.intake.start_at(user)
         await self.store.add(sub)
         self.dispatcher.watch(sub)
         return Reply.success(CreatedWebhook.model_validate({**_view(sub), "secret": sub.secret}))

@@ -58,3 +58,4 @@ class ListEvents(Contract):
 class EventPage(Contract):
     items: list[dict[str, Any]] = Field(description="stored events (envelope + `seq`), by `seq`")
     next: int = Field(description="pass it back as `after`: the last `seq` of this page (`after` itself when empty)")
+    last: int = Field(description="the newest `seq` of the user's stream when the page was read (0: none yet)")
