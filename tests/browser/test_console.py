@@ -4,6 +4,7 @@ The tests run in order, each going on from where the one before left both users.
 """
 
 import asyncio
+import json
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -174,14 +175,27 @@ async def test_alice_sends_a_message_through_her_own_session(consoles, waha):
 
 
 async def test_after_a_gateway_restart_the_console_reconnects_and_catches_up(consoles, stack, waha):
-    alice = consoles[ALICE].page
+    console = consoles[ALICE]
+    alice = console.page
     live = alice.get_by_test_id("live")
     await asyncio.to_thread(stack.kill, "gateway")
     await expect(live).to_have_text("polling")
-    await inbound(waha, ALICE, "While you were away")  # no gateway to tell the console now
+    last_seq = json.loads(console.frames[-1])["seq"]  # the last event the page handled
+    frames_before, sockets_before = len(console.frames), len(console.sockets)
+    wa_id = await inbound(waha, ALICE, "While you were away")  # no gateway to tell the console now
     await asyncio.to_thread(stack.start_again, "gateway")
     await expect(live).to_have_text("live")
     await expect(alice.get_by_test_id("messages").get_by_text("While you were away")).to_be_visible()
+    # It resumed from its last seq: the new socket replayed what was stored while it was away, in order.
+    resumed = [url for url in console.sockets[sockets_before:] if parse_qs(urlparse(url).query).get("after")]
+    assert resumed and parse_qs(urlparse(resumed[0]).query)["after"] == [str(last_seq)]
+
+    async def replayed() -> list[dict] | None:
+        frames = [json.loads(f) for f in console.frames[frames_before:]]
+        return frames if any(f["type"] == "message.received" and f["data"]["id"] == wa_id for f in frames) else None
+
+    frames = await wait_until(replayed, timeout=10, what="the missed message replayed over the new socket")
+    assert [f["seq"] for f in frames] == list(range(last_seq + 1, last_seq + 1 + len(frames)))
 
 
 async def test_signing_out_forgets_the_user_before_the_next_signs_in(consoles):
