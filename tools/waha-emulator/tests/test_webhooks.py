@@ -5,6 +5,7 @@ import json
 import re
 
 from waha_emulator.testing import WebhookReceiver, wait_until
+from waha_emulator.webhooks import POOL_CONNECTIONS
 
 
 async def test_headers_and_hmac_over_raw_body(emu, receiver) -> None:
@@ -102,3 +103,20 @@ async def test_events_log_lists_all_emitted_envelopes(emu) -> None:
     events = (await emu.client.get("/_emulator/events", params={"session": "evlog"})).json()
     assert [e["payload"]["status"] for e in events] == ["STARTING", "SCAN_QR_CODE", "WORKING"]
     assert json.dumps(events)  # plain JSON
+
+
+async def test_deliveries_beyond_the_pool_wait_for_a_connection(emu, receiver) -> None:
+    """More deliveries than connections: the pool's worth are in flight, the rest wait (not a failure)."""
+    gate = receiver.hold("/held")
+    await emu.link("many", url=receiver.url_for("/held"), events=["message.any"])
+    texts = [f"m{i}" for i in range(POOL_CONNECTIONS + 20)]
+    for text in texts:
+        r = await emu.client.post("/api/sendText", json={"session": "many", "chatId": "1", "text": text})
+        assert r.status_code == 201, r.text
+    await wait_until(lambda: receiver.held.get("/held") == POOL_CONNECTIONS, message="every connection held")
+    stats = emu.emulator.webhooks.stats
+    assert stats.in_flight == len(texts) and stats.failed == 0
+    gate.set()
+    await wait_until(lambda: stats.delivered == len(texts), message="all delivered")
+    assert sorted(e["payload"]["body"] for e in receiver.events("message.any")) == sorted(texts)
+    assert stats.failed == 0 and stats.retries == 0

@@ -17,11 +17,13 @@ from .commands import COMMAND_TYPES, QUERY_TYPES
 from .events import EVENT_TYPES
 
 ALL_TYPES = {**COMMAND_TYPES, **QUERY_TYPES, **EVENT_TYPES, **ADMIN_TYPES}
+# Held here, as `envelope_type` holds the typed ones: pydantic keeps parametrized classes only weakly.
+_ANY_ENVELOPE = Envelope[dict]
 
 
 def parse_envelope(raw: dict) -> Envelope:
     """Validate an envelope and its `data` against the model its `type` names."""
-    env = Envelope[dict].model_validate(raw)
+    env = _ANY_ENVELOPE.model_validate(raw)
     model = ALL_TYPES.get(env.type)
     if model is None:
         raise ValueError(f"unknown message type {env.type!r}")

@@ -27,6 +27,12 @@ log = logging.getLogger("waha_emulator.webhooks")
 DEFAULT_ATTEMPTS = 15
 DEFAULT_DELAY_SECONDS = 2
 DEFAULT_POLICY = "constant"
+# httpx's default pool: its connections bound the POSTs in flight over all URLs. Deliveries beyond them
+# wait in a FIFO queue of their own (`_slots`), not in httpcore's pool, whose bookkeeping costs
+# O(waiting requests x connections) on every request and response: with thousands waiting under load,
+# most of the emulator's CPU.
+POOL_CONNECTIONS = 100
+POOL = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=20)
 
 
 class SessionLike(Protocol):
@@ -113,6 +119,7 @@ class WebhookDispatcher:
         self.events: deque[dict[str, Any]] = deque(maxlen=keep_events)
         self._tasks: set[asyncio.Task] = set()
         self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -152,14 +159,17 @@ class WebhookDispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """One POST, once one of the pool's connections is free for it. Waiting is the emulator's own
+        queueing, not a failed delivery (WAHA's axios has no pool), so under load deliveries wait (no
+        pool timeout) instead of failing."""
+        if self._client is None or self._slots is None:
             # verify=False like WAHA (rejectUnauthorized:false); trust_env=False keeps proxies out of loopback calls.
-            # No pool timeout: waiting for a free connection is the emulator's own queueing, not a failed
-            # delivery (WAHA's axios has no pool), so under load deliveries wait instead of failing.
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, pool=None), verify=False,
-                                             follow_redirects=True, trust_env=False)
-        return self._client
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, pool=None), limits=POOL,
+                                             verify=False, follow_redirects=True, trust_env=False)
+            self._slots = asyncio.Semaphore(POOL_CONNECTIONS)
+        async with self._slots:
+            return await self._client.post(url, content=body, headers=headers)
 
     def _headers(self, hook: dict[str, Any], body: bytes, timestamp: int) -> dict[str, str]:
         headers = {
@@ -187,7 +197,7 @@ class WebhookDispatcher:
                 retry_after = None
                 self.stats.attempts += 1
                 try:
-                    resp = await self._http().post(url, content=body, headers=headers)
+                    resp = await self._post(url, body, headers)
                     if 200 <= resp.status_code < 300:
                         self.stats.delivered += 1
                         return
@@ -227,4 +237,4 @@ class WebhookDispatcher:
         await self.cancel_all()
         if self._client is not None:
             await self._client.aclose()
-            self._client = None
+            self._client = self._slots = None
