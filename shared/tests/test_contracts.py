@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from pydantic import ValidationError
 
@@ -42,6 +44,13 @@ def test_deterministic_ids():
     assert deterministic_id("alice", "message", "X") != deterministic_id("bob", "message", "X")
     # parts are separated, not concatenated
     assert deterministic_id("ab", "c") != deterministic_id("a", "bc")
+
+
+@pytest.mark.parametrize("parts", [("alice", "message", "false_1@c.us_A"), ("",), ("é", "😀", "\x00" * 40), ("x" * 5000,)])
+def test_deterministic_ids_are_the_uuid5_they_always_were(parts):
+    # Ids already stored and published were made with `uuid.uuid5`; they must not change.
+    namespace = uuid.UUID("6f1b0a52-5d8e-4f3c-9a57-0c1f4b2d7e11")
+    assert deterministic_id(*parts) == str(uuid.uuid5(namespace, "\x1f".join(parts)))
 
 
 def test_reply_shapes():
