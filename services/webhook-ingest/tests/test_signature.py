@@ -1,4 +1,5 @@
-from fleet_shared.waha import sign, verify
+from fleet_shared.waha import session_webhook_key, sign, verify, verify_keyed
+from webhook_ingest.signatures import WebhookKeys
 
 DOC_BODY = b'{"event":"message","session":"default","engine":"WEBJS"}'
 DOC_KEY = "my-secret-key"
@@ -33,3 +34,17 @@ def test_algorithm_header_must_be_sha512_when_given():
 
 def test_uppercase_hex_and_surrounding_space_accepted():
     assert verify(DOC_KEY, DOC_BODY, f" {DOC_HMAC.upper()} ")
+
+
+def test_kept_keys_check_as_the_derived_keys_do_every_time():
+    keys = WebhookKeys(DOC_KEY, memory=10)
+    alice = sign(session_webhook_key(DOC_KEY, "wf_alice"), DOC_BODY)
+    for _ in range(3):  # a kept key is left as it was by each check
+        assert verify_keyed(keys.session("wf_alice"), DOC_BODY, alice)
+        assert not verify_keyed(keys.session("wf_alice"), DOC_BODY + b" ", alice)
+        assert not verify_keyed(keys.session("wf_bob"), DOC_BODY, alice)
+        assert not verify_keyed(keys.fleet, DOC_BODY, alice)
+        assert verify_keyed(keys.fleet, DOC_BODY, DOC_HMAC)
+    for i in range(20):  # past its memory, a session's key is derived again
+        keys.session(f"wf_user{i}")
+    assert verify_keyed(keys.session("wf_alice"), DOC_BODY, alice)

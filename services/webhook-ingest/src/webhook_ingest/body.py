@@ -1,6 +1,5 @@
 """Reading a request body whole, straight from the ASGI `receive`, but never more than a cap."""
 
-from starlette.datastructures import Headers
 from starlette.types import Receive
 
 
@@ -16,9 +15,9 @@ class IncompleteBody(Exception):
     pass
 
 
-async def read_capped_body(headers: Headers, receive: Receive, max_bytes: int) -> bytes:
-    """The raw body; `BodyTooLarge` as soon as the declared or streamed size passes `max_bytes`."""
-    declared = headers.get("content-length")
+async def read_capped_body(declared: str | None, receive: Receive, max_bytes: int) -> bytes:
+    """The raw body; `BodyTooLarge` as soon as the declared (`Content-Length`) or streamed size
+    passes `max_bytes`."""
     if declared is not None:
         try:
             size = int(declared)

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from fleet_shared.broker import BrokerUnavailable
 from fleet_shared.http import ApiError, error_body, unexpected_error
 from fleet_shared.topology import Topology
-from fleet_shared.waha import ALGORITHM_HEADER, SIGNATURE_HEADER, WEBHOOK_PATH, session_webhook_key, verify
+from fleet_shared.waha import ALGORITHM_HEADER, SIGNATURE_HEADER, WEBHOOK_PATH, verify_keyed
 
 from . import mapping
 from .activity import ActivityReports
@@ -39,6 +39,7 @@ from .lids import LidsSeen
 from .link import PublisherLink
 from .metrics import count, count_event
 from .publishing import park, publish_event
+from .signatures import WebhookKeys
 from .waha import InvalidJson, InvalidWebhook, parse_webhook
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class WebhookEndpoint:
     """The ASGI app of `POST /webhooks/waha`."""
 
     def __init__(self, settings: Settings, link: PublisherLink, topology: Topology) -> None:
-        self._key = settings.webhook_hmac_key
+        self._keys = WebhookKeys(settings.webhook_hmac_key)
         self._accept_fleet_key = settings.webhook_accept_fleet_key
         self._max_age_ms = settings.webhook_max_age.total_seconds() * 1000
         self._max_skew_ms = settings.webhook_max_skew.total_seconds() * 1000
@@ -87,9 +88,9 @@ class WebhookEndpoint:
         await send_json(send, status, content, headers)
 
     async def _receive_waha_webhook(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        headers = Headers(scope=scope)
+        headers = _first_values(scope)
         try:
-            raw = await read_capped_body(headers, receive, self._max_bytes)
+            raw = await read_capped_body(_header(headers, b"content-length"), receive, self._max_bytes)
         except BodyTooLarge as exc:
             raise _refuse("too_large", 413, "payload_too_large", str(exc)) from exc
         except BadContentLength as exc:
@@ -98,8 +99,8 @@ class WebhookEndpoint:
             raise _refuse("invalid", 400, "incomplete_body", str(exc)) from exc
 
         path_session = self._path_session(scope["path"])
-        key = self._key if path_session is None else session_webhook_key(self._key, path_session)
-        if not verify(key, raw, headers.get(SIGNATURE_HEADER), headers.get(ALGORITHM_HEADER)):
+        key = self._keys.fleet if path_session is None else self._keys.session(path_session)
+        if not verify_keyed(key, raw, _header(headers, _SIGNATURE), _header(headers, _ALGORITHM)):
             client = scope.get("client")
             log.warning("refused a webhook with a missing or wrong signature from %s", client and Address(*client))
             raise _refuse("invalid_signature", 401, "invalid_signature", "X-Webhook-Hmac is missing or does not sign the body")
@@ -122,7 +123,7 @@ class WebhookEndpoint:
         user_id = mapping.user_for(hook)
         if user_id is None:
             try:
-                await park(self._link, self._topology, raw, hook, headers, UNKNOWN_SESSION)
+                await park(self._link, self._topology, raw, hook, Headers(scope=scope), UNKNOWN_SESSION)
             except BrokerUnavailable as exc:
                 raise _unavailable(exc) from exc
             log.warning("parked %s %s of unknown session %r", hook.event, hook.id, hook.session)
@@ -177,6 +178,20 @@ class WebhookEndpoint:
         if -age_ms > self._max_skew_ms:
             raise _refuse("stale", 400, "stale_webhook",
                           f"signed {-age_ms / 1000:.0f} s in the future, more than WEBHOOK_MAX_SKEW allows")
+
+
+_SIGNATURE, _ALGORITHM = SIGNATURE_HEADER.encode(), ALGORITHM_HEADER.encode()
+
+
+def _first_values(scope: Scope) -> dict[bytes, bytes]:
+    """Each request header's first value, by its (ASGI: lowercase) name, as Starlette's `Headers.get`
+    answers; one dict built in C instead of a scan of every header per name read."""
+    return dict(reversed(scope["headers"]))
+
+
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 # What `JSONResponse` renders with; one encoder, as `json.dumps` builds one per call for these options.
