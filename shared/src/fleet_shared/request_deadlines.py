@@ -107,25 +107,39 @@ def _httptools_protocol() -> type | None:
         return None
 
     class _DeadlineHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
-        """The same deadlines, from httptools' parser callbacks."""
+        """The same deadlines, from httptools' parser callbacks. The callbacks only note what the
+        client is sending now; the deadline follows once the data received is parsed, so a request
+        that arrives whole in one read (most of them) arms and cancels no timer at all."""
+
+        # What the client is sending: "head" (from the connection's start), "body", or None (the
+        # request is in, or between requests).
+        _sending: str | None = "head"
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm("head")
 
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._sending is None or self.transport.is_closing():
+                self._disarm()
+            else:
+                self._arm(self._sending)
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm("head")
+            self._sending = "head"
 
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
-            self._arm("body")
+            self._sending = "body"
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
-            self._disarm()
+            self._sending = None
 
         def handle_websocket_upgrade(self) -> None:
+            self._sending = None
             self._disarm()
             super().handle_websocket_upgrade()
 
