@@ -8,9 +8,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
+from starlette.responses import JSONResponse
 
 from fleet_devtools.localdev import free_port
 from webhook_ingest.app import create_app
+from webhook_ingest.routes import send_json
 
 
 def webhooks_counted(outcome: str) -> float:
@@ -208,3 +210,20 @@ async def test_an_unexpected_error_is_a_json_500_and_nothing_else_breaks(offline
     assert any(r.exc_info and "injected fault" in str(r.exc_info[1]) for r in caplog.records)
     monkeypatch.undo()
     assert (await waha.post(offline, waha.webhook("message", waha.message()))).status_code == 503
+
+
+@pytest.mark.parametrize("content", [
+    {"status": "published", "id": "6f1b0a52-5d8e-4f3c-9a57-0c1f4b2d7e11", "type": "message.received"},
+    {"error": {"code": "invalid_json", "message": "body is not valid JSON: " + "".join(map(chr, range(128))) + "é😀\u2028"}},
+    {"status": 5, "list": [1, None, True, False], "nested": {"\"key\\": "value"}},
+])
+async def test_answers_are_rendered_byte_for_byte_as_jsonresponse_renders_them(content):
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    await send_json(send, 400, content, {"Retry-After": "5"})
+    expected = JSONResponse(content, 400, {"Retry-After": "5"})
+    assert sent[1]["body"] == expected.body
+    assert sorted(sent[0]["headers"]) == sorted(expected.raw_headers)

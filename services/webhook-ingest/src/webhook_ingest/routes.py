@@ -15,12 +15,12 @@ every outcome itself, an unexpected error included, with the bodies FastAPI's ro
 registered, so every other method still gets FastAPI's 405.
 """
 
-import json
 import logging
 import re
 import time
 from typing import Any
 
+import pydantic_core
 from fastapi import FastAPI
 from starlette.datastructures import Address, Headers
 from starlette.routing import Route
@@ -194,13 +194,13 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-# What `JSONResponse` renders with; one encoder, as `json.dumps` builds one per call for these options.
-_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
-
-
 async def send_json(send: Send, status: int, content: Any, headers: dict[str, str] | None = None) -> None:
-    """The response `JSONResponse(content, status, headers)` sends, without building one."""
-    body = _JSON.encode(content).encode()
+    """The response `JSONResponse(content, status, headers)` sends, without building one.
+
+    pydantic-core writes the same bytes as `JSONResponse`'s `json.dumps` options (compact, UTF-8)
+    for these bodies of strings and integers, in a quarter of the instructions (a test compares).
+    """
+    body = pydantic_core.to_json(content)
     raw_headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
     raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
