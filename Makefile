@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench bench-cpu bench-instructions
+.PHONY: run test lint install broker browser unit docs deploy-check dlq dlq-show dlq-replay faults bench bench-cpu bench-db-commands bench-instructions
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -67,6 +67,10 @@ bench: install broker
 ## make bench-cpu: where end to end's CPU goes, per process, per message written and per page read
 bench-cpu: install broker
 	@$(UV) run --frozen python -m bench.cpu_split $(ARGS)
+
+## make bench-db-commands: MongoDB commands per send, by collection and command (ARGS="--concurrency 20")
+bench-db-commands: install broker
+	@$(UV) run --frozen python -m bench.db_commands $(ARGS)
 
 ## make bench-instructions: benchmark 1 in CPU instructions (valgrind's callgrind), steady on a busy machine
 bench-instructions: install broker

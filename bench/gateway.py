@@ -138,18 +138,15 @@ def measured(target: str, spec: dict, pids: dict[str, int], settle) -> tuple[dic
     return result, {**used, "load generator": client}
 
 
-def _drained(rabbitmq_url: str, queue: str) -> None:
+async def drained(rabbitmq_url: str, queue: str) -> None:
     """The sends' webhooks (the message, then its acks 0.1 s later) stored: the persister's queue
-    stays empty for a second."""
-    async def wait() -> None:
-        quiet = 0
-        for _ in range(600):
-            quiet = quiet + 1 if await queue_depth(rabbitmq_url, queue) == 0 else 0
-            if quiet >= 5:
-                return
-            await asyncio.sleep(0.2)
-
-    asyncio.run(wait())
+    stays empty for a second (waits two minutes at most)."""
+    quiet = 0
+    for _ in range(600):
+        quiet = quiet + 1 if await queue_depth(rabbitmq_url, queue) == 0 else 0
+        if quiet >= 5:
+            return
+        await asyncio.sleep(0.2)
 
 
 def cpu_text(used: dict[str, float], sends: int) -> str:
@@ -178,7 +175,7 @@ def run(ctx: Context) -> list[Row]:
         events = Topology(system.config.env["BROKER_PREFIX"], 1).persister_events
 
         def settle() -> None:
-            _drained(ctx.rabbitmq_url, events)
+            asyncio.run(drained(ctx.rabbitmq_url, events))
 
         try:
             wait_for_port("127.0.0.1", base_port, 60, baseline)

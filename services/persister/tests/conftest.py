@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from fleet_shared.contracts import deterministic_id, envelope
 from fleet_shared.contracts.events import MessageAck, MessageReceived, MessageSent
@@ -49,3 +50,28 @@ async def store(mongo_db) -> Store:
     s = Store(mongo_db)
     await s.ensure_indexes()
     return s
+
+
+class CommandLog(monitoring.CommandListener):
+    """The commands a client sent: (name, collection)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append((event.command_name, str(event.command.get(event.command_name))))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(mongodb_url, mongo_db):
+    """The test's database through a client of its own that logs every command it sends."""
+    log = CommandLog()
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, event_listeners=[log])
+    yield client[mongo_db.name], log
+    await client.close()

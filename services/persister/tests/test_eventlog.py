@@ -110,3 +110,25 @@ async def test_a_page_never_passes_an_event_still_being_committed(mongo_db, even
     await mongo_db.events.insert_one(held[8])
     plain = RacedLog(mongo_db, [])
     assert [e["seq"] for e in await plain.page(ALICE, 7, 100, 1024 * 1024)] == [8, 9] and plain.reads == 1
+
+
+async def test_events_numbered_a_moment_ago_keep_their_seq_without_a_command(counted, events):
+    db, log = counted
+    stream = await make_log(db)
+    first = await stream.append([events.received(ALICE), status(BOB)])
+    log.sent.clear()
+    again = await stream.append(first)
+    assert [s.seq for s in again] == [s.seq for s in first] and log.sent == []
+
+
+async def test_a_batch_stored_by_another_process_is_found_in_one_query(counted, mongo_db, events):
+    """A redelivery of a batch of three users to a replica that did not write it: the counters
+    read, the insert refused at its first event, one query for what is stored; no counter written."""
+    db, log = counted
+    batch = [events.received(ALICE), status(BOB), events.received("carol"), events.received(ALICE)]
+    first = await (await make_log(mongo_db)).append(batch)
+    stream = await make_log(db)
+    log.sent.clear()
+    again = await stream.append(batch)
+    assert [s.seq for s in again] == [s.seq for s in first] == [1, 1, 1, 2]
+    assert log.sent == [("find", "event_counters"), ("insert", "events"), ("find", "events")]

@@ -37,6 +37,9 @@ async def test_duplicate_event_is_stored_once(store, events):
     assert (first.written, first.duplicates) == (1, 0)
     assert (again.written, again.duplicates) == (0, 1)
     assert (in_one_batch.written, in_one_batch.duplicates) == (0, 2)
+    # The same from a process that did not write it (its own memory is empty).
+    from_another = await Store(store.db).apply([env])
+    assert (from_another.written, from_another.duplicates) == (0, 1)
     assert await store.messages.count_documents({"userId": ALICE}) == 1
     assert await store.chats.count_documents({"userId": ALICE}) == 1
     doc = await message_doc(store, ALICE, "wa1")
@@ -46,7 +49,7 @@ async def test_duplicate_event_is_stored_once(store, events):
 async def test_a_batch_of_new_messages_replays_and_acks_counts_each_event_once(store, events):
     """Inserts and the updates redone after a refused insert, in one batch: every event counted
     as written or as a duplicate, whatever order MongoDB applies the batch's operations in."""
-    await store.apply([events.received(ALICE, "wa-old", body="stored before")])
+    await Store(store.db).apply([events.received(ALICE, "wa-old", body="stored before")])  # another process
     batch = [
         events.received(ALICE, "wa-new", body="new"),
         events.received(ALICE, "wa-new", body="new"),  # the same event again in the batch
@@ -253,3 +256,21 @@ async def test_two_users_never_mix(store, events):
     assert (b["body"], b["ack"]) == ("for bob", 3)
     assert (await chat_doc(store, ALICE, "111@c.us"))["lastMessage"]["body"] == "for alice"
     assert (await chat_doc(store, BOB, "111@c.us"))["lastMessage"]["body"] == "for bob"
+
+
+async def test_a_message_stored_a_moment_ago_coming_again_costs_no_command(counted, events):
+    """WAHA's `message.any` of a sent message: the orchestrator's event again, heard later."""
+    db, log = counted
+    store = Store(db)
+    await store.ensure_indexes()
+    sent = events.sent(ALICE, "wa-echo", ack=0)
+    echo = sent.model_copy(update={"data": sent.data.model_copy(update={"received_at_ms": 1_700_000_000_500})})
+    ack = events.ack(ALICE, "wa-echo", 2)
+    await store.apply([sent, ack])
+    log.sent.clear()
+    again = await store.apply([echo, ack])
+    assert (again.written, again.duplicates, log.sent) == (0, 2, [])
+    # Anything else about the message is written: here a copy that says more (its ack).
+    more = sent.model_copy(update={"data": sent.data.model_copy(update={"ack": 3})})
+    assert (await store.apply([more])).written == 1
+    assert (await message_doc(store, ALICE, "wa-echo"))["ack"] == 3

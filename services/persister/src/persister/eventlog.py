@@ -37,6 +37,7 @@ from fleet_shared.contracts import Envelope, utcnow
 from fleet_shared.contracts.stream import StoredEvent, stored_event_type
 
 from .paging import PAGE_BATCH, json_size
+from .recent import Recent
 from .store import DUPLICATE_KEY, StoreUnavailable, is_transient
 
 EVENTS = "events"
@@ -90,6 +91,9 @@ class EventLog:
         self.retention = retention
         self.clock = clock
         self._locks = KeyedLock()
+        # The `seq`s this process stored or found a moment ago, by (userId, eventId): an event coming
+        # again (`recent.py`) keeps its number without a command.
+        self._numbered: Recent[tuple[str, str], int] = Recent()
 
     @property
     def events(self) -> AsyncCollection:
@@ -138,11 +142,18 @@ class EventLog:
         every event (one ordered insert: each user's events in order, so what an error leaves
         inserted is a prefix of each user's), every counter again (one bulk write). Only an insert
         that meets an existing event (a redelivery) or a taken number (another writer, or a counter
-        a crash left behind) reads which, and that user's highest stored `seq`. The caller holds
-        the users' streams."""
+        a crash left behind) reads which, and that user's highest stored `seq`. An event numbered
+        a moment ago takes no operation, and a counter that already holds a user's highest `seq`
+        is not written again. The caller holds the users' streams."""
         # The first copy of each id, in order.
         unique = {user: list({e.id: e for e in reversed(envs)}.values())[::-1] for user, envs in by_user.items()}
         seqs: dict[tuple[str, str], int] = {}
+        for user, envs in unique.items():
+            for env in envs:
+                known = self._numbered.get((user, env.id))
+                if known is not None:
+                    seqs[(user, env.id)] = known
+        counted: dict[str, int] = {}  # the counters as read
         exact: set[str] = set()
         for _ in range(MAX_ROUNDS):
             todo = {u: [e for e in envs if (u, e.id) not in seqs] for u, envs in unique.items()}
@@ -150,41 +161,53 @@ class EventLog:
             if not todo:
                 break
             lasts = await self._counters([u for u in todo if u not in exact])
+            counted.update(lasts)
             for user in exact & todo.keys():
                 lasts[user] = await self.last_seq(user)
             now = self.clock()
             docs = [self._doc(env, lasts[u] + 1 + i, now) for u, envs in todo.items() for i, env in enumerate(envs)]
+            stored_event = False
             try:
                 await self.events.insert_many(docs, ordered=True)
                 inserted = len(docs)
             except BulkWriteError as exc:
-                if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
                     raise
                 inserted = exc.details.get("nInserted", 0)
+                # The event itself is stored (a redelivery), not its number taken: the counter holds.
+                stored_event = bool(errors) and "eventId" in (errors[0].get("keyPattern") or {})
             seqs.update(((d["userId"], d["eventId"]), d["seq"]) for d in docs[:inserted])
             if inserted < len(docs):
-                exact.add(docs[inserted]["userId"])
-                rest: dict[str, list[str]] = {}
-                for d in docs[inserted:]:
-                    rest.setdefault(d["userId"], []).append(d["eventId"])
-                await asyncio.gather(*(self._stored_already(u, ids, seqs) for u, ids in rest.items()))
+                if not stored_event:
+                    exact.add(docs[inserted]["userId"])
+                await self._stored_already(docs[inserted:], seqs)
         else:
             raise StoreUnavailable("could not number the events: other writers kept taking the numbers")
         highest: dict[str, int] = {}
         for (user, _), seq in seqs.items():
             highest[user] = max(seq, highest.get(user, 0))
-        if highest:
+        # A user whose counter was not read had every event numbered a moment ago: counted already.
+        behind = {u: seq for u, seq in highest.items() if u in counted and seq > counted[u]}
+        if behind:
             await self.counters.bulk_write(
-                [UpdateOne({"_id": u}, {"$max": {"seq": seq}}, upsert=True) for u, seq in highest.items()],
+                [UpdateOne({"_id": u}, {"$max": {"seq": seq}}, upsert=True) for u, seq in behind.items()],
                 ordered=False,
             )
+        for key, seq in seqs.items():
+            self._numbered.put(key, seq)
         return seqs
 
-    async def _stored_already(self, user_id: str, event_ids: list[str], seqs: dict[tuple[str, str], int]) -> None:
-        """Add the `seq`s of those of `event_ids` that are stored (they keep theirs)."""
-        found = self.events.find({"userId": user_id, "eventId": {"$in": event_ids}}, {"_id": 0, "eventId": 1, "seq": 1})
+    async def _stored_already(self, docs: list[dict[str, Any]], seqs: dict[tuple[str, str], int]) -> None:
+        """Add the `seq`s of those of `docs` whose event is stored (they keep theirs): one query."""
+        wanted = {(d["userId"], d["eventId"]) for d in docs}
+        found = self.events.find(
+            {"userId": {"$in": sorted({u for u, _ in wanted})}, "eventId": {"$in": sorted({e for _, e in wanted})}},
+            {"_id": 0, "userId": 1, "eventId": 1, "seq": 1},
+        )
         async for doc in found:
-            seqs[(user_id, doc["eventId"])] = doc["seq"]
+            if (doc["userId"], doc["eventId"]) in wanted:
+                seqs[(doc["userId"], doc["eventId"])] = doc["seq"]
 
     async def _counters(self, users: list[str]) -> dict[str, int]:
         found = {u: 0 for u in users}

@@ -4,9 +4,11 @@ What each event writes is built in `writes.py`; here a batch becomes one unorder
 collection. `messages`: one document per (userId, WhatsApp message id); `chats`: one document per
 (userId, chatId) with the newest message as `lastMessage`, and how many messages the user has not
 read. Both converge on the same documents whatever order the events arrive in, and a replay
-changes nothing.
+changes nothing: so a message or ack this process stored a moment ago, coming again (WAHA's
+`message.any` of a sent message, a retried webhook), is not written again (`recent.py`).
 """
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,8 +27,9 @@ from pymongo.errors import (
 )
 
 from fleet_shared.contracts import Envelope, utcnow
-from fleet_shared.contracts.events import ChatRead, ChatUpdated, ContactLidsMapped, Message, MessageImported
+from fleet_shared.contracts.events import ChatRead, ChatUpdated, ContactLidsMapped, Message, MessageAck, MessageImported
 
+from .recent import Recent
 from .writes import (
     MESSAGE_FACTS,
     chat_info,
@@ -101,10 +104,20 @@ class BulkOutcome:
     retried: set[int]  # the operations that met an existing document and were redone with `retry`
 
 
+def replay_key(env: Envelope) -> bytes | None:
+    """What a message or ack event writes, as a digest: two events with the same one make the same
+    writes. `receivedAtMs` is left out: it only places a message not stored yet (`sortMs`)."""
+    if not isinstance(env.data, (Message, MessageAck)):
+        return None
+    what = f"{env.user_id}\x1f{env.id}\x1f{env.type}\x1f{env.data.model_dump_json(exclude={'received_at_ms'})}"
+    return hashlib.blake2b(what.encode(), digest_size=16).digest()
+
+
 class Store:
     def __init__(self, db: AsyncDatabase, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.clock = clock
+        self._applied: Recent[bytes, bool] = Recent()
 
     @property
     def messages(self) -> AsyncCollection:
@@ -144,26 +157,45 @@ class Store:
         Raises `StoreUnavailable` when MongoDB could not take it now; on any raise, the caller
         must not ack any event of the batch (replaying all of them is harmless).
         """
-        if not events:
-            return ApplyResult()
+        fresh, keys = self._not_replayed(events)
+        replays = len(events) - len(fresh)
+        if not fresh:
+            return ApplyResult(duplicates=replays)
         now = self.clock()
-        on_messages = [env for env in events if isinstance(env.data, (Message, *MESSAGE_FACTS))]
+        on_messages = [env for env in fresh if isinstance(env.data, (Message, *MESSAGE_FACTS))]
         try:
             result, new = await self._write_messages(on_messages, now)
             await self._write_chats(on_messages, new, now)
             chat_ops = [
                 chat_read(env, now) if isinstance(env.data, ChatRead) else chat_info(env, now)
-                for env in events
+                for env in fresh
                 if isinstance(env.data, (ChatRead, ChatUpdated))
             ]
             await _bulk_write(self.chats, chat_ops, lambda i: chat_ops[i])
-            lid_ops = [op for env in events if isinstance(env.data, ContactLidsMapped) for op in lid_mappings(env)]
+            lid_ops = [op for env in fresh if isinstance(env.data, ContactLidsMapped) for op in lid_mappings(env)]
             await _bulk_write(self.lids, lid_ops, lambda i: lid_ops[i])
         except PyMongoError as exc:
             if is_transient(exc):
                 raise StoreUnavailable(str(exc)) from exc
             raise
+        for key in keys:
+            self._applied.put(key, True)
+        result.duplicates += replays
         return result
+
+    def _not_replayed(self, events: Sequence[Envelope]) -> tuple[list[Envelope], set[bytes]]:
+        """The events left once those written a moment ago (or earlier in `events`) are set aside,
+        and the replay keys of the ones left."""
+        fresh: list[Envelope] = []
+        keys: set[bytes] = set()
+        for env in events:
+            key = replay_key(env)
+            if key is not None:
+                if key in keys or key in self._applied:
+                    continue
+                keys.add(key)
+            fresh.append(env)
+        return fresh, keys
 
     async def _write_messages(self, events: Sequence[Envelope], now: datetime) -> tuple[ApplyResult, set[int]]:
         """Answers the result and which of `events` inserted a new message."""
