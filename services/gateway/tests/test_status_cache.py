@@ -176,6 +176,39 @@ async def test_an_answer_asked_for_before_a_change_is_not_kept(two_gateways, orc
     assert asked(responder, "alice") == 2
 
 
+async def test_a_status_read_often_is_asked_again_before_it_expires_without_a_read_waiting_for_it(
+    gateway_factory, orchestrator, responder, tokens
+):
+    async with gateway_factory(status_cache_ttl=2) as gateway:
+        await wait_until(serving(gateway), timeout=15, what="the read model subscribed")
+        orchestrator.statuses["alice"] = "WORKING"
+        assert await status_of(gateway, tokens, "alice") == "WORKING"
+        first = read_model(gateway)._entries["alice"]
+        release = asyncio.Event()
+
+        async def held_answer(env: dict) -> Reply:
+            answer = await orchestrator.get(env)
+            await release.wait()
+            return answer
+
+        responder.handlers["session.get"] = held_answer
+
+        async def asked_again() -> bool:
+            # Answered from what was kept while the orchestrator holds the new answer back.
+            assert await asyncio.wait_for(status_of(gateway, tokens, "alice"), 0.5) == "WORKING"
+            return asked(responder, "alice") == 2
+
+        await wait_until(asked_again, timeout=5, what="the kept status asked for again in the background")
+        release.set()
+
+        async def kept_afresh() -> bool:
+            return read_model(gateway)._entries.get("alice", first).at > first.at
+
+        await wait_until(kept_afresh, timeout=5, what="the new answer kept")
+        responder.handlers["session.get"] = orchestrator.get
+        assert [await status_of(gateway, tokens, "alice") for _ in range(3)] == ["WORKING"] * 3
+        assert asked(responder, "alice") == 2
+
 async def test_with_no_ttl_every_read_asks_the_orchestrator(gateway_factory, orchestrator, responder, tokens):
     async with gateway_factory(status_cache_ttl=0) as gateway:
         for _ in range(3):
