@@ -209,6 +209,27 @@ async def test_a_status_read_often_is_asked_again_before_it_expires_without_a_re
         assert [await status_of(gateway, tokens, "alice") for _ in range(3)] == ["WORKING"] * 3
         assert asked(responder, "alice") == 2
 
+async def test_reads_with_nothing_kept_while_one_asks_wait_for_its_answer(two_gateways, orchestrator, responder, tokens):
+    a, _ = two_gateways
+    orchestrator.statuses["alice"] = "WORKING"
+    release = asyncio.Event()
+
+    async def held_answer(env: dict) -> Reply:
+        answer = await orchestrator.get(env)
+        await release.wait()
+        return answer
+
+    responder.handlers["session.get"] = held_answer
+    reads = [asyncio.create_task(status_of(a, tokens, "alice")) for _ in range(5)]
+
+    async def asked_once() -> bool:
+        return asked(responder, "alice") == 1
+
+    await wait_until(asked_once, timeout=5, what="the first read asked")
+    release.set()
+    assert await asyncio.gather(*reads) == ["WORKING"] * 5
+    assert asked(responder, "alice") == 1
+
 async def test_with_no_ttl_every_read_asks_the_orchestrator(gateway_factory, orchestrator, responder, tokens):
     async with gateway_factory(status_cache_ttl=0) as gateway:
         for _ in range(3):

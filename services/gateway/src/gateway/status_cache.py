@@ -9,7 +9,10 @@ every user's), and any command of the user through this gateway (it moves
 `lastActivity`); the next read asks the orchestrator again. A user read often is asked again in
 the background once their kept answer is `REFRESH_AFTER` of `ttl` old, and reads go on being
 answered from what is kept meanwhile: otherwise every user's read would wait for the orchestrator
-once per `ttl`, and under load those reads (hundreds of ms each) were the slowest 1 %.
+once per `ttl`, and under load those reads (hundreds of ms each) were the slowest 1 %. A read
+with nothing kept while another read of the user asks waits for that answer, then is answered as
+reads of what is kept are (below), or asks itself if it was not kept: so users who all start
+reading at once make one ask each, not one per read until the first answer is back.
 
 Never stale after a change was confirmed: the orchestrator writes a change and publishes its
 event before anyone hears of it (a command's reply, a live event, a webhook). A read served from
@@ -90,6 +93,7 @@ class StatusReadModel:
         self._task: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()
         self._refreshing: dict[str, asyncio.Task] = {}  # userId -> its answer asked again in the background
+        self._asking: dict[str, asyncio.Future[None]] = {}  # userId -> done when its latest ask is answered
 
     @property
     def serving(self) -> bool:
@@ -191,8 +195,11 @@ class StatusReadModel:
     async def status(self, user_id: str, ask: Callable[[], Awaitable[SessionView]]) -> bytes:
         """The user's status as the API answers it: kept, if still current, else `ask()`ed of the
         orchestrator (and kept)."""
-        kept = self._entries.get(user_id)
-        if not self.serving or kept is None or self._clock() - kept.at >= self._ttl:
+        kept = self._current(user_id)
+        if kept is None and self.serving and (asking := self._asking.get(user_id)) is not None:
+            await asyncio.shield(asking)  # its answer, if kept, is as new as any, once caught up below
+            kept = self._current(user_id)
+        if kept is None:
             return await self._asked(user_id, ask)
         if not await self._caught_up():
             return encoded(await ask())
@@ -203,6 +210,12 @@ class StatusReadModel:
         if self._clock() - kept.at >= self._ttl * REFRESH_AFTER and user_id not in self._refreshing:
             self._refresh(user_id, kept, ask)
         return self._shown(user_id, kept)
+
+    def _current(self, user_id: str) -> Kept | None:
+        kept = self._entries.get(user_id)
+        if not self.serving or kept is None or self._clock() - kept.at >= self._ttl:
+            return None
+        return kept
 
     def _refresh(self, user_id: str, kept: Kept, ask: Callable[[], Awaitable[SessionView]]) -> None:
         """Ask for the user's answer again in the background (kept as any answer is: `_asked`)."""
@@ -225,7 +238,13 @@ class StatusReadModel:
 
     async def _asked(self, user_id: str, ask: Callable[[], Awaitable[SessionView]]) -> bytes:
         asked_at, at = self._counter, self._clock()
-        kept = Kept(view := await ask(), encoded(view), at)
+        self._asking[user_id] = answered = asyncio.get_running_loop().create_future()
+        try:
+            kept = Kept(view := await ask(), encoded(view), at)
+        finally:
+            answered.set_result(None)
+            if self._asking.get(user_id) is answered:
+                del self._asking[user_id]
         if (
             self.serving and asked_at >= self._floor and self._changes.get(user_id, 0) <= asked_at
             # A running history import counts up with no event to say so: asked again each time.
