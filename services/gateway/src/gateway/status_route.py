@@ -22,7 +22,7 @@ from .bus import Bus
 from .guard import Admission
 
 STATUS_PATH = "/api/v1/waha/status"
-_HEAD = [(b"content-type", b"application/json")]
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 class StatusEndpoint:
@@ -42,7 +42,7 @@ class StatusEndpoint:
             error = exc if isinstance(exc, ApiError) else unexpected_error(exc)
             await error_response(error.status, error.code, error.message, error.headers)(scope, receive, send)
             return
-        headers = [(b"content-length", str(len(body)).encode()), *_HEAD]
+        headers = [(b"content-length", str(len(body)).encode()), _JSON_CONTENT_TYPE]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
