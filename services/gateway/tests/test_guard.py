@@ -59,6 +59,15 @@ async def test_a_declared_body_over_its_routes_limit_is_413_before_it_is_read(ba
     assert status == 413 and b"media_too_large" in body and b"MEDIA_MAX_BYTES" in body
 
 
+async def test_the_status_read_ahead_of_fastapi_checks_what_the_guard_checks_in_its_order(base):
+    """`status_route` answers GET /status without FastAPI: the token first, then the declared size."""
+    status, body = await answer_before_the_body(base, request("GET", "/api/v1/waha/status", 2 * 1024 * 1024))
+    assert status == 401 and b"missing bearer token" in body and b"www-authenticate: Bearer" in body
+    token = auth("alice")["Authorization"]
+    status, body = await answer_before_the_body(
+        base, request("GET", "/api/v1/waha/status", 2 * 1024 * 1024, f"Authorization: {token}"))
+    assert status == 413 and b"payload_too_large" in body and b"API_MAX_BODY_BYTES" in body
+
 async def test_a_streamed_body_past_its_limit_is_413(base):
     token = auth("alice")["Authorization"]
     host, port = base.split(":")

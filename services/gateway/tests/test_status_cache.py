@@ -99,6 +99,26 @@ async def status_of(gateway, tokens, user: str) -> str:
     return response.json()["status"]
 
 
+def held_answers(orchestrator, responder) -> asyncio.Event:
+    """From now on `session.get` reads the registry when asked, and answers once the event is set."""
+    release = asyncio.Event()
+
+    async def held(env: dict) -> Reply:
+        answer = await orchestrator.get(env)
+        await release.wait()
+        return answer
+
+    responder.handlers["session.get"] = held
+    return release
+
+
+async def until_asked(responder, user: str, times: int, what: str) -> None:
+    async def done() -> bool:
+        return asked(responder, user) == times
+
+    await wait_until(done, timeout=5, what=what)
+
+
 async def test_a_status_read_again_is_answered_without_asking_the_orchestrator(two_gateways, orchestrator,
                                                                                responder, tokens):
     a, b = two_gateways
@@ -154,19 +174,9 @@ async def test_an_answer_asked_for_before_a_change_is_not_kept(two_gateways, orc
     """The orchestrator read the old status, then the change's event came before its answer did."""
     a, _ = two_gateways
     orchestrator.statuses["alice"] = "WORKING"
-    release = asyncio.Event()
-
-    async def slow_old_answer(env: dict) -> Reply:
-        old = await orchestrator.get(env)
-        await release.wait()
-        return old
-
-    responder.handlers["session.get"] = slow_old_answer
+    release = held_answers(orchestrator, responder)
     reading = asyncio.create_task(status_of(a, tokens, "alice"))
-    async def asked_once() -> bool:
-        return asked(responder, "alice") == 1
-
-    await wait_until(asked_once, timeout=5, what="the read asked")
+    await until_asked(responder, "alice", 1, "the read asked")
     await orchestrator.change("alice", "STOPPED")
     await read_model(a)._subscription.caught_up()  # the event handled by this gateway
     release.set()
@@ -174,6 +184,44 @@ async def test_an_answer_asked_for_before_a_change_is_not_kept(two_gateways, orc
     responder.handlers["session.get"] = orchestrator.get
     assert await status_of(a, tokens, "alice") == "STOPPED"
     assert asked(responder, "alice") == 2
+
+
+async def test_a_status_read_often_is_asked_again_before_it_expires_without_a_read_waiting_for_it(
+    gateway_factory, orchestrator, responder, tokens
+):
+    async with gateway_factory(status_cache_ttl=2) as gateway:
+        await wait_until(serving(gateway), timeout=15, what="the read model subscribed")
+        orchestrator.statuses["alice"] = "WORKING"
+        assert await status_of(gateway, tokens, "alice") == "WORKING"
+        first = read_model(gateway)._entries["alice"]
+        release = held_answers(orchestrator, responder)
+
+        async def asked_again() -> bool:
+            # Answered from what was kept while the orchestrator holds the new answer back.
+            assert await asyncio.wait_for(status_of(gateway, tokens, "alice"), 0.5) == "WORKING"
+            return asked(responder, "alice") == 2
+
+        await wait_until(asked_again, timeout=5, what="the kept status asked for again in the background")
+        release.set()
+
+        async def kept_afresh() -> bool:
+            return read_model(gateway)._entries.get("alice", first).at > first.at
+
+        await wait_until(kept_afresh, timeout=5, what="the new answer kept")
+        responder.handlers["session.get"] = orchestrator.get
+        assert [await status_of(gateway, tokens, "alice") for _ in range(3)] == ["WORKING"] * 3
+        assert asked(responder, "alice") == 2
+
+
+async def test_reads_with_nothing_kept_while_one_asks_wait_for_its_answer(two_gateways, orchestrator, responder, tokens):
+    a, _ = two_gateways
+    orchestrator.statuses["alice"] = "WORKING"
+    release = held_answers(orchestrator, responder)
+    reads = [asyncio.create_task(status_of(a, tokens, "alice")) for _ in range(5)]
+    await until_asked(responder, "alice", 1, "the first read asked")
+    release.set()
+    assert await asyncio.gather(*reads) == ["WORKING"] * 5
+    assert asked(responder, "alice") == 1
 
 
 async def test_with_no_ttl_every_read_asks_the_orchestrator(gateway_factory, orchestrator, responder, tokens):

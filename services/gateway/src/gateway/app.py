@@ -26,13 +26,14 @@ from . import (
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
-from .guard import RequestGuard
+from .guard import Admission, RequestGuard
 from .limits import UserLimits
 from .live import LiveHub
 from .media_intake import MediaIntake
 from .metrics import MetricsMiddleware
 from .openapi import install_openapi
 from .status_cache import StatusReadModel
+from .status_route import STATUS_PATH, StatusEndpoint, StatusFirstApp
 from .tickets import TicketIssuer
 
 SERVICE = "gateway"
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await live.close()
                 await rpc.close()
 
-    app = FastAPI(
+    app = StatusFirstApp(
         title="waha-fleet gateway",
         version="1",
         description="Each user's own WhatsApp (WAHA) session behind one API. "
@@ -103,10 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     api = (routes_waha, routes_messages, routes_events, routes_tickets, routes_admin)
-    app.add_middleware(
-        RequestGuard, verifier=app.state.token_verifier, routes=[r for m in api for r in m.router.routes],
-        json_max_bytes=settings.api_max_body_bytes, media_max_bytes=settings.media_max_bytes,
+    admission = Admission(
+        app.state.token_verifier, json_max_bytes=settings.api_max_body_bytes, media_max_bytes=settings.media_max_bytes
     )
+    app.add_middleware(RequestGuard, admission=admission, routes=[r for m in api for r in m.router.routes])
     app.add_middleware(MetricsMiddleware)  # outermost: it counts what the guard refuses too
     app.include_router(ops_router({"rabbitmq": broker_ready}))
     app.include_router(routes_waha.router)
@@ -119,4 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_console.router)
     app.include_router(routes_docs.router)
     install_openapi(app, routes_events.COMPONENT_SCHEMAS)
+    status_route = next(r for r in routes_waha.router.routes if getattr(r, "path", None) == STATUS_PATH)
+    app.status_app = MetricsMiddleware(StatusEndpoint(status_route, admission, app.state.bus))
     return app

@@ -65,7 +65,8 @@ def _json(model: Contract) -> Response:
 
 @router.get("/status", response_model=SessionView, summary="The caller's session and its status")
 async def status(request: Request, user: CurrentUser) -> Any:
-    # Encoded once per change (`status_cache`), so answered as it is rather than through `response_model`.
+    # Served by `status_route.StatusEndpoint` ahead of FastAPI; this route documents it (and answers
+    # only what does not take that way). Encoded once per change (`status_cache`), so answered as it is rather than through `response_model`.
     return Response(await _bus(request).status(user.user_id), media_type="application/json")
 
 
