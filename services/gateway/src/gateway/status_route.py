@@ -3,7 +3,7 @@ model (`status_cache`) with nothing between uvicorn and it but the metrics.
 
 Under load FastAPI's layers (its telemetry and body-limit wrappers, error middlewares, routing,
 dependency resolution, `Request`) cost more CPU than the read itself (docs/benchmarks.md, issue 19
-fix 20). So `StatusFirstApp` hands this one request to `StatusEndpoint`, which does what the route
+fix 21). So `StatusFirstApp` hands this one request to `StatusEndpoint`, which does what the route
 and the guard did, in their order, with the same answers: the token (401 with `WWW-Authenticate`),
 the declared body size (400, 413), then the status (its 429, 502, 503 and 504 as the bus raises
 them) as the JSON the read model encoded, and a logged 500 for anything unexpected. The FastAPI
