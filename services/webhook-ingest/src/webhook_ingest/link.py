@@ -11,8 +11,6 @@ from fleet_shared.topology import Topology
 
 SERVICE = "webhook-ingest"
 
-__all__ = ["SERVICE", "PublisherLink", "make_link"]
-
 
 def make_link(settings: FleetSettings, topology: Topology) -> PublisherLink:
     return PublisherLink(settings.rabbitmq_url, topology, SERVICE)

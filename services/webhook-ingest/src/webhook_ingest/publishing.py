@@ -6,10 +6,10 @@ Both wait for the broker's confirm and raise `BrokerUnavailable` when it did not
 from starlette.datastructures import Headers
 
 from fleet_shared.broker import json_properties
+from fleet_shared.connect import PublisherLink
 from fleet_shared.contracts import Envelope, deterministic_id
 from fleet_shared.topology import Topology
 
-from .link import PublisherLink
 from .waha import WahaWebhook
 
 # Request headers kept with a parked webhook (so it can be inspected, re-verified and replayed).

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from fleet_shared.broker import BrokerUnavailable
+from fleet_shared.connect import PublisherLink
 from fleet_shared.http import ApiError, error_body, unexpected_error
 from fleet_shared.topology import Topology
 from fleet_shared.waha import ALGORITHM_HEADER, SIGNATURE_HEADER, WEBHOOK_PATH, verify_keyed
@@ -36,7 +37,6 @@ from .activity import ActivityReports
 from .body import BadContentLength, BodyTooLarge, IncompleteBody, read_capped_body
 from .config import Settings
 from .lids import LidsSeen
-from .link import PublisherLink
 from .metrics import count, count_event
 from .publishing import park, publish_event
 from .signatures import WebhookKeys
